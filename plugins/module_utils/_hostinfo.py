@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: facts about a hypervisor.
+
+``parse_capabilities`` and ``summarize_*`` are pure functions over libvirt's XML and plain values,
+unit-tested without a daemon; ``gather_host_facts`` is the only function that calls libvirt.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    libvirt,
+    version_string,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
+
+# virDomainState values, named as `virsh domstate` names them (with underscores).
+DOMAIN_STATE_NAMES = {
+    0: "nostate",
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutdown",
+    5: "shutoff",
+    6: "crashed",
+    7: "pmsuspended",
+}
+
+POOL_STATE_NAMES = {0: "inactive", 1: "building", 2: "running", 3: "degraded", 4: "inaccessible"}
+
+
+def _int(text, default=None):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _kib_to_mib(kib):
+    return None if kib is None else kib // 1024
+
+
+def parse_capabilities(xml):
+    """Host CPU, NUMA, hugepages, IOMMU and the guest domain types from ``virConnectGetCapabilities``."""
+    root = parse_xml(xml)
+    cpu = root.find("host/cpu")
+    topology = cpu.find("topology") if cpu is not None else None
+    facts = {
+        "uuid": root.findtext("host/uuid"),
+        "cpu": {
+            "arch": cpu.findtext("arch") if cpu is not None else None,
+            "model": cpu.findtext("model") if cpu is not None else None,
+            "vendor": cpu.findtext("vendor") if cpu is not None else None,
+            "sockets": _int(topology.get("sockets")) if topology is not None else None,
+            "dies": _int(topology.get("dies")) if topology is not None else None,
+            "cores": _int(topology.get("cores")) if topology is not None else None,
+            "threads": _int(topology.get("threads")) if topology is not None else None,
+            "features": sorted(f.get("name") for f in cpu.iterfind("feature")) if cpu is not None else [],
+        },
+        "iommu": root.find("host/iommu") is not None and root.find("host/iommu").get("support") == "yes",
+        "numa_cells": [],
+        "hugepages": {},
+        "guest_domain_types": {},
+    }
+    for cell in root.iterfind("host/topology/cells/cell"):
+        pages = {}
+        for page in cell.iterfind("pages"):
+            size_kib = _int(page.get("size"))
+            if size_kib and size_kib != 4:  # 4 KiB pages are ordinary memory, not hugepages
+                pages[size_kib] = _int(page.text, 0)
+        facts["numa_cells"].append({
+            "id": _int(cell.get("id")),
+            "memory_mib": _kib_to_mib(_int(cell.findtext("memory"))),
+            "cpus": [_int(c.get("id")) for c in cell.iterfind("cpus/cpu")],
+            "hugepages": {str(k): v for k, v in sorted(pages.items())},
+        })
+        for size_kib, count in pages.items():
+            facts["hugepages"][str(size_kib)] = facts["hugepages"].get(str(size_kib), 0) + count
+    for guest in root.iterfind("guest"):
+        arch = guest.find("arch")
+        if arch is None:
+            continue
+        types = sorted({d.get("type") for d in arch.iterfind("domain")})
+        facts["guest_domain_types"][arch.get("name")] = types
+    return facts
+
+
+def summarize_domain_states(states):
+    """Count guests by state name; ``states`` is an iterable of virDomainState integers."""
+    counts = {"total": 0}
+    for state in states:
+        name = DOMAIN_STATE_NAMES.get(state, "unknown")
+        counts[name] = counts.get(name, 0) + 1
+        counts["total"] += 1
+    return counts
+
+
+def kvm_status(capabilities, arch, domcaps_error=None):
+    """Whether KVM acceleration is usable for ``arch``, and if not, why.
+
+    ``capabilities`` is the output of :func:`parse_capabilities`; ``domcaps_error`` the message
+    libvirt gave when asked for KVM domain capabilities (None if it answered).
+    """
+    types = capabilities["guest_domain_types"].get(arch, [])
+    if "kvm" in types and domcaps_error is None:
+        return {"usable": True, "reason": None}
+    if domcaps_error:
+        reason = domcaps_error
+    elif not types:
+        reason = "libvirt reports no QEMU emulator for arch %s" % arch
+    else:
+        reason = ("libvirt offers only %s guests for %s: /dev/kvm is missing or not usable by QEMU "
+                  "(check that virtualization is enabled in the firmware and the kvm module is loaded)"
+                  % ("/".join(types), arch))
+    return {"usable": False, "reason": reason}
+
+
+def _ksm(conn):
+    """Kernel samepage merging, from the node memory parameters (None where libvirt cannot say)."""
+    try:
+        params = conn.getMemoryParameters(0)
+    except libvirt.libvirtError:
+        return None
+    # libvirt exposes the shm_* knobs of /sys/kernel/mm/ksm; 'run' itself is not among them.
+    return {
+        "pages_shared": params.get("shm_pages_shared"),
+        "pages_sharing": params.get("shm_pages_sharing"),
+        "pages_to_scan": params.get("shm_pages_to_scan"),
+        "full_scans": params.get("shm_full_scans"),
+        "merge_across_nodes": params.get("shm_merge_across_nodes"),
+        "active": bool(params.get("shm_pages_sharing")),
+    }
+
+
+def _domcaps_error(conn, arch):
+    try:
+        conn.getDomainCapabilities(None, arch, None, "kvm", 0)
+    except libvirt.libvirtError as exc:
+        return str(exc)
+    return None
+
+
+def _networks(conn):
+    result = []
+    for net in conn.listAllNetworks(0):
+        try:
+            bridge = net.bridgeName()
+        except libvirt.libvirtError:
+            bridge = None
+        result.append({
+            "name": net.name(),
+            "active": bool(net.isActive()),
+            "autostart": bool(net.autostart()),
+            "persistent": bool(net.isPersistent()),
+            "bridge": bridge,
+        })
+    return sorted(result, key=lambda n: n["name"])
+
+
+def _pools(conn):
+    result = []
+    for pool in conn.listAllStoragePools(0):
+        state, capacity, allocation, available = pool.info()
+        root = parse_xml(pool.XMLDesc(0))
+        result.append({
+            "name": pool.name(),
+            "type": root.get("type"),
+            "state": POOL_STATE_NAMES.get(state, "unknown"),
+            "active": bool(pool.isActive()),
+            "autostart": bool(pool.autostart()),
+            "path": root.findtext("target/path"),
+            "capacity_bytes": capacity,
+            "allocation_bytes": allocation,
+            "available_bytes": available,
+        })
+    return sorted(result, key=lambda p: p["name"])
+
+
+def gather_host_facts(conn):
+    """All host facts in one pass over the connection."""
+    caps = parse_capabilities(conn.getCapabilities())
+    arch = caps["cpu"]["arch"]
+    model, memory_mib, cpus, mhz, nodes, sockets, cores, threads = conn.getInfo()
+    mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+    domains = conn.listAllDomains(0)
+    return {
+        "hostname": conn.getHostname(),
+        "uri": conn.getURI(),
+        "libvirt_version": version_string(conn.getLibVersion()),
+        "hypervisor": conn.getType(),
+        "hypervisor_version": version_string(conn.getVersion()),
+        "uuid": caps["uuid"],
+        "cpu": dict(caps["cpu"], count=cpus, mhz=mhz, numa_nodes=nodes),
+        "numa_cells": caps["numa_cells"],
+        "memory": {
+            "total_mib": _kib_to_mib(mem.get("total")),
+            "free_mib": _kib_to_mib(mem.get("free")),
+            "buffers_mib": _kib_to_mib(mem.get("buffers")),
+            "cached_mib": _kib_to_mib(mem.get("cached")),
+        },
+        "hugepages": caps["hugepages"],
+        "iommu": caps["iommu"],
+        "kvm": kvm_status(caps, arch, _domcaps_error(conn, arch)),
+        "guest_domain_types": caps["guest_domain_types"],
+        "ksm": _ksm(conn),
+        "domains": summarize_domain_states(d.state(0)[0] for d in domains),
+        "networks": _networks(conn),
+        "pools": _pools(conn),
+    }

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the one place that opens libvirt connections and turns libvirt errors into messages.
+
+Modules call :func:`connect` with their AnsibleModule; everything else takes a connection object.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import LXML_IMPORT_ERROR, etree
+
+LIBVIRT_IMPORT_ERROR = None
+try:
+    import libvirt
+except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
+    libvirt = None
+    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_URI = "qemu:///system"
+
+
+class LibvirtConnectionError(Exception):
+    """The daemon at a URI cannot be reached or refused us."""
+
+
+def _silence_libvirt_stderr():
+    # libvirt's default error handler prints every error to stderr as well as raising it;
+    # that would land in Ansible's module output next to our own, clearer message.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def connection_error_message(uri, error):
+    """The message shown when ``uri`` cannot be opened: what failed and what to check."""
+    return (
+        "Cannot connect to libvirt at uri '%s': %s. Check that the libvirt daemon "
+        "(libvirtd, or virtqemud with modular daemons) is running on the managed host, that the "
+        "uri is right, and that the user running the task may use it (root, or a member of the "
+        "libvirt group for qemu:///system)." % (uri, str(error).strip().rstrip("."))
+    )
+
+
+def open_connection(uri=DEFAULT_URI, readonly=False):
+    """Open and return a libvirt connection; raise LibvirtConnectionError with a helpful message."""
+    _silence_libvirt_stderr()
+    try:
+        conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtConnectionError(connection_error_message(uri, exc)) from exc
+    if conn is None:  # very old bindings returned None instead of raising
+        raise LibvirtConnectionError(connection_error_message(uri, "no connection returned"))
+    return conn
+
+
+def connect(module, readonly=False):
+    """Open the connection named by ``module.params['uri']`` or fail the module cleanly."""
+    if libvirt is None:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
+    if etree is None:
+        module.fail_json(msg=missing_required_lib("lxml"), exception=LXML_IMPORT_ERROR)
+    try:
+        return open_connection(module.params["uri"], readonly=readonly)
+    except LibvirtConnectionError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def libvirt_error_code(exc):
+    """The VIR_ERR_* code of a libvirtError, or None for other exceptions."""
+    get = getattr(exc, "get_error_code", None)
+    return get() if get else None
+
+
+def version_string(number):
+    """libvirt's packed version number (major * 1e6 + minor * 1e3 + micro) as 'major.minor.micro'."""
+    number = int(number)
+    return "%d.%d.%d" % (number // 1000000, (number // 1000) % 1000, number % 1000)

@@ -1,0 +1,183 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_info
+short_description: Facts about a libvirt hypervisor in one call
+version_added: 0.1.0
+description:
+  - Reads versions, CPU and NUMA topology, memory, hugepages, KVM usability, KSM, guest counts by
+    state, networks and storage pools from a libvirt daemon.
+  - Read-only; never changes the host.
+author:
+  - kvmfleet maintainers
+extends_documentation_fragment:
+  - kvmfleet.libvirt.connection
+  - kvmfleet.libvirt.attributes
+  - kvmfleet.libvirt.attributes.INFO_MODULE
+"""
+
+EXAMPLES = r"""
+- name: Read the hypervisor's facts
+  kvmfleet.libvirt.host_info:
+  register: host
+
+- name: Refuse to go on without KVM
+  ansible.builtin.assert:
+    that: host.kvm.usable
+    fail_msg: "KVM is not usable here: {{ host.kvm.reason }}"
+
+- name: Read a remote hypervisor over SSH
+  kvmfleet.libvirt.host_info:
+    uri: qemu+ssh://root@hv01.example.com/system
+"""
+
+RETURN = r"""
+hostname:
+  description: Host name of the hypervisor.
+  returned: success
+  type: str
+  sample: hv01
+uri:
+  description: The canonical URI of the connection.
+  returned: success
+  type: str
+  sample: qemu:///system
+libvirt_version:
+  description: Version of the libvirt library the daemon runs.
+  returned: success
+  type: str
+  sample: 9.0.0
+hypervisor:
+  description: Driver name of the hypervisor.
+  returned: success
+  type: str
+  sample: QEMU
+hypervisor_version:
+  description: Version of the hypervisor (QEMU).
+  returned: success
+  type: str
+  sample: 7.2.0
+uuid:
+  description: Host UUID as libvirt reports it.
+  returned: success
+  type: str
+cpu:
+  description: Host CPU.
+  returned: success
+  type: dict
+  contains:
+    arch:
+      description: Architecture.
+      type: str
+      sample: x86_64
+    model:
+      description: CPU model name libvirt matched.
+      type: str
+      sample: Skylake-Client-IBRS
+    vendor:
+      description: CPU vendor.
+      type: str
+    sockets:
+      description: Sockets per NUMA node.
+      type: int
+    dies:
+      description: Dies per socket.
+      type: int
+    cores:
+      description: Cores per die.
+      type: int
+    threads:
+      description: Threads per core.
+      type: int
+    count:
+      description: Number of logical CPUs.
+      type: int
+    mhz:
+      description: Clock rate.
+      type: int
+    numa_nodes:
+      description: Number of NUMA nodes.
+      type: int
+    features:
+      description: CPU feature flags.
+      type: list
+      elements: str
+numa_cells:
+  description: NUMA cells with their memory, CPUs and hugepages (count per page size in KiB).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"id": 0, "memory_mib": 32000, "cpus": [0, 1], "hugepages": {"2048": 0, "1048576": 0}}]
+memory:
+  description: Host memory in MiB.
+  returned: success
+  type: dict
+  sample: {"total_mib": 24105, "free_mib": 23268, "buffers_mib": 14, "cached_mib": 615}
+hugepages:
+  description: Hugepages summed over NUMA cells, count per page size in KiB.
+  returned: success
+  type: dict
+  sample: {"2048": 512, "1048576": 0}
+iommu:
+  description: Whether the host IOMMU is enabled (needed for PCI passthrough).
+  returned: success
+  type: bool
+kvm:
+  description: Whether KVM acceleration is usable, and if not, why.
+  returned: success
+  type: dict
+  sample: {"usable": false, "reason": "libvirt offers only qemu guests for x86_64: /dev/kvm is missing or not usable"}
+guest_domain_types:
+  description: Domain types (kvm, qemu) libvirt offers per guest architecture.
+  returned: success
+  type: dict
+  sample: {"x86_64": ["kvm", "qemu"], "i686": ["kvm", "qemu"]}
+ksm:
+  description: Kernel samepage merging counters; null where libvirt cannot read them.
+  returned: success
+  type: dict
+  sample: {"active": false, "pages_shared": 0, "pages_sharing": 0, "pages_to_scan": 100, "full_scans": 0, "merge_across_nodes": 1}
+domains:
+  description: Number of guests in total and by state.
+  returned: success
+  type: dict
+  sample: {"total": 3, "running": 2, "shutoff": 1}
+networks:
+  description: Virtual networks with their state.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "default", "active": true, "autostart": true, "persistent": true, "bridge": "virbr0"}]
+pools:
+  description: Storage pools with their state and sizes.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "default", "type": "dir", "state": "running", "active": true, "autostart": true,
+            "path": "/var/lib/libvirt/images", "capacity_bytes": 1, "allocation_bytes": 1, "available_bytes": 0}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import gather_host_facts
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect
+
+
+def main():
+    module = AnsibleModule(argument_spec={"uri": {"type": "str", "default": DEFAULT_URI}},
+                           supports_check_mode=True)
+    conn = connect(module)
+    try:
+        facts = gather_host_facts(conn)
+    finally:
+        conn.close()
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Entry point for the README's commands. Every verb runs scripts/setup.sh first.
+#   run.sh demo      set up, then run playbooks/demo.yml against this machine
+#   run.sh test      set up, then unit tests, integration tests, ansible-test sanity, ansible-lint
+#   run.sh unit | integration | sanity | lint | bench   one part only (extra args go to the tool)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+verb=${1:-}
+[ $# -gt 0 ] && shift
+
+bash "$repo/scripts/setup.sh"
+
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$repo/.venv/collections"
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+export ANSIBLE_NOCOLOR=1
+export ANSIBLE_FORCE_COLOR=0
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+run_demo() {
+  section "demo: playbooks/demo.yml"
+  ansible-playbook -i playbooks/inventories/local.yml playbooks/demo.yml "$@"
+}
+
+run_unit() {
+  section "unit tests"
+  python -m pytest -q tests/unit "$@"
+}
+
+run_integration() {
+  section "integration tests (real libvirtd)"
+  python -m pytest -q tests/integration "$@"
+}
+
+# ansible-test must run inside .../ansible_collections/kvmfleet/libvirt: copy the files git
+# knows (tracked, or new and not ignored) into such a tree and run it there.
+run_sanity() {
+  section "ansible-test sanity"
+  local dest="$repo/.build/sanity/ansible_collections/kvmfleet/libvirt"
+  rm -rf "$repo/.build/sanity"
+  mkdir -p "$dest"
+  git ls-files -z --cached --others --exclude-standard \
+    | python -c 'import os, sys; sys.stdout.write("\0".join(p for p in sys.stdin.read().split("\0") if p and os.path.isfile(p)))' \
+    | tar --null -T - -cf - | tar -xf - -C "$dest"
+  (cd "$dest" && ansible-test sanity --venv --python 3.11 --color no "$@")
+}
+
+run_lint() {
+  section "ansible-lint (production profile)"
+  ansible-lint --offline --profile production "$@"
+}
+
+run_bench() {
+  section "benchmarks"
+  python tests/bench/run.py "$@"
+}
+
+case "$verb" in
+  demo) run_demo "$@" ;;
+  test)
+    run_unit
+    run_integration
+    run_sanity
+    run_lint
+    ;;
+  unit) run_unit "$@" ;;
+  integration) run_integration "$@" ;;
+  sanity) run_sanity "$@" ;;
+  lint) run_lint "$@" ;;
+  bench) run_bench "$@" ;;
+  *) echo "usage: $0 demo|test|unit|integration|sanity|lint|bench" >&2; exit 2 ;;
+esac

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# One-step, idempotent setup of a Debian 12 machine (as root) for kvmfleet.libvirt:
+#   - Debian packages from bindep.txt
+#   - a virtualenv in .venv with requirements-dev.txt
+#   - the checkout importable as the collection kvmfleet.libvirt
+#   - virtlogd and libvirtd running, qemu:///system answering
+# Needs nothing but apt and python3. Safe to run again: it only does what is missing.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$repo/.venv"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh must run as root (it installs Debian packages and starts libvirtd)" >&2
+    exit 1
+  fi
+}
+
+# --- Debian packages ----------------------------------------------------------
+bindep_packages() {
+  # The platform:dpkg entries of bindep.txt, without the bracketed profiles.
+  sed -e 's/#.*//' "$repo/bindep.txt" | awk 'NF && /platform:dpkg/ {print $1}'
+}
+
+install_packages() {
+  local missing=()
+  local p
+  for p in $(bindep_packages); do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "Debian packages: all present"
+    return
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -q "${missing[@]}" >/dev/null
+}
+
+# --- Python virtualenv --------------------------------------------------------
+install_python() {
+  local stamp="$venv/.requirements.sha"
+  local want
+  want=$(cat "$repo/requirements.txt" "$repo/requirements-dev.txt" | sha256sum | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "virtualenv: up to date"
+    return
+  fi
+  log "creating virtualenv in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip wheel
+  "$venv/bin/pip" install -q -r "$repo/requirements-dev.txt"
+  echo "$want" > "$stamp"
+}
+
+# ansible-test sanity --venv downloads pip's bootstrap script (get-pip.py), which is out of
+# reach here. It first looks for a cached copy; this stand-in runs pip from the pip wheel
+# (fetched from PyPI) and drops get-pip's own --no-setuptools/--no-wheel flags.
+install_get_pip_standin() {
+  local cache="$HOME/.ansible/test/cache" pipver
+  pipver=$("$venv/bin/python" - <<'PY'
+import pathlib, re, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+  )
+  local script="$cache/get_pip_${pipver//./_}.py"
+  local wheel="$cache/pip-${pipver}-py3-none-any.whl"
+  mkdir -p "$cache"
+  [ -f "$wheel" ] || "$venv/bin/pip" download -q --no-deps --only-binary=:all: -d "$cache" "pip==$pipver"
+  cat > "$script.tmp" <<PY
+"""Stand-in for get-pip.py $pipver, written by kvmfleet's scripts/setup.sh."""
+import sys
+
+sys.path.insert(0, "$wheel")
+from pip._internal.cli.main import main  # noqa: E402
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(main(["install"] + args))
+PY
+  mv "$script.tmp" "$script"
+}
+
+# --- the collection path ----------------------------------------------------------
+link_collection() {
+  local dest="$venv/collections/ansible_collections/kvmfleet"
+  mkdir -p "$dest"
+  if [ "$(readlink "$dest/libvirt" 2>/dev/null)" != "$repo" ]; then
+    rm -f "$dest/libvirt"
+    ln -s "$repo" "$dest/libvirt"
+  fi
+  log "collection: kvmfleet.libvirt -> $repo (ANSIBLE_COLLECTIONS_PATH=$venv/collections)"
+}
+
+# --- libvirt daemons ------------------------------------------------------------
+start_daemons() {
+  if [ -d /run/systemd/system ]; then
+    systemctl start virtlogd.socket libvirtd.socket libvirtd.service 2>/dev/null || systemctl start libvirtd
+  else
+    pgrep -x virtlogd >/dev/null || { log "starting virtlogd"; virtlogd -d; }
+    pgrep -x libvirtd >/dev/null || { log "starting libvirtd"; libvirtd -d; }
+  fi
+  local i
+  for i in $(seq 1 60); do
+    if "$venv/bin/python" -c 'import libvirt, sys; libvirt.registerErrorHandler(lambda *a: None, None); libvirt.open("qemu:///system").close()' 2>/dev/null; then
+      log "libvirtd: qemu:///system answers"
+      return
+    fi
+    sleep 0.5
+  done
+  echo "libvirtd did not answer on qemu:///system within 30 s; see /var/log/libvirt/" >&2
+  exit 1
+}
+
+main() {
+  need_root
+  install_packages
+  install_python
+  install_get_pip_standin
+  link_collection
+  start_daemons
+}
+
+main "$@"
