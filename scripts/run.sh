@@ -39,8 +39,11 @@ run_integration() {
 # knows (tracked, or new and not ignored) into such a tree and run it there.
 run_sanity() {
   section "ansible-test sanity"
-  local dest="$repo/.build/sanity/ansible_collections/kvmfleet/libvirt"
-  rm -rf "$repo/.build/sanity"
+  # Outside the checkout: inside it, ansible-test would take the outer git repo's file list.
+  local top dest
+  top="${TMPDIR:-/tmp}/kvmfleet-sanity-$(id -u)"
+  dest="$top/ansible_collections/kvmfleet/libvirt"
+  rm -rf "$top"
   mkdir -p "$dest"
   git ls-files -z --cached --others --exclude-standard \
     | python -c 'import os, sys; sys.stdout.write("\0".join(p for p in sys.stdin.read().split("\0") if p and os.path.isfile(p)))' \

@@ -103,8 +103,8 @@ start_daemons() {
     pgrep -x virtlogd >/dev/null || { log "starting virtlogd"; virtlogd -d; }
     pgrep -x libvirtd >/dev/null || { log "starting libvirtd"; libvirtd -d; }
   fi
-  local i
-  for i in $(seq 1 60); do
+  local _
+  for _ in $(seq 1 60); do
     if "$venv/bin/python" -c 'import libvirt, sys; libvirt.registerErrorHandler(lambda *a: None, None); libvirt.open("qemu:///system").close()' 2>/dev/null; then
       log "libvirtd: qemu:///system answers"
       return

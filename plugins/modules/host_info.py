@@ -14,7 +14,7 @@ description:
     state, networks and storage pools from a libvirt daemon.
   - Read-only; never changes the host.
 author:
-  - kvmfleet maintainers
+  - kvmfleet maintainers (@kvmfleet)
 extends_documentation_fragment:
   - kvmfleet.libvirt.connection
   - kvmfleet.libvirt.attributes

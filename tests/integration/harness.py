@@ -1,0 +1,219 @@
+"""Integration harness: run real ansible-playbook against the real libvirtd and read libvirt back.
+
+Every libvirt object a test makes is named with ``PREFIX``; ``sweep`` removes them all, so a
+failed test leaves nothing behind for the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libvirt
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = "kvmfleet-test-"
+URI = "qemu:///system"
+IMAGE_DIR = Path("/var/lib/libvirt/images/kvmfleet-test")
+INVENTORY = REPO / "playbooks" / "inventories" / "local.yml"
+
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def unique_prefix():
+    """A name prefix for one test's objects: PREFIX plus a short random tag."""
+    return "%s%s-" % (PREFIX, uuid.uuid4().hex[:6])
+
+
+@dataclass
+class PlaybookRun:
+    """One ansible-playbook run: return code, per-task results (from our callback) and the recap."""
+
+    rc: int
+    tasks: list
+    recap: dict
+    output: str
+    check: bool = False
+    argv: list = field(default_factory=list)
+
+    def _task(self, task_name):
+        matches = [t for t in self.tasks if t["task"] == task_name]
+        assert matches, "no task named %r in run; tasks: %s" % (task_name, [t["task"] for t in self.tasks])
+        return matches[-1]
+
+    def result(self, task_name):
+        """The result dict of the (last) task with this name."""
+        return self._task(task_name)["result"]
+
+    def status(self, task_name):
+        """'ok', 'failed', 'skipped', ... of the (last) task with this name."""
+        return self._task(task_name)["status"]
+
+    @property
+    def changed(self):
+        return sum(h.get("changed", 0) for h in self.recap.values())
+
+    @property
+    def failed(self):
+        return sum(h.get("failures", 0) + h.get("unreachable", 0) for h in self.recap.values())
+
+    def changes_by_task(self):
+        """(task name, changed, diff) for every task result, the unit check mode must predict."""
+        return [(t["task"], bool(t["result"].get("changed")), t["result"].get("diff"))
+                for t in self.tasks if t["status"] == "ok"]
+
+
+class Ansible:
+    """Writes playbooks from Python data and runs them with ansible-playbook."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+
+    def _env(self, record_file):
+        env = dict(os.environ)
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".venv" / "collections"),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "kvmfleet_record",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "KVMFLEET_RECORD_FILE": str(record_file),
+        })
+        return env
+
+    def write_playbook(self, tasks, hosts="localhost"):
+        self._count += 1
+        path = self.workdir / ("play%02d.yml" % self._count)
+        play = [{"name": "kvmfleet test", "hosts": hosts, "gather_facts": False, "tasks": tasks}]
+        path.write_text(yaml.safe_dump(play, sort_keys=False))
+        return path
+
+    def run(self, tasks, extra_vars=None, check=False, diff=True, playbook=None, expect_rc=0):
+        """Run tasks (a list of task dicts) or an existing playbook file; return a PlaybookRun."""
+        path = Path(playbook) if playbook else self.write_playbook(tasks)
+        self._count += 1
+        record = self.workdir / ("record%02d.json" % self._count)
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(path)]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        if extra_vars:
+            argv += ["-e", json.dumps(extra_vars)]
+        proc = subprocess.run(argv, env=self._env(record), capture_output=True, text=True, timeout=900,
+                              check=False)
+        output = proc.stdout + proc.stderr
+        sys.stdout.write("$ %s\n%s" % (" ".join(argv), output))
+        data = json.loads(record.read_text()) if record.exists() else {"tasks": [], "recap": {}}
+        run = PlaybookRun(proc.returncode, data["tasks"], data["recap"], output, check, argv)
+        if expect_rc is not None:
+            assert proc.returncode == expect_rc, "ansible-playbook exited %d (expected %d):\n%s" % (
+                proc.returncode, expect_rc, output[-6000:])
+        return run
+
+    def converge(self, tasks, extra_vars=None, expect_change=True):
+        """The contract every scenario keeps; returns the first real run.
+
+        1. check mode predicts the change (per task: changed and diff) that
+        2. the real run then makes;
+        3. a second real run changes nothing;
+        4. check mode after it predicts nothing.
+        """
+        predicted = self.run(tasks, extra_vars, check=True)
+        first = self.run(tasks, extra_vars)
+        assert predicted.changes_by_task() == first.changes_by_task(), (
+            "check mode predicted a different change than the real run made")
+        if expect_change:
+            assert first.changed > 0, "the first run changed nothing"
+        second = self.run(tasks, extra_vars)
+        assert second.changed == 0, "second run was not idempotent: %s" % [
+            t["task"] for t in second.tasks if t["result"].get("changed")]
+        after = self.run(tasks, extra_vars, check=True)
+        assert after.changed == 0, "check mode after convergence predicts a change"
+        return first
+
+
+# ---- reading and cleaning libvirt ------------------------------------------------------------
+
+def connect():
+    return libvirt.open(URI)
+
+
+def _ignore(fn, *args):
+    try:
+        return fn(*args)
+    except libvirt.libvirtError:
+        return None
+
+
+def sweep(conn, prefix=PREFIX):
+    """Remove every domain, network, pool and volume whose name starts with ``prefix``."""
+    for dom in conn.listAllDomains(0):
+        if dom.name().startswith(prefix):
+            if dom.isActive():
+                _ignore(dom.destroy)
+            if dom.isPersistent():
+                flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                         | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+                _ignore(dom.undefineFlags, flags)
+    for net in conn.listAllNetworks(0):
+        if net.name().startswith(prefix):
+            if net.isActive():
+                _ignore(net.destroy)
+            if net.isPersistent():
+                _ignore(net.undefine)
+    for pool in conn.listAllStoragePools(0):
+        if not pool.isActive():
+            if pool.name().startswith(prefix) and pool.isPersistent():
+                _ignore(pool.undefine)
+            continue
+        _ignore(pool.refresh, 0)
+        for vol in pool.listAllVolumes(0) or []:
+            if vol.name().startswith(prefix) or pool.name().startswith(prefix):
+                _ignore(vol.delete, 0)
+        if pool.name().startswith(prefix):
+            _ignore(pool.destroy)
+            if pool.isPersistent():
+                _ignore(pool.undefine)
+    if IMAGE_DIR.is_dir():
+        for path in IMAGE_DIR.glob(prefix + "*"):
+            if path.is_file():
+                path.unlink()
+
+
+def domain_xml(conn, name, inactive=False):
+    dom = conn.lookupByName(name)
+    return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0)
+
+
+def domain_state(conn, name):
+    """'running', 'shutoff', 'paused', ... or 'absent'."""
+    try:
+        state = conn.lookupByName(name).state(0)[0]
+    except libvirt.libvirtError:
+        return "absent"
+    return {1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff", 6: "crashed",
+            7: "pmsuspended"}.get(state, "nostate")
+
+
+def wait_for(predicate, timeout=60.0, interval=0.5, what="condition"):
+    """Poll ``predicate`` until it returns a truthy value; return it or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)

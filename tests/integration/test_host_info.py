@@ -1,0 +1,66 @@
+"""host_info against the real daemon: what it reports must be what libvirt itself says."""
+
+from __future__ import annotations
+
+TASK = {"name": "facts", "kvmfleet.libvirt.host_info": {}, "register": "host"}
+
+
+def test_host_info_matches_libvirt(conn, prefix, ansible, tmp_path):
+    # An isolated network and a dir pool of our own, one active and one not, to find in the facts.
+    net = conn.networkDefineXML(
+        "<network><name>%snet</name><bridge name='kvmft%s'/></network>" % (prefix, prefix[-7:-1]))
+    net.create()
+    pool_dir = tmp_path / "pool"
+    pool_dir.mkdir()
+    conn.storagePoolDefineXML(
+        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>" % (prefix, pool_dir))
+
+    run = ansible.converge([TASK], expect_change=False)
+    facts = run.result("facts")
+
+    assert facts["changed"] is False
+    assert facts["libvirt_version"] == version_of(conn.getLibVersion())
+    assert facts["hypervisor_version"] == version_of(conn.getVersion())
+    assert facts["hostname"] == conn.getHostname()
+    assert facts["cpu"]["count"] == conn.getInfo()[2]
+    assert facts["memory"]["total_mib"] == conn.getMemoryStats(-1, 0)["total"] // 1024
+    assert 0 < facts["memory"]["free_mib"] <= facts["memory"]["total_mib"]
+    assert facts["domains"]["total"] == len(conn.listAllDomains(0))
+    assert facts["kvm"]["usable"] in (True, False)
+    assert facts["kvm"]["usable"] or facts["kvm"]["reason"]
+    assert "qemu" in facts["guest_domain_types"]["x86_64"]
+
+    nets = {n["name"]: n for n in facts["networks"]}
+    assert nets[prefix + "net"] == {"name": prefix + "net", "active": True, "autostart": False,
+                                    "persistent": True, "bridge": "kvmft" + prefix[-7:-1]}
+    pools = {p["name"]: p for p in facts["pools"]}
+    assert pools[prefix + "pool"]["active"] is False
+    assert pools[prefix + "pool"]["state"] == "inactive"
+    assert pools[prefix + "pool"]["type"] == "dir"
+    assert pools[prefix + "pool"]["path"] == str(pool_dir)
+
+
+def test_host_info_counts_guests_by_state(conn, prefix, ansible):
+    xml = ("<domain type='qemu'><name>%s%s</name><memory unit='MiB'>64</memory>"
+           "<os><type arch='x86_64'>hvm</type></os></domain>")
+    conn.defineXML(xml % (prefix, "a"))
+    conn.defineXML(xml % (prefix, "b"))
+    before = ansible.run([TASK]).result("facts")["domains"]
+    conn.lookupByName(prefix + "b").undefine()
+    after = ansible.run([TASK]).result("facts")["domains"]
+    assert after["total"] == before["total"] - 1
+    assert after.get("shutoff", 0) == before.get("shutoff", 0) - 1
+
+
+def test_host_info_bad_uri_names_it(ansible):
+    run = ansible.run([{"name": "facts", "kvmfleet.libvirt.host_info": {"uri": "qemu+unix:///system?socket=/nonexistent.sock"}}],
+                      expect_rc=2)
+    result = run.result("facts")
+    assert run.status("facts") == "failed"
+    assert "qemu+unix:///system?socket=/nonexistent.sock" in result["msg"]
+    assert "libvirt daemon" in result["msg"]
+    assert "Traceback" not in run.output
+
+
+def version_of(number):
+    return "%d.%d.%d" % (number // 1000000, (number // 1000) % 1000, number % 1000)
