@@ -1,0 +1,500 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the ``domain`` module's runner. The only code that calls libvirt for a guest.
+
+Order of work, so that bad input never leaves anything half-made:
+validate everything (spec, references, storage, schema) -> create/grow volumes -> one define of
+the persistent config -> live operations on a running guest -> power state -> autostart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model import (
+    DEVICE_KIND,
+    LIVE_MEMORY,
+    LIVE_VCPUS,
+    Context,
+    interfaces_of,
+    normalize_spec,
+    plan_domain,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+
+SCHEMA = "/usr/share/libvirt/schemas/domain.rng"
+STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
+_NO_REBOOT_NEEDED = ("title", "description", "tags", "metadata.managed")
+
+
+class DomainError(Exception):
+    """A failure with a message for the user (the module fails with it)."""
+
+
+# ---- host context -------------------------------------------------------------------------------
+
+def host_context(conn, own_name):
+    """Machine aliases and the MACs of every other guest, for the pure model."""
+    caps = parse_xml(conn.getCapabilities())
+    host_arch = caps.findtext("host/cpu/arch") or "x86_64"
+    aliases = {}
+    for machine in caps.iterfind("guest/arch[@name='%s']/machine" % host_arch):
+        if machine.get("canonical"):
+            aliases[machine.text] = machine.get("canonical")
+    used = set()
+    for dom in conn.listAllDomains(0):
+        if dom.name() == own_name:
+            continue
+        for mac in parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).iterfind("devices/interface/mac"):
+            used.add(mac.get("address", "").lower())
+    return Context(aliases, used, host_arch)
+
+
+def _lookup_domain(conn, name):
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
+def _state(dom):
+    return "absent" if dom is None else STATE_NAMES.get(dom.state(0)[0], "shutoff")
+
+
+# ---- validation of references -------------------------------------------------------------------
+
+def _names(items):
+    return ", ".join(sorted(i.name() for i in items)) or "(none)"
+
+
+def check_references(conn, spec):
+    """Networks and pools named in the spec must exist: fail before any change if one does not."""
+    for index, nic in enumerate(spec.get("interfaces") or []):
+        kind, attrs = nic["source"]
+        if kind == "network":
+            name = dict(attrs)["network"]
+            try:
+                conn.networkLookupByName(name)
+            except libvirt.libvirtError:
+                raise SpecError("interfaces[%d].network" % index, name,
+                                "no libvirt network has that name; existing networks: %s"
+                                % _names(conn.listAllNetworks(0))) from None
+    for index, disk in enumerate(spec.get("disks") or []):
+        kind, attrs = disk["source"]
+        if kind == "volume":
+            name = dict(attrs)["pool"]
+            try:
+                conn.storagePoolLookupByName(name)
+            except libvirt.libvirtError:
+                raise SpecError("disks[%d].pool" % index, name,
+                                "no storage pool has that name; existing pools: %s"
+                                % _names(conn.listAllStoragePools(0))) from None
+
+
+def validate_schema(xml):
+    """Validate against libvirt's own RelaxNG schema when it is installed; raise DomainError if invalid."""
+    if not os.path.exists(SCHEMA):
+        return
+    schema = etree.RelaxNG(file=SCHEMA)
+    if not schema.validate(parse_xml(xml)):
+        raise DomainError("the resulting domain XML does not validate against libvirt's schema (%s): %s"
+                          % (SCHEMA, schema.error_log.last_error))
+
+
+# ---- storage: volumes a disk declares with a size ------------------------------------------------------
+
+class VolumeTask:
+    def __init__(self, option, disk, pool, name, size, fmt, vol=None):
+        self.option, self.disk, self.pool, self.name, self.size, self.fmt, self.vol = (
+            option, disk, pool, name, size, fmt, vol)
+
+    def describe(self):
+        if self.vol is None:
+            return "create volume %s/%s (%s, %s)" % (self.pool.name(), self.name, format_size(self.size), self.fmt)
+        return "grow volume %s/%s to %s" % (self.pool.name(), self.name, format_size(self.size))
+
+
+def _pool_for_path(conn, path):
+    directory = os.path.dirname(path)
+    for pool in conn.listAllStoragePools(0):
+        if parse_xml(pool.XMLDesc(0)).findtext("target/path") == directory:
+            return pool
+    return None
+
+
+def _find_volume(pool, name):
+    if not pool.isActive():
+        return None
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+def plan_storage(conn, spec):
+    """Volumes to create or grow, and each disk's format filled in from its volume. Refuses to shrink."""
+    tasks = []
+    for index, disk in enumerate(spec.get("disks") or []):
+        option = "disks[%d]" % index
+        kind, attrs = disk["source"]
+        attrs = dict(attrs)
+        if kind == "volume":
+            pool = conn.storagePoolLookupByName(attrs["pool"])
+            name = attrs["volume"]
+        elif kind == "file" and attrs.get("file"):
+            pool = _pool_for_path(conn, attrs["file"])
+            name = os.path.basename(attrs["file"])
+        else:
+            continue
+        vol = _find_volume(pool, name) if pool is not None else None
+        if pool is not None and not pool.isActive():
+            raise SpecError(option + ".pool", pool.name(), "the pool is not active; start it first")
+        if vol is not None:
+            vol_format = parse_xml(vol.XMLDesc(0)).find("target/format")
+            if disk.get("format") is None and vol_format is not None and disk["device"] == "disk":
+                disk["format"] = vol_format.get("type")
+            capacity = vol.info()[1]
+            size = disk.get("size")
+            if size is not None and size < capacity:
+                raise SpecError(option + ".size", format_size(size),
+                                "volume %s is %s; shrinking a disk is refused (it would lose data)"
+                                % (vol.path(), format_size(capacity)))
+            if size is not None and size > capacity:
+                tasks.append(VolumeTask(option, disk, pool, name, size, disk.get("format"), vol))
+        elif disk.get("size") is not None:
+            if pool is None:
+                raise SpecError(option + ".size", format_size(disk["size"]),
+                                "cannot create %s: its directory is not a storage pool's; declare pool and "
+                                "volume, or define a pool for that directory" % attrs.get("file"))
+            disk.setdefault("format", "qcow2")
+            tasks.append(VolumeTask(option, disk, pool, name, disk["size"], disk["format"]))
+        elif kind == "volume":
+            raise SpecError(option + ".volume", name, "pool %s has no such volume; give size to create it"
+                            % pool.name())
+    return tasks
+
+
+def _volume_xml(name, size, fmt):
+    vol = etree.Element("volume")
+    etree.SubElement(vol, "name").text = name
+    etree.SubElement(vol, "capacity", unit="bytes").text = str(size)
+    etree.SubElement(vol, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(vol, "target")
+    etree.SubElement(target, "format", type=fmt)
+    return to_string(vol)
+
+
+# ---- the runner ----------------------------------------------------------------------------------------
+
+class DomainRunner:
+    def __init__(self, module, conn):
+        self.module = module
+        self.conn = conn
+        self.params = module.params
+        self.check = module.check_mode
+        self.applied_live = []
+        self.reasons = []
+        self.actions = []
+
+    # -- power state -------------------------------------------------------------------------------
+
+    def _wait_shutoff(self, dom, timeout):
+        deadline = time.monotonic() + timeout
+        while dom.isActive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    def _stop(self, dom, why):
+        """Graceful shutdown; force it off after shutdown_timeout only when force_off says so."""
+        timeout = self.params["shutdown_timeout"]
+        if timeout > 0:
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError:
+                pass  # not running any more, or no ACPI: fall through to the wait/force
+            if self._wait_shutoff(dom, timeout):
+                return
+        if not self.params["force_off"]:
+            raise DomainError("guest %s did not shut down within shutdown_timeout=%ss (%s); set force_off: true "
+                              "to power it off, or raise shutdown_timeout" % (dom.name(), timeout, why))
+        dom.destroy()
+
+    def converge_state(self, dom, current, wanted):
+        """Actions to bring the guest from ``current`` to ``wanted`` power state (performed unless check)."""
+        if wanted in ("present", current):
+            return
+        if wanted == "running":
+            self.actions.append("resume" if current == "paused" else "start")
+            if not self.check:
+                dom.resume() if current == "paused" else dom.create()
+        elif wanted == "paused":
+            self.actions.append("suspend" if current == "running" else "start paused")
+            if not self.check:
+                dom.suspend() if current == "running" else dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+        elif wanted == "shutoff":
+            self.actions.append("shutdown")
+            if not self.check:
+                self._stop(dom, "state: shutoff")
+
+    # -- absent ----------------------------------------------------------------------------------------
+
+    def _disk_volumes(self, dom):
+        volumes = []
+        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        for disk in root.iterfind("devices/disk[@device='disk']"):
+            source = disk.find("source")
+            if source is None:
+                continue
+            try:
+                if disk.get("type") == "volume":
+                    pool = self.conn.storagePoolLookupByName(source.get("pool"))
+                    volumes.append(pool.storageVolLookupByName(source.get("volume")))
+                elif disk.get("type") == "file" and source.get("file"):
+                    volumes.append(self.conn.storageVolLookupByPath(source.get("file")))
+            except libvirt.libvirtError:
+                self.reasons.append("disk image %s is in no storage pool and was kept"
+                                    % (source.get("file") or source.get("volume")))
+        return volumes
+
+    def absent(self, dom):
+        result = {"changed": dom is not None, "state": "absent", "removed_volumes": []}
+        if dom is None:
+            return result
+        before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        result["diff"] = {"before": before, "after": ""}
+        snapshots = dom.snapshotNum(0)
+        if snapshots:
+            raise DomainError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
+                              "absent never deletes snapshots" % (dom.name(), snapshots,
+                                                                   ", ".join(dom.snapshotListNames(0))))
+        volumes = self._disk_volumes(dom) if self.params["remove_storage"] else []
+        result["removed_volumes"] = [v.path() for v in volumes]
+        if self.check:
+            return result
+        if dom.isActive():
+            dom.destroy()
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        if dom.isPersistent():
+            dom.undefineFlags(flags)
+        for vol in volumes:
+            vol.delete(0)
+        return result
+
+    # -- present / running / ... ---------------------------------------------------------------------
+
+    def _config_device(self, name, kind, key):
+        """A device element from the new persistent config (with the address libvirt gave it)."""
+        dom = self.conn.lookupByName(name)
+        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+        return self._find_device(root, kind, key)
+
+    @staticmethod
+    def _find_device(root, kind, key):
+        model = DEVICE_KIND[kind]
+        devices = root.find("devices")
+        for elem in model.select(devices):
+            if model.key_of(elem) == key:
+                for alias in elem.findall("alias"):
+                    elem.remove(alias)
+                return elem
+        return None
+
+    def live_changes(self, plan, dom_running):
+        """Split the plan into what a running guest takes live and what waits for the next boot."""
+        live, later = [], []
+        if not dom_running or plan.created:
+            return live, later
+        device_whats = set()
+        for op in plan.device_ops:
+            device_whats.update(c.what for c in op.changes)
+            device_whats.add(DEVICE_KIND[op.kind].label(op.key))
+            if op.op in ("attach", "detach", "update"):
+                live.append(op)
+            else:
+                later.append("%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes)))
+        for change in plan.changes:
+            if change.what in device_whats:
+                continue
+            if change.live in (LIVE_MEMORY, LIVE_VCPUS) or change.what in _NO_REBOOT_NEEDED:
+                live.append(change)
+            else:
+                later.append(change.describe())
+        return live, later
+
+    def apply_live(self, dom, name, live):
+        for item in live:
+            if getattr(item, "op", None):
+                self._apply_device_op(dom, name, item)
+            elif item.live == LIVE_MEMORY:
+                dom.setMemoryFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                self.applied_live.append("current_memory: %s" % format_size(item.after * 1024))
+            elif item.live == LIVE_VCPUS:
+                dom.setVcpusFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                self.applied_live.append("vcpus: %d" % item.after)
+            elif item.what in ("title", "description"):
+                kind = (libvirt.VIR_DOMAIN_METADATA_TITLE if item.what == "title"
+                        else libvirt.VIR_DOMAIN_METADATA_DESCRIPTION)
+                dom.setMetadata(kind, item.after, None, None, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                self.applied_live.append(item.what)
+
+    def _apply_device_op(self, dom, name, op):
+        live_flag = libvirt.VIR_DOMAIN_AFFECT_LIVE
+        if op.op == "detach":
+            live_root = parse_xml(dom.XMLDesc(0))
+            elem = self._find_device(live_root, op.kind, op.key)
+            if elem is not None:
+                dom.detachDeviceFlags(to_string(elem), live_flag)
+            self.applied_live.append("detach %s" % op.label)
+            return
+        elem = self._config_device(name, op.kind, op.key)
+        if op.op == "update":
+            address = elem.find("address")
+            if address is not None:
+                elem.remove(address)
+            dom.updateDeviceFlags(to_string(elem), live_flag)
+            self.applied_live.append("update %s" % op.label)
+            return
+        try:
+            dom.attachDeviceFlags(to_string(elem), live_flag)
+        except libvirt.libvirtError:
+            # The config's address may be taken in the running guest: let libvirt pick one live.
+            address = elem.find("address")
+            if address is None:
+                raise
+            elem.remove(address)
+            dom.attachDeviceFlags(to_string(elem), live_flag)
+        self.applied_live.append("attach %s" % op.label)
+
+    def present(self, dom, ctx):
+        name = self.params["name"]
+        spec = normalize_spec(self.params, ctx)
+        check_references(self.conn, spec)
+        volume_tasks = plan_storage(self.conn, spec)
+        current_xml = None
+        if dom is not None:
+            current_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        plan = plan_domain(current_xml, spec, ctx)
+        if plan.changed:
+            validate_schema(plan.after)
+
+        current_state = _state(dom)
+        running = current_state in ("running", "paused")
+        live, later = self.live_changes(plan, running)
+        wanted_state = self.params["state"]
+        restart = bool(later) and running and self.params["restart"] == "if_needed" and wanted_state != "shutoff"
+        for task in volume_tasks:
+            self.actions.append(task.describe())
+        if not self.check:
+            self._apply(dom, name, plan, volume_tasks, live, running)
+            dom = self.conn.lookupByName(name)
+        else:
+            self._predict_live(live)
+        if restart:
+            self.actions.append("restart (to apply: %s)" % "; ".join(later))
+            if not self.check:
+                self._stop(dom, "restart: if_needed")
+                dom.create()
+        reboot_required = bool(later) and not restart and wanted_state != "shutoff"
+        self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
+        autostart_changed = self._autostart(dom, plan.created)
+
+        final_xml = plan.after
+        if dom is not None and not self.check:
+            final_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        changed = plan.changed or bool(volume_tasks) or bool(self.actions) or autostart_changed
+        return {
+            "changed": changed,
+            "diff": plan.diff(),
+            "created": plan.created,
+            "changes": [c.describe() for c in plan.changes],
+            "applied_live": self.applied_live,
+            "reboot_required": reboot_required,
+            "reasons": later if reboot_required else [],
+            "actions": self.actions,
+            "uuid": None if dom is None else dom.UUIDString(),
+            "state": wanted_state if wanted_state != "present" else (
+                "shutoff" if plan.created else current_state),
+            "interfaces": interfaces_of(final_xml),
+        }
+
+    def _predict_live(self, live):
+        for item in live:
+            if getattr(item, "op", None):
+                self.applied_live.append("%s %s" % (item.op, item.label))
+            elif item.live == LIVE_MEMORY:
+                self.applied_live.append("current_memory: %s" % format_size(item.after * 1024))
+            elif item.live == LIVE_VCPUS:
+                self.applied_live.append("vcpus: %d" % item.after)
+            elif item.what in ("title", "description"):
+                self.applied_live.append(item.what)
+
+    def _apply(self, dom, name, plan, volume_tasks, live, running):
+        created_volumes = []
+        try:
+            for task in volume_tasks:
+                if task.vol is None:
+                    created_volumes.append(task.pool.createXML(_volume_xml(task.name, task.size, task.fmt), 0))
+                else:
+                    self._grow(dom, task, running)
+            if plan.changed:
+                self.conn.defineXMLFlags(plan.after, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        except libvirt.libvirtError as exc:
+            for vol in created_volumes:  # leave no half-made objects behind
+                vol.delete(0)
+            raise DomainError("libvirt refused the change to guest %s: %s" % (name, exc)) from None
+        if running and live:
+            self.apply_live(self.conn.lookupByName(name), name, live)
+
+    def _grow(self, dom, task, running):
+        if running and dom is not None:
+            try:
+                dom.blockResize(task.disk["_key"], task.size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                self.applied_live.append("grow disk %s to %s" % (task.disk["_key"], format_size(task.size)))
+                return
+            except libvirt.libvirtError:
+                pass  # the disk is not attached live yet: grow the volume itself
+        task.vol.resize(task.size, 0)
+
+    def _autostart(self, dom, created):
+        wanted = self.params["autostart"]
+        if wanted is None:
+            return False
+        current = False if dom is None or created and self.check else bool(dom.autostart())
+        if current == wanted:
+            return False
+        self.actions.append("autostart %s" % ("on" if wanted else "off"))
+        if not self.check:
+            dom.setAutostart(1 if wanted else 0)
+        return True
+
+    def run(self):
+        name = self.params["name"]
+        dom = _lookup_domain(self.conn, name)
+        if self.params["state"] == "absent":
+            return self.absent(dom)
+        ctx = host_context(self.conn, name)
+        return self.present(dom, ctx)
+
+
+def run_module(module):
+    """Entry point for plugins/modules/domain.py."""
+    conn = connect(module)
+    try:
+        result = DomainRunner(module, conn).run()
+    except SpecError as exc:
+        module.fail_json(msg=str(exc))
+    except DomainError as exc:
+        module.fail_json(msg=str(exc))
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg="libvirt error on guest %s: %s" % (module.params["name"], exc))
+    finally:
+        conn.close()
+    module.exit_json(**result)

@@ -1,0 +1,804 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the guest model. Pure functions of (current XML, spec, host context); no libvirt calls.
+
+``normalize_spec`` turns module parameters into normalised values (or raises SpecError);
+``plan_domain`` applies them to the current XML and says what changed and how each change can be
+applied to a running guest. The tables below are the whole mapping from spec keys to XML.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+    PRESENCE,
+    Change,
+    Choice,
+    Codec,
+    Field,
+    Int,
+    KiB,
+    Mac,
+    SpecError,
+    YesNo,
+    ensure_path,
+    find_path,
+    parse_size,
+    prune_empty,
+    reconcile_fields,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml, to_string
+
+METADATA_NS = "https://kvmfleet.dev/xmlns/libvirt/guest/1"
+METADATA_PREFIX = "kvmfleet"
+SECRET_MASK = "********"
+
+# Live kinds: how a running guest takes a change without a restart.
+LIVE_MEMORY = "memory"
+LIVE_VCPUS = "vcpus"
+LIVE_UPDATE = "update-device"
+
+
+class Context:
+    """What the model needs to know about the host, gathered by the caller from libvirt."""
+
+    def __init__(self, machine_aliases=None, used_macs=(), host_arch="x86_64"):
+        self.machine_aliases = dict(machine_aliases or {})  # e.g. {'pc': 'pc-i440fx-7.2'}
+        self.used_macs = {m.lower() for m in used_macs}  # MACs of the host's other guests
+        self.host_arch = host_arch
+
+
+# ---- the domain-level table ------------------------------------------------------------------------
+
+class VcpuCurrent(Field):
+    """``vcpus``: the vcpu element's ``current`` attribute, which libvirt omits when it equals the maximum."""
+
+    def __init__(self):
+        super().__init__("vcpus", "vcpu", "current", Int(minimum=1), live=LIVE_VCPUS)
+
+    def read(self, elem):
+        node = find_path(elem, "vcpu")
+        if node is None:
+            return None
+        return int(node.get("current") or node.text)
+
+    def write(self, elem, value):
+        node = ensure_path(elem, "vcpu")
+        if not (node.text or "").strip() or int(node.text) < value:
+            node.text = str(value)
+        if int(node.text) == value:
+            node.attrib.pop("current", None)
+        else:
+            node.set("current", str(value))
+
+
+DOMAIN_FIELDS = [
+    Field("virt_type", "", "type", Choice("kvm", "qemu")),
+    Field("title", "title"),
+    Field("description", "description"),
+    Field("memory", "memory", codec=KiB(), fixed={"unit": "KiB"}),
+    Field("current_memory", "currentMemory", codec=KiB(), fixed={"unit": "KiB"}, live=LIVE_MEMORY),
+    Field("max_vcpus", "vcpu", codec=Int(minimum=1, maximum=4096)),
+    VcpuCurrent(),
+    Field("arch", "os/type", "arch"),
+    Field("machine", "os/type", "machine"),  # compared through ctx.machine_aliases (normalize_spec)
+    Field("boot.kernel", "os/kernel"),
+    Field("boot.initrd", "os/initrd"),
+    Field("boot.cmdline", "os/cmdline"),
+    Field("cpu.mode", "cpu", "mode", Choice("host-passthrough", "host-model", "custom", "maximum")),
+    Field("cpu.model", "cpu/model"),
+    Field("cpu.sockets", "cpu/topology", "sockets", Int(minimum=1)),
+    Field("cpu.dies", "cpu/topology", "dies", Int(minimum=1)),
+    Field("cpu.cores", "cpu/topology", "cores", Int(minimum=1)),
+    Field("cpu.threads", "cpu/topology", "threads", Int(minimum=1)),
+    Field("on_poweroff", "on_poweroff", codec=Choice("destroy", "restart", "preserve", "rename-restart")),
+    Field("on_reboot", "on_reboot", codec=Choice("destroy", "restart", "preserve", "rename-restart")),
+    Field("on_crash", "on_crash", codec=Choice("destroy", "restart", "preserve", "rename-restart",
+                                               "coredump-destroy", "coredump-restart")),
+]
+
+
+# ---- devices ---------------------------------------------------------------------------------------
+
+class Source(Field):
+    """A device's backend as one value: (type attribute, {source attributes}).
+
+    Changing it rewrites the ``type`` attribute and the ``<source>`` element together.
+    """
+
+    def __init__(self, attrs_by_type, live=None):
+        super().__init__("source", "source", "type", live=live)
+        self.attrs_by_type = attrs_by_type
+
+    def read(self, elem):
+        kind = elem.get("type")
+        node = elem.find("source")
+        names = self.attrs_by_type.get(kind, ())
+        attrs = {} if node is None else {n: node.get(n) for n in names if node.get(n) is not None}
+        return (kind, tuple(sorted(attrs.items())))
+
+    def write(self, elem, value):
+        kind, attrs = value
+        elem.set("type", kind)
+        node = elem.find("source")
+        if not attrs:
+            if node is not None:
+                elem.remove(node)
+            return
+        if node is None:
+            node = etree.Element("source")
+            elem.insert(_source_position(elem), node)
+        for name in list(node.attrib):
+            node.attrib.pop(name)
+        for name, attr_value in attrs:
+            node.set(name, attr_value)
+
+
+def _source_position(elem):
+    driver = elem.find("driver")
+    return elem.index(driver) + 1 if driver is not None else 0
+
+
+class DeviceKind:
+    """A list of devices in the spec (``disks``, ``interfaces``, ...) and how each maps to XML."""
+
+    name = ""
+    tag = ""
+    fields = ()
+
+    def select(self, devices):
+        return devices.findall(self.tag)
+
+    def key_of(self, elem):
+        raise NotImplementedError
+
+    def label(self, key):
+        return "%s %s" % (self.tag, key)
+
+    def build(self, spec):
+        """A new, empty element for ``spec``; reconcile fills it in."""
+        return etree.Element(self.tag)
+
+    def live_keys(self, elem, spec):
+        """Field keys whose change a running guest can take through virDomainUpdateDeviceFlags."""
+        return set()
+
+    def match(self, elems, specs, ctx):
+        """Pair specs with current elements by identity: [(spec, elem or None)], unmatched elems."""
+        by_key = {self.key_of(e): e for e in elems}
+        pairs = [(spec, by_key.pop(spec["_key"], None)) for spec in specs]
+        return pairs, list(by_key.values())
+
+
+class Disks(DeviceKind):
+    name = "disks"
+    tag = "disk"
+    fields = (
+        Field("device", "", "device", Choice("disk", "cdrom", "floppy", "lun")),
+        Source({"file": ("file",), "block": ("dev",), "volume": ("pool", "volume"),
+                "network": ("protocol", "name")}),
+        Field("bus", "target", "bus", Choice("virtio", "sata", "scsi", "ide", "usb", "fdc")),
+        Field("format", "driver", "type", Choice("raw", "qcow2", "vmdk", "vdi", "vpc", "qed", "iso")),
+        Field("cache", "driver", "cache", Choice("default", "none", "writethrough", "writeback", "directsync",
+                                                 "unsafe")),
+        Field("io", "driver", "io", Choice("threads", "native", "io_uring")),
+        Field("discard", "driver", "discard", Choice("unmap", "ignore")),
+        Field("readonly", "readonly", PRESENCE),
+        Field("shareable", "shareable", PRESENCE),
+        Field("serial", "serial"),
+        Field("boot_order", "boot", "order", Int(minimum=1)),
+    )
+
+    def key_of(self, elem):
+        target = elem.find("target")
+        return None if target is None else target.get("dev")
+
+    def build(self, spec):
+        elem = etree.Element("disk", type=spec["source"][0], device=spec.get("device") or "disk")
+        etree.SubElement(elem, "driver", name="qemu")
+        etree.SubElement(elem, "target", dev=spec["_key"])
+        return elem
+
+    def live_keys(self, elem, spec):
+        # Media change: a cdrom or floppy can swap (or eject) its image while the guest runs.
+        return {"source"} if elem.get("device") in ("cdrom", "floppy") else set()
+
+
+class Interfaces(DeviceKind):
+    name = "interfaces"
+    tag = "interface"
+    fields = (
+        Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode")}),
+        Field("mac", "mac", "address", Mac()),
+        Field("model", "model", "type"),
+        Field("link_state", "link", "state", Choice("up", "down"), live=LIVE_UPDATE),
+        Field("mtu", "mtu", "size", Int(minimum=68, maximum=65535)),
+        Field("vlan", "vlan/tag", "id", Int(minimum=0, maximum=4095)),
+        Field("boot_order", "boot", "order", Int(minimum=1)),
+    )
+
+    def key_of(self, elem):
+        mac = elem.find("mac")
+        return None if mac is None else mac.get("address", "").lower()
+
+    def label(self, key):
+        return "interface %s" % key
+
+    def build(self, spec):
+        return etree.Element("interface", type=spec["source"][0])
+
+    def live_keys(self, elem, spec):
+        return {"link_state"}
+
+    def match(self, elems, specs, ctx):
+        """By MAC when the spec gives one; otherwise by position among the guest's NICs.
+
+        A spec NIC without a MAC keeps the MAC of the NIC at its position, so re-running never
+        changes a MAC; a new one gets the MAC derived from the guest name and its position.
+        """
+        remaining = list(elems)
+        claimed = {spec["mac"] for spec in specs if spec.get("mac")}
+        pairs = []
+        for index, spec in enumerate(specs):
+            if spec.get("mac"):
+                elem = next((e for e in remaining if self.key_of(e) == spec["mac"]), None)
+            else:
+                elem = elems[index] if index < len(elems) else None
+                if elem is not None and (elem not in remaining or self.key_of(elem) in claimed):
+                    elem = None
+                if elem is not None:
+                    spec["mac"] = self.key_of(elem)
+                else:
+                    taken = ctx.used_macs | claimed | {self.key_of(e) for e in elems}
+                    spec["mac"] = derive_mac(ctx.guest_name, index, taken)
+                claimed.add(spec["mac"])
+            spec["_key"] = spec["mac"]
+            if elem is not None:
+                remaining.remove(elem)
+            pairs.append((spec, elem))
+        return pairs, remaining
+
+
+class Serials(DeviceKind):
+    """Serial ports, by position; ``log`` keeps a file copy of the output (virtlogd)."""
+
+    name = "serials"
+    tag = "serial"
+    fields = (
+        Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio")),
+        Field("path", "source", "path"),
+        Field("log", "log", "file"),
+        Field("log_append", "log", "append", YesNo()),
+    )
+
+    def key_of(self, elem):
+        return elem.getparent().findall(self.tag).index(elem)
+
+    def label(self, key):
+        return "serial %s" % key
+
+    def build(self, spec):
+        return etree.Element("serial", type=spec.get("type") or "pty")
+
+
+class Consoles(Serials):
+    name = "consoles"
+    tag = "console"
+    fields = (
+        Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio")),
+        Field("target", "target", "type", Choice("serial", "virtio")),
+    )
+
+    def label(self, key):
+        return "console %s" % key
+
+    def build(self, spec):
+        return etree.Element("console", type=spec.get("type") or "pty")
+
+
+class Graphics(DeviceKind):
+    """VNC or SPICE, one of each at most, identified by type. The password never leaves the module."""
+
+    name = "graphics"
+    tag = "graphics"
+    fields = (
+        Field("listen", "listen", "address", fixed={"type": "address"}),
+        Field("autoport", "", "autoport", YesNo("yes", "no")),
+        Field("port", "", "port", Int(minimum=-1, maximum=65535)),
+        Field("password", "", "passwd"),
+    )
+
+    def key_of(self, elem):
+        return elem.get("type")
+
+    def build(self, spec):
+        return etree.Element("graphics", type=spec["_key"])
+
+
+DEVICE_KINDS = (Disks(), Interfaces(), Serials(), Consoles(), Graphics())
+DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
+
+
+# ---- MACs ------------------------------------------------------------------------------------------
+
+def derive_mac(guest_name, index, taken):
+    """52:54:00:xx:xx:xx from a hash of (guest name, NIC position), skipping MACs already taken.
+
+    The same YAML gives the same MACs when a guest is rebuilt, so DHCP leases survive.
+    """
+    attempt = 0
+    while True:
+        seed = "%s/%d" % (guest_name, index) + ("/%d" % attempt if attempt else "")
+        digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()
+        mac = "52:54:00:%s:%s:%s" % (digest[0:2], digest[2:4], digest[4:6])
+        if mac not in taken:
+            return mac
+        attempt += 1
+
+
+# ---- spec normalisation ----------------------------------------------------------------------------
+
+def _parse_fields(fields, raw, option_prefix):
+    """Normalise the declared values of a raw spec dict through a field table."""
+    result = {}
+    for field in fields:
+        if field.key == "source":
+            continue
+        value = _lookup(raw, field.key)
+        if value is not None:
+            result[field.key] = field.codec.parse(value, option_prefix + field.key)
+    return result
+
+
+def _lookup(raw, dotted):
+    for part in dotted.split("."):
+        if not isinstance(raw, dict):
+            return None
+        raw = raw.get(part)
+    return raw
+
+
+_DISK_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
+
+
+def _disk_dev_name(prefix, number):
+    name = ""
+    number += 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        name = chr(ord("a") + rest) + name
+    return prefix + name
+
+
+def _normalize_disks(raw_disks):
+    disks = []
+    used = set()
+    for index, raw in enumerate(raw_disks):
+        option = "disks[%d]." % index
+        spec = _parse_fields(Disks.fields, raw, option)
+        spec["device"] = spec.get("device") or "disk"
+        spec.setdefault("bus", "sata" if spec["device"] == "cdrom" else "virtio")
+        sources = [k for k in ("path", "volume", "block", "network") if raw.get(k) is not None]
+        if len(sources) > 1:
+            raise SpecError(option + "path", raw.get("path"),
+                            "give one of path, volume (with pool), block or network, not %s" % " and ".join(sources))
+        if raw.get("volume") is not None:
+            if not raw.get("pool"):
+                raise SpecError(option + "pool", raw.get("pool"), "a pool name is needed with volume")
+            spec["source"] = ("volume", tuple(sorted({"pool": raw["pool"], "volume": raw["volume"]}.items())))
+        elif raw.get("block") is not None:
+            spec["source"] = ("block", (("dev", raw["block"]),))
+        elif raw.get("network") is not None:
+            net = raw["network"]
+            if not isinstance(net, dict) or not net.get("protocol") or not net.get("name"):
+                raise SpecError(option + "network", net, "expected a dict with protocol and name")
+            spec["source"] = ("network", tuple(sorted({"protocol": net["protocol"], "name": net["name"]}.items())))
+        elif raw.get("path") is not None:
+            spec["source"] = ("file", (("file", raw["path"]),))
+        elif spec["device"] in ("cdrom", "floppy"):
+            spec["source"] = ("file", ())  # an empty drive
+        else:
+            raise SpecError(option + "path", None, "a disk needs path, volume (with pool), block or network")
+        if raw.get("size") is not None:
+            spec["size"] = parse_size(raw["size"], option + "size", "GiB")
+        if spec["device"] == "cdrom":
+            spec["readonly"] = True
+        dev = raw.get("dev")
+        if dev is None:
+            prefix = _DISK_PREFIX[spec["bus"]]
+            number = 0
+            while _disk_dev_name(prefix, number) in used or any(
+                    r.get("dev") == _disk_dev_name(prefix, number) for r in raw_disks):
+                number += 1
+            dev = _disk_dev_name(prefix, number)
+        if dev in used:
+            raise SpecError(option + "dev", dev, "each disk needs its own target dev; %s is used twice" % dev)
+        used.add(dev)
+        spec["_key"] = dev
+        spec["dev"] = dev
+        disks.append(spec)
+    return disks
+
+
+def _normalize_interfaces(raw_nics):
+    nics = []
+    macs = set()
+    for index, raw in enumerate(raw_nics):
+        option = "interfaces[%d]." % index
+        spec = _parse_fields(Interfaces.fields, raw, option)
+        kinds = [k for k in ("network", "bridge", "direct") if raw.get(k)]
+        if len(kinds) != 1:
+            raise SpecError(option + "network", raw.get("network"),
+                            "give exactly one of network, bridge or direct (a host interface)")
+        kind = kinds[0]
+        if kind == "network":
+            attrs = {"network": raw["network"]}
+            if raw.get("portgroup"):
+                attrs["portgroup"] = raw["portgroup"]
+        elif kind == "bridge":
+            attrs = {"bridge": raw["bridge"]}
+        else:
+            attrs = {"dev": raw["direct"], "mode": raw.get("direct_mode") or "bridge"}
+        spec["source"] = (kind, tuple(sorted(attrs.items())))
+        spec.setdefault("model", "virtio")
+        if spec.get("mac"):
+            if spec["mac"] in macs:
+                raise SpecError(option + "mac", spec["mac"], "each interface needs its own MAC")
+            macs.add(spec["mac"])
+        nics.append(spec)
+    return nics
+
+
+def _normalize_simple(kind, raw_list, key_of=None):
+    result = []
+    for index, raw in enumerate(raw_list):
+        spec = _parse_fields(kind.fields, raw, "%s[%d]." % (kind.name, index))
+        spec["_key"] = key_of(raw, index) if key_of else index
+        result.append(spec)
+    return result
+
+
+def _normalize_graphics(raw_list):
+    seen = set()
+    result = []
+    for index, raw in enumerate(raw_list):
+        option = "graphics[%d]." % index
+        kind = Choice("vnc", "spice").parse(raw.get("type") or "vnc", option + "type")
+        if kind in seen:
+            raise SpecError(option + "type", kind, "one %s display at most" % kind)
+        seen.add(kind)
+        spec = _parse_fields(Graphics.fields, raw, option)
+        if spec.get("port") not in (None, -1) and spec.get("autoport") is None:
+            spec["autoport"] = False
+        spec["_key"] = kind
+        result.append(spec)
+    return result
+
+
+def _normalize_tags(tags):
+    if tags is None:
+        return None
+    if isinstance(tags, dict):
+        return {str(k): (None if v is None else str(v)) for k, v in tags.items()}
+    if isinstance(tags, (list, tuple)):
+        return {str(t): None for t in tags}
+    raise SpecError("tags", tags, "expected a list of names or a dict of name: value")
+
+
+def normalize_spec(params, ctx):
+    """Module parameters -> normalised spec. Raises SpecError, naming the option, on bad input."""
+    spec = {"name": params["name"]}
+    spec.update(_parse_fields(DOMAIN_FIELDS, params, ""))
+    if spec.get("machine"):
+        # libvirt stores the canonical machine type: 'pc' comes back as 'pc-i440fx-7.2'.
+        spec["machine"] = ctx.machine_aliases.get(spec["machine"], spec["machine"])
+    if spec.get("memory") is not None and spec.get("current_memory") is None:
+        spec["current_memory"] = spec["memory"]
+    if spec.get("current_memory") is not None and spec.get("memory") is not None \
+            and spec["current_memory"] > spec["memory"]:
+        raise SpecError("current_memory", params.get("current_memory"),
+                        "it must not exceed memory (%s)" % params.get("memory"))
+    if spec.get("vcpus") is not None and spec.get("max_vcpus") is not None and spec["vcpus"] > spec["max_vcpus"]:
+        raise SpecError("vcpus", params.get("vcpus"), "it must not exceed max_vcpus (%s)" % params.get("max_vcpus"))
+    if params.get("disks") is not None:
+        spec["disks"] = _normalize_disks(params["disks"])
+    if params.get("interfaces") is not None:
+        spec["interfaces"] = _normalize_interfaces(params["interfaces"])
+    if params.get("serials") is not None:
+        spec["serials"] = _normalize_simple(DEVICE_KIND["serials"], params["serials"])
+    if params.get("consoles") is not None:
+        spec["consoles"] = _normalize_simple(DEVICE_KIND["consoles"], params["consoles"])
+    if params.get("graphics") is not None:
+        spec["graphics"] = _normalize_graphics(params["graphics"])
+    spec["tags"] = _normalize_tags(params.get("tags"))
+    spec["xml_edits"] = _normalize_xml_edits(params.get("xml_edits") or [])
+    spec["xml"] = params.get("xml")
+    if spec["xml"] is not None:
+        try:
+            parse_xml(spec["xml"])
+        except XMLInputError as exc:
+            raise SpecError("xml", "(document)", "expected a libvirt domain XML document: %s" % exc) from None
+    return spec
+
+
+# ---- new guests -----------------------------------------------------------------------------------
+
+def new_domain(spec, ctx):
+    """The document a new guest starts from: the user's ``xml``, or sane defaults (virt-install's)."""
+    if spec.get("xml"):
+        root = parse_xml(spec["xml"])
+        if root.tag != "domain":
+            raise SpecError("xml", root.tag, "expected a <domain> document")
+        ensure_path(root, "name").text = spec["name"]
+        return root
+    virt_type = spec.get("virt_type") or "kvm"
+    root = etree.Element("domain", type=virt_type)
+    etree.SubElement(root, "name").text = spec["name"]
+    etree.SubElement(root, "memory", unit="KiB").text = str(1024 * 1024)
+    etree.SubElement(root, "vcpu", placement="static").text = "1"
+    os_elem = etree.SubElement(root, "os")
+    etree.SubElement(os_elem, "type", arch=spec.get("arch") or ctx.host_arch).text = "hvm"
+    features = etree.SubElement(root, "features")
+    etree.SubElement(features, "acpi")
+    etree.SubElement(features, "apic")
+    if virt_type == "kvm":
+        etree.SubElement(root, "cpu", mode="host-model")
+    etree.SubElement(root, "clock", offset="utc")
+    devices = etree.SubElement(root, "devices")
+    if spec.get("serials") is None:
+        etree.SubElement(devices, "serial", type="pty")
+    if spec.get("consoles") is None:
+        etree.SubElement(devices, "console", type="pty")
+    channel = etree.SubElement(devices, "channel", type="unix")
+    etree.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    rng = etree.SubElement(devices, "rng", model="virtio")
+    etree.SubElement(rng, "backend", model="random").text = "/dev/urandom"
+    return root
+
+
+# ---- metadata and tags -----------------------------------------------------------------------------
+
+def _q(tag):
+    return "{%s}%s" % (METADATA_NS, tag)
+
+
+def read_tags(root):
+    """The tags stored in our metadata namespace, or None when the guest is not marked as ours."""
+    node = root.find("metadata/" + _q("guest"))
+    if node is None:
+        return None
+    return {t.get("name"): t.get("value") for t in node.iterfind(_q("tag"))}
+
+
+def is_managed(root):
+    return root.find("metadata/" + _q("guest")) is not None
+
+
+def reconcile_metadata(root, tags):
+    """Mark the guest as managed by kvmfleet and store its tags; other tools' metadata stays as it is."""
+    changes = []
+    metadata = ensure_path(root, "metadata")
+    node = metadata.find(_q("guest"))
+    if node is None:
+        node = etree.SubElement(metadata, _q("guest"), nsmap={METADATA_PREFIX: METADATA_NS})
+        node.set("managed", "true")
+        changes.append(Change("metadata.managed", None, True))
+    current = {t.get("name"): t.get("value") for t in node.iterfind(_q("tag"))}
+    if tags is not None and current != tags:
+        for old in node.findall(_q("tag")):
+            node.remove(old)
+        for name in sorted(tags):
+            tag = etree.SubElement(node, _q("tag"), name=name)
+            if tags[name] is not None:
+                tag.set("value", tags[name])
+        changes.append(Change("tags", current, tags))
+    return changes
+
+
+# ---- xml_edits: the escape hatch -------------------------------------------------------------------
+
+def _normalize_xml_edits(edits):
+    result = []
+    for index, edit in enumerate(edits):
+        option = "xml_edits[%d]" % index
+        if not isinstance(edit, dict) or not edit.get("xpath"):
+            raise SpecError(option + ".xpath", edit, "each edit needs an xpath")
+        actions = [k for k in ("value", "attributes", "fragment", "absent") if edit.get(k) not in (None, False)]
+        if len(actions) != 1:
+            raise SpecError(option, edit, "give exactly one of value, attributes, fragment or absent: true")
+        try:
+            etree.XPath(edit["xpath"])
+        except etree.XPathSyntaxError as exc:
+            raise SpecError(option + ".xpath", edit["xpath"], "expected a valid XPath (%s)" % exc) from None
+        fragment = None
+        if actions[0] == "fragment":
+            try:
+                fragment = parse_xml(edit["fragment"])
+            except XMLInputError as exc:
+                raise SpecError(option + ".fragment", edit["fragment"], "expected one XML element (%s)" % exc) from None
+        if actions[0] == "attributes" and not isinstance(edit["attributes"], dict):
+            raise SpecError(option + ".attributes", edit["attributes"], "expected a dict of attribute: value")
+        result.append({"option": option, "xpath": edit["xpath"], "action": actions[0],
+                       "value": edit.get(actions[0]), "fragment": fragment})
+    return result
+
+
+def _same_tree(a, b):
+    return etree.tostring(a, method="c14n") == etree.tostring(b, method="c14n")
+
+
+def apply_xml_edits(root, edits):
+    """Apply the escape-hatch edits; each is idempotent (it writes only what is not there yet)."""
+    changes = []
+    for edit in edits:
+        xpath, action = edit["xpath"], edit["action"]
+        path, attr = xpath, None
+        parent, _sep, last = xpath.rpartition("/")
+        if action == "value" and last.startswith("@"):
+            path, attr = parent, last[1:]  # '.../@name': set that attribute
+        nodes = [n for n in root.xpath(path) if isinstance(n, etree._Element)]
+        if action == "absent":
+            for node in nodes:
+                node.getparent().remove(node)
+                changes.append(Change("xml_edits: remove %s" % xpath, "present", None))
+            continue
+        if not nodes:
+            raise SpecError(edit["option"] + ".xpath", xpath, "it matches no element in the guest's XML")
+        for node in nodes:
+            if action == "value":
+                value = str(edit["value"])
+                current = node.get(attr) if attr else (node.text or "")
+                if current != value:
+                    if attr:
+                        node.set(attr, value)
+                    else:
+                        node.text = value
+                    changes.append(Change("xml_edits: %s" % xpath, current, value))
+            elif action == "attributes":
+                for name, value in edit["value"].items():
+                    if value is None:
+                        if name in node.attrib:
+                            changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), None))
+                            node.attrib.pop(name)
+                    elif node.get(name) != str(value):
+                        changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), str(value)))
+                        node.set(name, str(value))
+            else:
+                fragment = edit["fragment"]
+                if not any(_same_tree(child, fragment) for child in node):
+                    node.append(copy.deepcopy(fragment))
+                    changes.append(Change("xml_edits: %s" % xpath, None, fragment.tag))
+    return changes
+
+
+# ---- the plan --------------------------------------------------------------------------------------
+
+class DeviceOp:
+    """A device to attach, detach or update on a running guest (the config is always redefined)."""
+
+    def __init__(self, op, kind, key, label, changes=()):
+        self.op, self.kind, self.key, self.label, self.changes = op, kind, key, label, list(changes)
+
+    def __repr__(self):
+        return "DeviceOp(%s %s)" % (self.op, self.label)
+
+
+class Plan:
+    def __init__(self, before, root, changes, device_ops, created):
+        self.before = before
+        self.root = root
+        self.after = to_string(copy.deepcopy(root))
+        self.changes = changes
+        self.device_ops = device_ops
+        self.created = created
+
+    @property
+    def changed(self):
+        return self.created or self.after != self.before
+
+    def diff(self):
+        """before/after XML for --diff, with secrets masked."""
+        if not self.changed:
+            return {}
+        return {"before": mask_secrets(self.before), "after": mask_secrets(self.after, self.before),
+                "before_header": "domain (persistent config)", "after_header": "domain (persistent config)"}
+
+
+def mask_secrets(xml, compare_to=None):
+    """Replace graphics passwords in an XML string; a changed one is shown as changed, never in clear."""
+    if not xml:
+        return xml
+    root = parse_xml(xml)
+    old = {}
+    if compare_to:
+        old = {g.get("type"): g.get("passwd") for g in parse_xml(compare_to).iterfind("devices/graphics")}
+    for graphics in root.iterfind("devices/graphics"):
+        if graphics.get("passwd") is not None:
+            changed = compare_to is not None and old.get(graphics.get("type")) != graphics.get("passwd")
+            graphics.set("passwd", SECRET_MASK + (" (changed)" if changed else ""))
+    return to_string(root)
+
+
+def _reconcile_device_list(devices, kind, specs, ctx):
+    changes, ops = [], []
+    pairs, removed = kind.match(kind.select(devices), specs, ctx)
+    for elem in removed:
+        key = kind.key_of(elem)
+        devices.remove(elem)
+        changes.append(Change(kind.label(key), "present", None))
+        ops.append(DeviceOp("detach", kind.name, key, kind.label(key)))
+    for spec, elem in pairs:
+        key = spec["_key"]
+        if elem is None:
+            elem = kind.build(spec)
+            _append_device(devices, elem, kind)
+            reconcile_fields(elem, kind.fields, spec)
+            changes.append(Change(kind.label(key), None, "present"))
+            ops.append(DeviceOp("attach", kind.name, key, kind.label(key)))
+            continue
+        dev_changes = reconcile_fields(elem, kind.fields, spec, kind.label(key) + ".")
+        for field in kind.fields:
+            if field.path and field.where != PRESENCE:
+                prune_empty(elem, field.path)
+        if dev_changes:
+            changes.extend(dev_changes)
+            live = kind.live_keys(elem, spec)
+            changed_keys = {c.what.rsplit(".", 1)[-1] for c in dev_changes}
+            ops.append(DeviceOp("update" if changed_keys <= live else "modify", kind.name, key,
+                                kind.label(key), dev_changes))
+    return changes, ops
+
+
+def _clamp_current_vcpus(root):
+    """A lowered max_vcpus takes the current count down with it (libvirt refuses current > maximum)."""
+    vcpu = root.find("vcpu")
+    if vcpu is not None and vcpu.get("current") and int(vcpu.get("current")) >= int(vcpu.text):
+        vcpu.attrib.pop("current")
+
+
+def _append_device(devices, elem, kind):
+    """Place a new device after the last one of its kind (libvirt sorts them anyway; diffs read better)."""
+    same = devices.findall(kind.tag)
+    if same:
+        same[-1].addnext(elem)
+    else:
+        devices.append(elem)
+
+
+def plan_domain(current_xml, spec, ctx):
+    """Apply ``spec`` to ``current_xml`` (None: a new guest). Pure: returns a Plan, touches nothing."""
+    ctx.guest_name = spec["name"]
+    created = current_xml is None
+    root = new_domain(spec, ctx) if created else parse_xml(current_xml)
+    before = "" if created else to_string(copy.deepcopy(root))
+    changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
+    _clamp_current_vcpus(root)
+    devices = ensure_path(root, "devices")
+    device_ops = []
+    for kind in DEVICE_KINDS:
+        if spec.get(kind.name) is not None:
+            kind_changes, kind_ops = _reconcile_device_list(devices, kind, spec[kind.name], ctx)
+            changes.extend(kind_changes)
+            device_ops.extend(kind_ops)
+    changes.extend(reconcile_metadata(root, spec.get("tags")))
+    changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
+    return Plan(before, root, changes, device_ops, created)
+
+
+def interfaces_of(xml):
+    """The guest's NICs as results show them: MAC, type, source, model."""
+    root = parse_xml(xml)
+    result = []
+    for elem in root.iterfind("devices/interface"):
+        source = elem.find("source")
+        model = elem.find("model")
+        result.append({
+            "mac": Interfaces().key_of(elem),
+            "type": elem.get("type"),
+            "source": None if source is None else (source.get("network") or source.get("bridge") or source.get("dev")),
+            "model": None if model is None else model.get("type"),
+        })
+    return result

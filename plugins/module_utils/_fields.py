@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the field-mapping mechanism shared by every XML model in the collection.
+
+A :class:`Field` binds one spec key to one place in an XML element (an attribute, the text of a
+child, or the presence of a child) through a :class:`Codec` that normalises values both ways.
+Reconciling a field compares normalised values, never XML text, and writes only when they differ,
+so an unchanged spec leaves the document byte for byte as libvirt wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
+
+
+class SpecError(ValueError):
+    """Bad input, found before anything changed. The message names the option and what is accepted."""
+
+    def __init__(self, option, value, accepted):
+        self.option = option
+        super().__init__("option %s: got %r; %s" % (option, value, accepted))
+
+
+# ---- sizes --------------------------------------------------------------------------------------
+
+_UNITS = {
+    "b": 1, "bytes": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
+    "g": 1024 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3,
+    "t": 1024 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value, option, default_unit="MiB"):
+    """A size in bytes from an int (in ``default_unit``) or a string such as '2GiB', '512 MiB', '10G'."""
+    accepted = ("expected a whole number of %s, or a size with a unit such as 512MiB, 2GiB or 10G" % default_unit)
+    if isinstance(value, bool):
+        raise SpecError(option, value, accepted)
+    if isinstance(value, int):
+        if value < 0:
+            raise SpecError(option, value, accepted)
+        return value * _UNITS[default_unit.lower()]
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise SpecError(option, value, accepted)
+    number, unit = match.groups()
+    factor = _UNITS.get((unit or default_unit).lower())
+    if factor is None:
+        raise SpecError(option, value, accepted)
+    size = float(number) * factor
+    if size != int(size):
+        raise SpecError(option, value, "%s (it must come to a whole number of bytes)" % accepted)
+    return int(size)
+
+
+def format_size(nbytes):
+    """A short human form: the largest binary unit that divides the size exactly."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        factor = _UNITS[unit.lower()]
+        if nbytes and nbytes % factor == 0:
+            return "%d%s" % (nbytes // factor, unit)
+    return "%dB" % nbytes
+
+
+# ---- codecs: spec value <-> normalised value <-> XML string --------------------------------------
+
+class Codec:
+    """Text as it is. Subclasses normalise: ``parse`` takes the user's value, ``load`` the XML's."""
+
+    def parse(self, value, option):
+        return None if value is None else str(value)
+
+    def load(self, text):
+        return text
+
+    def dump(self, value):
+        return str(value)
+
+
+class Int(Codec):
+    def __init__(self, minimum=None, maximum=None):
+        self.minimum, self.maximum = minimum, maximum
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or isinstance(value, bool) or (isinstance(value, float) and value != number) \
+                or (self.minimum is not None and number < self.minimum) \
+                or (self.maximum is not None and number > self.maximum):
+            raise SpecError(option, value, "expected a whole number%s" % self._range())
+        return number
+
+    def _range(self):
+        if self.minimum is not None and self.maximum is not None:
+            return " from %d to %d" % (self.minimum, self.maximum)
+        if self.minimum is not None:
+            return " of at least %d" % self.minimum
+        return ""
+
+    def load(self, text):
+        try:
+            return None if text is None else int(text, 0)
+        except ValueError:
+            return text
+
+    def dump(self, value):
+        return str(int(value))
+
+
+class Choice(Codec):
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if str(value) not in self.choices:
+            raise SpecError(option, value, "expected one of: %s" % ", ".join(self.choices))
+        return str(value)
+
+
+class YesNo(Codec):
+    """libvirt's on/off or yes/no attributes, as booleans in the spec."""
+
+    def __init__(self, true="on", false="off"):
+        self.true, self.false = true, false
+
+    def parse(self, value, option):
+        if value is None or isinstance(value, bool):
+            return value
+        raise SpecError(option, value, "expected true or false")
+
+    def load(self, text):
+        return None if text is None else text == self.true
+
+    def dump(self, value):
+        return self.true if value else self.false
+
+
+class Mac(Codec):
+    _RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        mac = str(value).strip().lower().replace("-", ":")
+        if not self._RE.match(mac) or int(mac[:2], 16) & 1:
+            raise SpecError(option, value, "expected a unicast MAC address such as 52:54:00:12:34:56")
+        return mac
+
+    def load(self, text):
+        return None if text is None else text.lower()
+
+
+class KiB(Codec):
+    """Sizes stored as ``<elem unit='KiB'>n</elem>``; spec values in MiB or with a unit."""
+
+    def __init__(self, default_unit="MiB"):
+        self.default_unit = default_unit
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        nbytes = parse_size(value, option, self.default_unit)
+        if nbytes % 1024:
+            raise SpecError(option, value, "expected a size that is a whole number of KiB")
+        return nbytes // 1024
+
+    def load(self, text):
+        return None if text is None else int(text)
+
+
+# ---- fields ----------------------------------------------------------------------------------------
+
+TEXT = "text"
+PRESENCE = "presence"
+
+
+def find_path(elem, path):
+    """The element at a simple slash path below ``elem`` ('' is ``elem`` itself), or None."""
+    for step in filter(None, path.split("/")):
+        elem = elem.find(step)
+        if elem is None:
+            return None
+    return elem
+
+
+def ensure_path(elem, path):
+    """Like :func:`find_path`, creating missing elements along the way."""
+    for step in filter(None, path.split("/")):
+        child = elem.find(step)
+        if child is None:
+            child = etree.SubElement(elem, step)
+        elem = child
+    return elem
+
+
+def prune_empty(elem, path):
+    """Remove elements along ``path`` (deepest first) that were left with no attributes, text or children."""
+    steps = list(filter(None, path.split("/")))
+    while steps:
+        node = find_path(elem, "/".join(steps))
+        if node is None or len(node) or node.attrib or (node.text or "").strip():
+            return
+        node.getparent().remove(node)
+        steps.pop()
+
+
+class Field:
+    """One spec key bound to one XML place.
+
+    ``where`` is TEXT (the element's text), PRESENCE (a boolean: whether the element exists), or an
+    attribute name. ``live`` names how a running guest can take a change of this field without a
+    restart (None: only at the next boot).
+    """
+
+    def __init__(self, key, path, where=TEXT, codec=None, live=None, fixed=None):
+        self.key = key
+        self.path = path
+        self.where = where
+        self.codec = codec or Codec()
+        self.live = live
+        self.fixed = fixed or {}  # attributes written along with the value, e.g. unit='KiB'
+
+    def read(self, elem):
+        node = find_path(elem, self.path)
+        if self.where == PRESENCE:
+            return node is not None
+        if node is None:
+            return None
+        raw = node.text if self.where == TEXT else node.get(self.where)
+        return self.codec.load(raw.strip() if self.where == TEXT and raw is not None else raw)
+
+    def write(self, elem, value):
+        if self.where == PRESENCE:
+            node = find_path(elem, self.path)
+            if value and node is None:
+                ensure_path(elem, self.path)
+            elif not value and node is not None:
+                node.getparent().remove(node)
+            return
+        node = ensure_path(elem, self.path)
+        for name, fixed in self.fixed.items():
+            node.set(name, fixed)
+        if self.where == TEXT:
+            node.text = self.codec.dump(value)
+        else:
+            node.set(self.where, self.codec.dump(value))
+
+
+class Change:
+    """One difference the reconcile found: where, what was there, what is wanted, and how it can apply."""
+
+    def __init__(self, what, before, after, live=None):
+        self.what, self.before, self.after, self.live = what, before, after, live
+
+    def __repr__(self):
+        return "Change(%s: %r -> %r, live=%s)" % (self.what, self.before, self.after, self.live)
+
+    def describe(self):
+        return "%s: %s -> %s" % (self.what, _show(self.before), _show(self.after))
+
+
+def _show(value):
+    return "(none)" if value is None else value
+
+
+def reconcile_fields(elem, fields, wanted, label=""):
+    """Write every declared (non-None) wanted value that differs from the element; return the Changes."""
+    changes = []
+    for field in fields:
+        value = wanted.get(field.key)
+        if value is None:
+            continue
+        current = field.read(elem)
+        if current != value:
+            field.write(elem, value)
+            changes.append(Change(label + field.key, current, value, field.live))
+    return changes

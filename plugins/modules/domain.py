@@ -1,0 +1,493 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: domain
+short_description: Declare one libvirt guest in YAML and converge it idempotently, live where possible
+version_added: 0.1.0
+description:
+  - Reads the guest's current XML from libvirt, applies the declared fields to it, and writes the
+    result back only when something differs. A second run with the same input changes nothing.
+  - Only what is declared is managed. UUID, MAC addresses, PCI and drive addresses, controllers,
+    unknown elements and other tools' C(<metadata>) are kept as they are.
+  - On a running guest, attaching and detaching disks and NICs, changing cdrom media, NIC link state,
+    O(current_memory) and O(vcpus) are applied live and to the persistent config. Every other
+    change goes to the persistent config, and the result says RV(reboot_required) with the reasons;
+    O(restart=if_needed) restarts the guest to apply them.
+  - Guests it manages carry a marker and their O(tags) in the collection's own metadata namespace.
+author:
+  - kvmfleet maintainers (@kvmfleet)
+extends_documentation_fragment:
+  - kvmfleet.libvirt.connection
+  - kvmfleet.libvirt.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode computes the same plan as a real run and reports the same C(changed) and diff.
+  diff_mode:
+    support: full
+    details:
+      - The diff is the guest's persistent XML before and after; graphics passwords are masked.
+options:
+  name:
+    description: Name of the guest.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) defines the guest and leaves its power state alone.
+      - V(running), V(paused), V(shutoff) also bring it to that power state. V(shutoff) asks the guest to
+        shut down and waits O(shutdown_timeout) seconds, then powers it off only if O(force_off=true).
+      - V(absent) powers the guest off and undefines it (with its UEFI NVRAM). Disk images are kept
+        unless O(remove_storage=true). A guest with snapshots is refused.
+    type: str
+    choices: [present, running, shutoff, paused, absent]
+    default: present
+  virt_type:
+    description:
+      - Domain type. V(kvm) needs hardware acceleration; V(qemu) is software emulation.
+      - Defaults to V(kvm) for a new guest.
+    type: str
+    choices: [kvm, qemu]
+  arch:
+    description: Guest CPU architecture; a new guest defaults to the host's.
+    type: str
+  machine:
+    description:
+      - Machine type, for example V(q35) or V(pc). libvirt stores the versioned name (V(pc-q35-7.2)); the
+        alias and the versioned name compare equal.
+    type: str
+  title:
+    description: Short title of the guest.
+    type: str
+  description:
+    description: Free-form description of the guest.
+    type: str
+  memory:
+    description:
+      - Memory at boot. An integer is MiB; a string takes a unit, for example V(2GiB) or V(512MiB).
+      - A new guest gets 1 GiB. When O(current_memory) is not given it follows O(memory).
+    type: raw
+  current_memory:
+    description:
+      - Balloon target, at most O(memory). Applied live to a running guest.
+    type: raw
+  vcpus:
+    description: Number of vCPUs online. Applied live to a running guest, up to O(max_vcpus).
+    type: int
+  max_vcpus:
+    description: Maximum number of vCPUs (the hotplug ceiling). Defaults to O(vcpus).
+    type: int
+  cpu:
+    description: Guest CPU model and topology.
+    type: dict
+    suboptions:
+      mode:
+        description: CPU mode. A new V(kvm) guest gets V(host-model).
+        type: str
+        choices: [host-passthrough, host-model, custom, maximum]
+      model:
+        description: CPU model name for O(cpu.mode=custom).
+        type: str
+      sockets:
+        description: Sockets.
+        type: int
+      dies:
+        description: Dies per socket.
+        type: int
+      cores:
+        description: Cores per die.
+        type: int
+      threads:
+        description: Threads per core.
+        type: int
+  boot:
+    description: Direct kernel boot.
+    type: dict
+    suboptions:
+      kernel:
+        description: Path of the kernel image on the hypervisor.
+        type: str
+      initrd:
+        description: Path of the initrd image on the hypervisor.
+        type: str
+      cmdline:
+        description: Kernel command line.
+        type: str
+  on_poweroff:
+    description: What happens when the guest powers off.
+    type: str
+    choices: [destroy, restart, preserve, rename-restart]
+  on_reboot:
+    description: What happens when the guest reboots.
+    type: str
+    choices: [destroy, restart, preserve, rename-restart]
+  on_crash:
+    description: What happens when the guest crashes.
+    type: str
+    choices: [destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart]
+  disks:
+    description:
+      - The guest's disks, identified by their target O(disks[].dev). When this list is given, disks not in it
+        are removed from the guest (their images are kept); when it is omitted, disks are left alone.
+      - Reordering the list changes nothing.
+    type: list
+    elements: dict
+    suboptions:
+      dev:
+        description:
+          - Target device name, for example V(vda). Defaults to the next free name for the bus
+            (V(vda), V(vdb) for virtio; V(sda) for sata and scsi), in list order.
+        type: str
+      device:
+        description: Kind of drive.
+        type: str
+        choices: [disk, cdrom, floppy, lun]
+        default: disk
+      path:
+        description:
+          - Image file on the hypervisor. With O(disks[].size), a missing file is created as a volume of the
+            storage pool whose directory holds it.
+          - For a cdrom, the ISO image; omit it for an empty drive.
+        type: str
+      pool:
+        description: Storage pool of O(disks[].volume).
+        type: str
+      volume:
+        description: Volume name in O(disks[].pool). Created when missing and O(disks[].size) is given.
+        type: str
+      block:
+        description: Host block device, for example V(/dev/sdb).
+        type: str
+      network:
+        description: Network disk source (for example rbd or iscsi) with C(protocol) and C(name).
+        type: dict
+      size:
+        description:
+          - Size of the image (an integer is GiB; a string takes a unit). A missing image is created with
+            this size; a smaller one is grown (live when the guest runs); a larger one is refused, never shrunk.
+        type: raw
+      bus:
+        description: Bus. Defaults to V(virtio) for disks and V(sata) for cdroms.
+        type: str
+        choices: [virtio, sata, scsi, ide, usb, fdc]
+      format:
+        description:
+          - Image format. Read from the volume when not given; new volumes are V(qcow2).
+        type: str
+        choices: [raw, qcow2, vmdk, vdi, vpc, qed, iso]
+      cache:
+        description: Host cache mode.
+        type: str
+        choices: [default, none, writethrough, writeback, directsync, unsafe]
+      io:
+        description: I/O mode.
+        type: str
+        choices: [threads, native, io_uring]
+      discard:
+        description: Whether discard requests reach the image.
+        type: str
+        choices: [unmap, ignore]
+      readonly:
+        description: Read-only disk. Cdroms always are.
+        type: bool
+      shareable:
+        description: Disk may be shared between guests.
+        type: bool
+      serial:
+        description: Serial number the guest sees.
+        type: str
+      boot_order:
+        description: Position in the boot order.
+        type: int
+  interfaces:
+    description:
+      - The guest's NICs, identified by O(interfaces[].mac) when given, otherwise by position among the guest's NICs.
+        An existing NIC keeps its MAC. A new NIC without a MAC gets one derived from the guest name and its
+        position (prefix 52:54:00, unique on the host), so a guest rebuilt from the same YAML gets the same MACs.
+      - When this list is given, NICs not in it are removed; when it is omitted, NICs are left alone.
+    type: list
+    elements: dict
+    suboptions:
+      network:
+        description: libvirt network to connect to.
+        type: str
+      portgroup:
+        description: Port group of O(interfaces[].network).
+        type: str
+      bridge:
+        description: Existing host bridge to connect to.
+        type: str
+      direct:
+        description: Host interface for a macvtap (direct) connection.
+        type: str
+      direct_mode:
+        description: macvtap mode of O(interfaces[].direct).
+        type: str
+        choices: [vepa, bridge, private, passthrough]
+        default: bridge
+      mac:
+        description: MAC address.
+        type: str
+      model:
+        description: NIC model.
+        type: str
+        default: virtio
+      link_state:
+        description: Link state; changed live on a running guest.
+        type: str
+        choices: [up, down]
+      mtu:
+        description: MTU of the host side of the NIC.
+        type: int
+      vlan:
+        description: VLAN tag (on networks and bridges that support it).
+        type: int
+      boot_order:
+        description: Position in the boot order.
+        type: int
+  serials:
+    description:
+      - Serial ports, by position. A new guest gets one V(pty) serial port and a console on it.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Backend.
+        type: str
+        choices: [pty, file, unix, null, stdio]
+        default: pty
+      path:
+        description: File or socket path for V(file) and V(unix).
+        type: str
+      log:
+        description: Also write everything the guest prints to this file (through virtlogd).
+        type: str
+      log_append:
+        description: Append to O(serials[].log) rather than truncate it at start.
+        type: bool
+  consoles:
+    description: Consoles, by position.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Backend.
+        type: str
+        choices: [pty, file, unix, null, stdio]
+        default: pty
+      target:
+        description: Console target.
+        type: str
+        choices: [serial, virtio]
+  graphics:
+    description: Graphical consoles, at most one of each type.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Protocol.
+        type: str
+        choices: [vnc, spice]
+        default: vnc
+      listen:
+        description: Address to listen on.
+        type: str
+      autoport:
+        description: Let libvirt pick the port.
+        type: bool
+      port:
+        description: Fixed port; implies O(graphics[].autoport=false).
+        type: int
+      password:
+        description: Console password. Never shown in results or diffs.
+        type: str
+  autostart:
+    description: Start the guest when the host boots.
+    type: bool
+  tags:
+    description:
+      - Tags stored in the guest's kvmfleet metadata, as a list of names or a dict of name to value.
+        The inventory plugin groups guests by them.
+    type: raw
+  xml_edits:
+    description:
+      - Edits for anything in libvirt's domain format the friendly options do not cover, applied after them.
+        Each item has an O(xml_edits[].xpath) and exactly one of O(xml_edits[].value),
+        O(xml_edits[].attributes), O(xml_edits[].fragment) or O(xml_edits[].absent).
+      - An XPath that matches nothing fails (except with O(xml_edits[].absent)).
+    type: list
+    elements: dict
+    suboptions:
+      xpath:
+        description: XPath of the element(s) to edit, for example V(/domain/features). Ending in C(/@name), the attribute.
+        type: str
+        required: true
+      value:
+        description: Text (or attribute value) to set.
+        type: str
+      attributes:
+        description: Attributes to set on the matched elements; a null value removes the attribute.
+        type: dict
+      fragment:
+        description: An XML element to add as a child of the matched elements unless an identical child exists.
+        type: str
+      absent:
+        description: Remove the matched elements.
+        type: bool
+  xml:
+    description:
+      - A whole domain document to start from when the guest does not exist yet. The other options are applied on
+        top of it. Ignored for an existing guest.
+    type: str
+  restart:
+    description:
+      - V(if_needed) restarts a running guest (graceful shutdown, then start) when changes need a reboot.
+    type: str
+    choices: [never, if_needed]
+    default: never
+  shutdown_timeout:
+    description: Seconds to wait for a graceful shutdown.
+    type: int
+    default: 120
+  force_off:
+    description: Power the guest off when it does not shut down within O(shutdown_timeout).
+    type: bool
+    default: false
+  remove_storage:
+    description: With O(state=absent), also delete the guest's disk volumes.
+    type: bool
+    default: false
+notes:
+  - Secrets (O(graphics[].password)) are C(no_log) and masked in diffs.
+seealso:
+  - module: kvmfleet.libvirt.host_info
+"""
+
+EXAMPLES = r"""
+- name: A guest with a disk and a NIC, running
+  kvmfleet.libvirt.domain:
+    name: web01
+    memory: 2GiB
+    vcpus: 2
+    disks:
+      - pool: default
+        volume: web01.qcow2
+        size: 20GiB
+    interfaces:
+      - network: default
+    tags: {role: web, env: prod}
+    state: running
+    autostart: true
+
+- name: Hot-plug a second disk and lower the balloon, live
+  kvmfleet.libvirt.domain:
+    name: web01
+    current_memory: 1GiB
+    disks:
+      - pool: default
+        volume: web01.qcow2
+      - pool: default
+        volume: web01-data.qcow2
+        size: 50GiB
+
+- name: Insert an ISO into the cdrom of a running guest
+  kvmfleet.libvirt.domain:
+    name: web01
+    disks:
+      - pool: default
+        volume: web01.qcow2
+      - device: cdrom
+        path: /var/lib/libvirt/images/tools.iso
+
+- name: Anything else, through the escape hatch
+  kvmfleet.libvirt.domain:
+    name: web01
+    xml_edits:
+      - xpath: /domain/features
+        fragment: <pae/>
+      - xpath: /domain/clock/@offset
+        value: localtime
+
+- name: Remove the guest, keep its disks
+  kvmfleet.libvirt.domain:
+    name: web01
+    state: absent
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything changed (or would, in check mode).
+  returned: always
+  type: bool
+created:
+  description: Whether the guest was defined by this task.
+  returned: unless state is absent
+  type: bool
+changes:
+  description: Each change the task made (or would make), as C(field - before -> after).
+  returned: unless state is absent
+  type: list
+  elements: str
+  sample: ["current_memory: 2097152 -> 1048576", "disk vdb: (none) -> present"]
+applied_live:
+  description: Changes applied to the running guest without a restart.
+  returned: unless state is absent
+  type: list
+  elements: str
+  sample: ["attach disk vdb", "current_memory: 1GiB"]
+reboot_required:
+  description: Whether changes wait for the next boot of the running guest.
+  returned: unless state is absent
+  type: bool
+reasons:
+  description: The changes that wait for the next boot.
+  returned: unless state is absent
+  type: list
+  elements: str
+  sample: ["machine: pc-i440fx-7.2 -> pc-q35-7.2"]
+actions:
+  description: Storage and power actions taken (create volume, start, shutdown, restart, autostart).
+  returned: unless state is absent
+  type: list
+  elements: str
+uuid:
+  description: The guest's UUID (null for a guest that check mode would create).
+  returned: unless state is absent
+  type: str
+state:
+  description: Power state the guest is in after the task.
+  returned: always
+  type: str
+  sample: running
+interfaces:
+  description: The guest's NICs with their MAC addresses.
+  returned: unless state is absent
+  type: list
+  elements: dict
+  sample: [{"mac": "52:54:00:3f:a2:19", "type": "network", "source": "default", "model": "virtio"}]
+removed_volumes:
+  description: Paths of disk volumes deleted with O(remove_storage=true).
+  returned: when state is absent
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec import argument_spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()
