@@ -234,27 +234,26 @@ class Interfaces(DeviceKind):
         return {"link_state"}
 
     def match(self, elems, specs, ctx):
-        """By MAC when the spec gives one; otherwise by position among the guest's NICs.
+        """By MAC when the spec gives one; otherwise by order among the NICs no declared MAC claims.
 
-        A spec NIC without a MAC keeps the MAC of the NIC at its position, so re-running never
-        changes a MAC; a new one gets the MAC derived from the guest name and its position.
+        The k-th spec NIC without a MAC is the k-th such NIC of the guest and keeps its MAC, so
+        re-running never changes a MAC. A new one gets the MAC derived from the guest name and its
+        position in the list.
         """
-        remaining = list(elems)
         claimed = {spec["mac"] for spec in specs if spec.get("mac")}
+        remaining = list(elems)
+        free = [e for e in elems if self.key_of(e) not in claimed]
         pairs = []
         for index, spec in enumerate(specs):
             if spec.get("mac"):
                 elem = next((e for e in remaining if self.key_of(e) == spec["mac"]), None)
+            elif free:
+                elem = free.pop(0)
+                spec["mac"] = self.key_of(elem)
             else:
-                elem = elems[index] if index < len(elems) else None
-                if elem is not None and (elem not in remaining or self.key_of(elem) in claimed):
-                    elem = None
-                if elem is not None:
-                    spec["mac"] = self.key_of(elem)
-                else:
-                    taken = ctx.used_macs | claimed | {self.key_of(e) for e in elems}
-                    spec["mac"] = derive_mac(ctx.guest_name, index, taken)
-                claimed.add(spec["mac"])
+                elem = None
+                spec["mac"] = derive_mac(ctx.guest_name, index, ctx.used_macs | claimed)
+            claimed.add(spec["mac"])
             spec["_key"] = spec["mac"]
             if elem is not None:
                 remaining.remove(elem)

@@ -1,0 +1,310 @@
+"""The guest model over plain XML: no daemon. Every contract of DESIGN.md that the model owns."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _domain_model as model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+
+SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng")
+FIXTURE = "domain-running-guest.xml"
+CTX_ARGS = ({"pc": "pc-i440fx-7.2", "q35": "pc-q35-7.2"}, ["52:54:00:de:ad:01"])
+
+
+def ctx():
+    return model.Context(*CTX_ARGS)
+
+
+def params(**kwargs):
+    """Module parameters as AnsibleModule hands them over (sub-option defaults filled in)."""
+    base = {"name": "guest1"}
+    for disk in kwargs.get("disks") or []:
+        disk.setdefault("device", "disk")
+    for nic in kwargs.get("interfaces") or []:
+        nic.setdefault("model", "virtio")
+        nic.setdefault("direct_mode", "bridge")
+    base.update(kwargs)
+    return base
+
+
+def plan(current, **kwargs):
+    context = ctx()
+    return model.plan_domain(current, model.normalize_spec(params(**kwargs), context), context)
+
+
+def assert_valid(xml):
+    doc = etree.fromstring(xml.encode())
+    assert SCHEMA.validate(doc), SCHEMA.error_log.last_error
+
+
+def converges(current, **kwargs):
+    """Apply twice: the second application must change nothing."""
+    first = plan(current, **kwargs)
+    second = plan(first.after, **kwargs)
+    assert not second.changed, second.changes
+    assert second.after == first.after
+    assert_valid(first.after)
+    return first
+
+
+def test_empty_spec_changes_nothing_but_the_marker(fixture_text):
+    xml = fixture_text(FIXTURE)
+    first = plan(xml)
+    assert [c.what for c in first.changes] == ["metadata.managed"]
+    assert not plan(first.after).changed
+
+
+def test_unchanged_spec_is_a_no_op(fixture_text):
+    spec = dict(memory=128, vcpus=1, max_vcpus=2, machine="pc", virt_type="qemu", title="old title",
+                disks=[{"path": "/var/lib/libvirt/images/x.img", "format": "raw"}, {"device": "cdrom", "dev": "sda"}],
+                interfaces=[{"network": "default"}, {"network": "isolated"}])
+    managed = plan(fixture_text(FIXTURE)).after
+    result = plan(managed, **spec)
+    assert not result.changed, result.changes
+
+
+def test_preserves_what_was_not_declared(fixture_text):
+    xml = fixture_text(FIXTURE)
+    result = converges(xml, memory="256MiB", title="new", interfaces=[{"network": "default"}, {"network": "isolated"}])
+    after = etree.fromstring(result.after.encode())
+    assert after.findtext("uuid") == "a360092a-0e62-4da8-9572-85499ad6cfe1"
+    assert after.find("metadata/{https://example.com/other-tool/1}app/{https://example.com/other-tool/1}owner").text == "team-a"
+    assert [m.get("address") for m in after.iterfind("devices/interface/mac")] == ["52:54:00:aa:bb:cc", "52:54:00:11:22:33"]
+    assert len(after.findall("devices/controller")) == 3
+    assert after.find("devices/disk/address").get("slot") == "0x04"
+    assert after.find("devices/memballoon") is not None
+
+
+@pytest.mark.parametrize("value, kib", [(256, 262144), ("256MiB", 262144), ("1GiB", 1048576), ("1G", 1048576),
+                                        ("2048 KiB", 2048)])
+def test_memory_units(fixture_text, value, kib):
+    result = converges(fixture_text(FIXTURE), memory=value)
+    after = etree.fromstring(result.after.encode())
+    assert after.find("memory").text == str(kib) and after.find("memory").get("unit") == "KiB"
+    assert after.find("currentMemory").text == str(kib)
+
+
+@pytest.mark.parametrize("kwargs, option, accepted", [
+    (dict(memory="lots"), "memory", "512MiB"),
+    (dict(memory=True), "memory", "whole number"),
+    (dict(memory="1.5KiB"), "memory", "whole number of KiB"),
+    (dict(memory="0.5B"), "memory", "whole number of bytes"),
+    (dict(vcpus=4, max_vcpus=2), "vcpus", "max_vcpus"),
+    (dict(memory=512, current_memory=1024), "current_memory", "must not exceed memory"),
+    (dict(disks=[{"path": "/a", "dev": "vda"}, {"path": "/b", "dev": "vda"}]), "disks[1].dev", "used twice"),
+    (dict(disks=[{"path": "/a", "volume": "v", "pool": "p"}]), "disks[0].path", "one of"),
+    (dict(disks=[{"dev": "vdb"}]), "disks[0].path", "needs path"),
+    (dict(disks=[{"volume": "v"}]), "disks[0].pool", "pool name"),
+    (dict(interfaces=[{"network": "a", "bridge": "b"}]), "interfaces[0].network", "exactly one"),
+    (dict(interfaces=[{"network": "a", "mac": "01:00:00:00:00:01"}]), "interfaces[0].mac", "unicast"),
+    (dict(interfaces=[{"network": "a", "mac": "52:54:00:00:00:01"}, {"network": "b", "mac": "52:54:00:00:00:01"}]),
+     "interfaces[1].mac", "its own MAC"),
+    (dict(tags="web"), "tags", "list of names"),
+    (dict(xml_edits=[{"xpath": "/domain/["}]), "xml_edits[0]", "exactly one"),
+    (dict(xml_edits=[{"xpath": "/domain/[", "value": "x"}]), "xml_edits[0].xpath", "valid XPath"),
+    (dict(xml_edits=[{"xpath": "/domain", "fragment": "<a><b></a>"}]), "xml_edits[0].fragment", "XML element"),
+    (dict(xml="<domain><name>x</name>"), "xml", "domain XML"),
+    (dict(graphics=[{"type": "vnc"}, {"type": "vnc"}]), "graphics[1].type", "one vnc"),
+])
+def test_bad_input_names_the_option(kwargs, option, accepted):
+    with pytest.raises(SpecError) as err:
+        model.normalize_spec(params(**kwargs), ctx())
+    assert err.value.option == option
+    assert "option %s:" % option in str(err.value)
+    assert accepted in str(err.value)
+
+
+def test_xpath_matching_nothing_is_an_error(fixture_text):
+    with pytest.raises(SpecError, match=r"xml_edits\[0\]\.xpath.*matches no element"):
+        plan(fixture_text(FIXTURE), xml_edits=[{"xpath": "/domain/nosuch", "value": "1"}])
+
+
+def test_vcpus_current_and_maximum(fixture_text):
+    xml = fixture_text(FIXTURE)
+    vcpu = etree.fromstring(converges(xml, vcpus=2).after.encode()).find("vcpu")
+    assert (vcpu.text, vcpu.get("current")) == ("2", None)
+    vcpu = etree.fromstring(converges(xml, vcpus=1, max_vcpus=4).after.encode()).find("vcpu")
+    assert (vcpu.text, vcpu.get("current")) == ("4", "1")
+    vcpu = etree.fromstring(converges(xml, max_vcpus=1).after.encode()).find("vcpu")
+    assert (vcpu.text, vcpu.get("current")) == ("1", None)
+    change = [c for c in plan(xml, vcpus=2).changes if c.what == "vcpus"][0]
+    assert change.live == model.LIVE_VCPUS
+
+
+def test_machine_alias_compares_equal(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    assert not plan(xml, machine="pc").changed
+    assert [c.what for c in plan(xml, machine="q35").changes] == ["machine"]
+
+
+def test_reordering_disks_and_nics_changes_nothing(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    disks = [{"path": "/var/lib/libvirt/images/x.img", "dev": "vda", "format": "raw"}, {"device": "cdrom", "dev": "sda"}]
+    nics = [{"network": "default", "mac": "52:54:00:aa:bb:cc"}, {"network": "isolated", "mac": "52:54:00:11:22:33"}]
+    assert not plan(xml, disks=disks, interfaces=nics).changed
+    assert not plan(xml, disks=disks[::-1], interfaces=nics[::-1]).changed
+
+
+def test_removing_a_disk_removes_exactly_that_disk(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, disks=[{"path": "/var/lib/libvirt/images/x.img", "format": "raw"}])
+    after = etree.fromstring(result.after.encode())
+    assert [d.find("target").get("dev") for d in after.iterfind("devices/disk")] == ["vda"]
+    assert [(op.op, op.label) for op in result.device_ops] == [("detach", "disk sda")]
+    assert len(after.findall("devices/interface")) == 2
+
+
+def test_nic_without_mac_keeps_the_mac_at_its_position(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, interfaces=[{"network": "default"}, {"network": "other"}])
+    after = etree.fromstring(result.after.encode())
+    assert [m.get("address") for m in after.iterfind("devices/interface/mac")] == ["52:54:00:aa:bb:cc", "52:54:00:11:22:33"]
+    assert after.findall("devices/interface/source")[1].get("network") == "other"
+    assert [op.op for op in result.device_ops] == ["modify"]
+
+
+def test_new_nic_gets_a_derived_mac_that_is_stable_and_unique():
+    first = converges(None, interfaces=[{"network": "a"}, {"network": "b"}])
+    again = plan(None, interfaces=[{"network": "a"}, {"network": "b"}])
+    macs = [i["mac"] for i in model.interfaces_of(first.after)]
+    assert macs == [i["mac"] for i in model.interfaces_of(again.after)]
+    assert len(set(macs)) == 2 and all(m.startswith("52:54:00:") for m in macs)
+    assert macs[0] == model.derive_mac("guest1", 0, set())
+    # a MAC taken by another guest on the host is skipped
+    taken = model.derive_mac("guest1", 0, set())
+    assert model.derive_mac("guest1", 0, {taken}) != taken
+
+
+def test_adding_a_nic_and_a_disk_are_attach_ops(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, disks=[{"path": "/var/lib/libvirt/images/x.img", "format": "raw"}, {"device": "cdrom", "dev": "sda"},
+                                   {"path": "/var/lib/libvirt/images/y.qcow2", "format": "qcow2"}],
+                       interfaces=[{"network": "default"}, {"network": "isolated"}, {"network": "default", "link_state": "down"}])
+    assert sorted((op.op, op.kind) for op in result.device_ops) == [("attach", "disks"), ("attach", "interfaces")]
+    after = etree.fromstring(result.after.encode())
+    new_disk = after.findall("devices/disk")[-1]
+    assert new_disk.find("target").get("dev") == "vdb" and new_disk.find("driver").get("type") == "qcow2"
+
+
+def test_cdrom_media_change_is_live_and_bus_change_is_not(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    disks = [{"path": "/var/lib/libvirt/images/x.img", "format": "raw"}]
+    media = plan(xml, disks=disks + [{"device": "cdrom", "dev": "sda", "path": "/isos/tools.iso"}])
+    assert [(op.op, op.label) for op in media.device_ops] == [("update", "disk sda")]
+    bus = plan(xml, disks=[{"path": "/var/lib/libvirt/images/x.img", "format": "raw", "bus": "sata", "dev": "vda"}])
+    assert sorted((op.op, op.label) for op in bus.device_ops) == [("detach", "disk sda"), ("modify", "disk vda")]
+
+
+def test_link_state_is_a_live_update(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, interfaces=[{"network": "default", "link_state": "down"}, {"network": "isolated"}])
+    assert [(op.op, op.label) for op in result.device_ops] == [("update", "interface 52:54:00:aa:bb:cc")]
+
+
+def test_tags_in_our_namespace(fixture_text):
+    result = converges(fixture_text(FIXTURE), tags={"role": "web", "env": "prod"})
+    root = etree.fromstring(result.after.encode())
+    assert model.read_tags(root) == {"role": "web", "env": "prod"}
+    assert model.is_managed(root)
+    as_list = converges(result.after, tags=["a", "b"])
+    assert model.read_tags(etree.fromstring(as_list.after.encode())) == {"a": None, "b": None}
+
+
+def test_graphics_password_never_in_the_diff(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = plan(xml, graphics=[{"type": "vnc", "password": "n3w-secret"}])
+    diff = result.diff()
+    assert "n3w-secret" not in str(diff) and "s3cret-old" not in str(diff)
+    assert "(changed)" in diff["after"]
+    assert not plan(result.after, graphics=[{"type": "vnc", "password": "n3w-secret"}]).changed
+
+
+def test_xml_edits_are_idempotent(fixture_text):
+    edits = [
+        {"xpath": "/domain/clock/@offset", "value": "localtime"},
+        {"xpath": "/domain/on_crash", "value": "restart"},
+        {"xpath": "/domain/devices/memballoon", "attributes": {"autodeflate": "on"}},
+        {"xpath": "/domain/devices", "fragment": "<watchdog model='i6300esb' action='reset'/>"},
+        {"xpath": "/domain/devices/input[@type='mouse']", "absent": True},
+    ]
+    result = converges(fixture_text(FIXTURE), xml_edits=edits)
+    root = etree.fromstring(result.after.encode())
+    assert root.find("clock").get("offset") == "localtime"
+    assert root.findtext("on_crash") == "restart"
+    assert root.find("devices/memballoon").get("autodeflate") == "on"
+    assert len(root.findall("devices/watchdog")) == 1
+    assert root.find("devices/input[@type='mouse']") is None
+
+
+def test_new_guest_defaults_validate():
+    result = converges(None, virt_type="qemu", memory=256, boot={"kernel": "/k", "initrd": "/i", "cmdline": "c"})
+    root = etree.fromstring(result.after.encode())
+    assert root.get("type") == "qemu" and root.find("cpu") is None
+    assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
+    kvm = converges(None)
+    assert etree.fromstring(kvm.after.encode()).find("cpu").get("mode") == "host-model"
+
+
+def test_xml_option_is_the_starting_point():
+    doc = "<domain type='qemu'><name>ignored</name><memory unit='KiB'>65536</memory><os><type>hvm</type></os></domain>"
+    result = converges(None, xml=doc, vcpus=2)
+    root = etree.fromstring(result.after.encode())
+    assert root.findtext("name") == "guest1" and root.findtext("memory") == "65536"
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+_paths = st.sampled_from(["/img/a.qcow2", "/img/b.raw", "/img/c.qcow2"])
+_disk = st.fixed_dictionaries({"path": _paths}, optional={
+    "bus": st.sampled_from(["virtio", "sata"]), "format": st.sampled_from(["raw", "qcow2"]),
+    "cache": st.sampled_from(["none", "writeback"]), "serial": st.text("abcdef0123", min_size=1, max_size=8),
+    "readonly": st.booleans()})
+_nic = st.fixed_dictionaries({"network": st.sampled_from(["default", "isolated", "lab"])}, optional={
+    "link_state": st.sampled_from(["up", "down"]), "mtu": st.integers(1280, 9000),
+    "mac": st.sampled_from(["52:54:00:aa:bb:cc", "52:54:00:00:00:99"])})
+_spec = st.fixed_dictionaries({}, optional={
+    "memory": st.integers(64, 4096),
+    "vcpus": st.integers(1, 4),
+    "title": st.text("abc xyz", min_size=1, max_size=10),
+    "disks": st.lists(_disk, max_size=3),
+    "interfaces": st.lists(_nic, max_size=3, unique_by=lambda n: n.get("mac") or id(n)),
+    "tags": st.dictionaries(st.sampled_from(["role", "env", "team"]), st.sampled_from(["a", "b"]), max_size=3),
+    "machine": st.sampled_from(["pc", "q35"]),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_spec)
+def test_property_idempotent_preserving_valid(fixture_text, spec):
+    xml = fixture_text(FIXTURE)
+    try:
+        first = plan(xml, **spec)
+    except SpecError:
+        return  # e.g. two NICs given the same MAC: refused, nothing to apply
+    assert not plan(first.after, **spec).changed
+    assert_valid(first.after)
+    root = etree.fromstring(first.after.encode())
+    assert root.findtext("uuid") == "a360092a-0e62-4da8-9572-85499ad6cfe1"
+    assert root.find("metadata/{https://example.com/other-tool/1}app") is not None
+    assert len(root.findall("devices/controller")) == 3
+    if "interfaces" not in spec:
+        assert len(root.findall("devices/interface")) == 2
+    if "disks" not in spec:
+        assert len(root.findall("devices/disk")) == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=_spec, second=_spec)
+def test_property_applying_b_after_a_equals_converged_b(fixture_text, first, second):
+    """Whatever spec came before, converging to spec B twice changes nothing the second time."""
+    xml = fixture_text(FIXTURE)
+    try:
+        after_a = plan(xml, **first).after
+        after_b = plan(after_a, **second).after
+    except SpecError:
+        return
+    assert not plan(after_b, **second).changed
