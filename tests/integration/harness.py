@@ -161,17 +161,19 @@ def sweep(conn, prefix=PREFIX):
     """Remove every domain, network, pool and volume whose name starts with ``prefix``."""
     for dom in conn.listAllDomains(0):
         if dom.name().startswith(prefix):
+            persistent = dom.isPersistent()  # a transient one is gone once destroyed
             if dom.isActive():
                 _ignore(dom.destroy)
-            if dom.isPersistent():
+            if persistent:
                 flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                          | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
                 _ignore(dom.undefineFlags, flags)
     for net in conn.listAllNetworks(0):
         if net.name().startswith(prefix):
+            persistent = net.isPersistent()
             if net.isActive():
                 _ignore(net.destroy)
-            if net.isPersistent():
+            if persistent:
                 _ignore(net.undefine)
     for pool in conn.listAllStoragePools(0):
         if not pool.isActive():
@@ -183,8 +185,9 @@ def sweep(conn, prefix=PREFIX):
             if vol.name().startswith(prefix) or pool.name().startswith(prefix):
                 _ignore(vol.delete, 0)
         if pool.name().startswith(prefix):
+            persistent = pool.isPersistent()
             _ignore(pool.destroy)
-            if pool.isPersistent():
+            if persistent:
                 _ignore(pool.undefine)
     if IMAGE_DIR.is_dir():
         for path in IMAGE_DIR.glob(prefix + "*"):
