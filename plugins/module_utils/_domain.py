@@ -28,7 +28,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 SCHEMA = "/usr/share/libvirt/schemas/domain.rng"
 STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
-_NO_REBOOT_NEEDED = ("title", "description", "tags", "metadata.managed")
+_CONFIG_ONLY = ("tags", "metadata.managed")
 
 
 class DomainError(Exception):
@@ -199,6 +199,7 @@ class DomainRunner:
         self.params = module.params
         self.check = module.check_mode
         self.applied_live = []
+        self.live_failures = []
         self.reasons = []
         self.actions = []
 
@@ -323,27 +324,51 @@ class DomainRunner:
         for change in plan.changes:
             if change.what in device_whats:
                 continue
-            if change.live in (LIVE_MEMORY, LIVE_VCPUS) or change.what in _NO_REBOOT_NEEDED:
+            if change.what in _CONFIG_ONLY:
+                continue  # kvmfleet's own metadata: read from the config, no reboot needed
+            if change.live in (LIVE_MEMORY, LIVE_VCPUS) or change.what in ("title", "description"):
                 live.append(change)
             else:
                 later.append(change.describe())
         return live, later
 
     def apply_live(self, dom, name, live):
+        """Apply each live change; one the guest does not take is left to the next boot, and said so.
+
+        The persistent config already holds every change at this point, so a refused or timed-out
+        live operation (a vCPU unplug the guest ignores, say) is not a failure of the task.
+        """
         for item in live:
-            if getattr(item, "op", None):
-                self._apply_device_op(dom, name, item)
-            elif item.live == LIVE_MEMORY:
-                dom.setMemoryFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-                self.applied_live.append("current_memory: %s" % format_size(item.after * 1024))
-            elif item.live == LIVE_VCPUS:
-                dom.setVcpusFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-                self.applied_live.append("vcpus: %d" % item.after)
-            elif item.what in ("title", "description"):
-                kind = (libvirt.VIR_DOMAIN_METADATA_TITLE if item.what == "title"
-                        else libvirt.VIR_DOMAIN_METADATA_DESCRIPTION)
-                dom.setMetadata(kind, item.after, None, None, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-                self.applied_live.append(item.what)
+            try:
+                self._apply_one_live(dom, name, item)
+            except libvirt.libvirtError as exc:
+                what = item.label if getattr(item, "op", None) else item.what
+                reason = "%s: not applied to the running guest (%s); applies at next boot" % (what, exc)
+                self.live_failures.append(reason)
+                self.module.warn(reason)
+
+    @staticmethod
+    def live_label(item):
+        """How a live change is listed in applied_live (the same words in check mode)."""
+        if getattr(item, "op", None):
+            return "%s %s" % (item.op, item.label)
+        if item.live == LIVE_MEMORY:
+            return "current_memory: %s" % format_size(item.after * 1024)
+        if item.live == LIVE_VCPUS:
+            return "vcpus: %d" % item.after
+        return item.what
+
+    def _apply_one_live(self, dom, name, item):
+        if getattr(item, "op", None):
+            self._apply_device_op(dom, name, item)
+        elif item.live == LIVE_MEMORY:
+            dom.setMemoryFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        elif item.live == LIVE_VCPUS:
+            dom.setVcpusFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        else:
+            kind = libvirt.VIR_DOMAIN_METADATA_TITLE if item.what == "title" else libvirt.VIR_DOMAIN_METADATA_DESCRIPTION
+            dom.setMetadata(kind, item.after, None, None, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        self.applied_live.append(self.live_label(item))
 
     def _apply_device_op(self, dom, name, op):
         live_flag = libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -352,7 +377,6 @@ class DomainRunner:
             elem = self._find_device(live_root, op.kind, op.key)
             if elem is not None:
                 dom.detachDeviceFlags(to_string(elem), live_flag)
-            self.applied_live.append("detach %s" % op.label)
             return
         elem = self._config_device(name, op.kind, op.key)
         if op.op == "update":
@@ -360,7 +384,6 @@ class DomainRunner:
             if address is not None:
                 elem.remove(address)
             dom.updateDeviceFlags(to_string(elem), live_flag)
-            self.applied_live.append("update %s" % op.label)
             return
         try:
             dom.attachDeviceFlags(to_string(elem), live_flag)
@@ -371,7 +394,6 @@ class DomainRunner:
                 raise
             elem.remove(address)
             dom.attachDeviceFlags(to_string(elem), live_flag)
-        self.applied_live.append("attach %s" % op.label)
 
     def present(self, dom, ctx):
         name = self.params["name"]
@@ -402,6 +424,7 @@ class DomainRunner:
             if not self.check:
                 self._stop(dom, "restart: if_needed")
                 dom.create()
+        later.extend(self.live_failures)
         reboot_required = bool(later) and not restart and wanted_state != "shutoff"
         self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
         autostart_changed = self._autostart(dom, plan.created)
@@ -426,15 +449,7 @@ class DomainRunner:
         }
 
     def _predict_live(self, live):
-        for item in live:
-            if getattr(item, "op", None):
-                self.applied_live.append("%s %s" % (item.op, item.label))
-            elif item.live == LIVE_MEMORY:
-                self.applied_live.append("current_memory: %s" % format_size(item.after * 1024))
-            elif item.live == LIVE_VCPUS:
-                self.applied_live.append("vcpus: %d" % item.after)
-            elif item.what in ("title", "description"):
-                self.applied_live.append(item.what)
+        self.applied_live.extend(self.live_label(item) for item in live)
 
     def _apply(self, dom, name, plan, volume_tasks, live, running):
         created_volumes = []

@@ -1,0 +1,280 @@
+"""The domain module against the real libvirtd, with a real guest that reports what it sees.
+
+Each scenario converges (check mode predicts, real run changes, second run changed=0, check mode
+after predicts nothing) and then asserts on what libvirt and the guest's own console report.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import libvirt
+import pycdlib
+import pytest
+from lxml import etree
+
+import guest_image
+import harness
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def image():
+    return guest_image.build()
+
+
+@pytest.fixture
+def lab(conn, prefix, tmp_path):
+    """An isolated network (no <forward>: guest packets stay on this machine) and a dir pool."""
+    net = conn.networkDefineXML(
+        "<network><name>%snet</name><bridge name='kvft%s'/></network>" % (prefix, prefix[-7:-1]))
+    net.create()
+    pool_dir = Path("/var/lib/libvirt/images") / (prefix + "pool")
+    pool_dir.mkdir(exist_ok=True)
+    pool = conn.storagePoolDefineXML(
+        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>" % (prefix, pool_dir))
+    pool.create(0)
+    yield {"network": prefix + "net", "pool": prefix + "pool", "pool_dir": pool_dir}
+    harness.sweep(conn, prefix)
+    for leftover in pool_dir.glob("*"):
+        leftover.unlink()
+    pool_dir.rmdir()
+
+
+def serial_log(name):
+    return Path("/var/log/libvirt/qemu/%s-serial.log" % name)
+
+
+def guest(name, image, lab, **extra):
+    """A domain task for a test guest: software emulation, direct kernel boot, console logged."""
+    args = {
+        "name": name,
+        "virt_type": "qemu",
+        "machine": "pc",
+        "memory": 256,
+        "boot": {"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": image["cmdline"]},
+        "serials": [{"type": "pty", "log": str(serial_log(name))}],
+        "disks": [{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"}],
+        "interfaces": [{"network": lab["network"]}],
+        "state": "running",
+        "shutdown_timeout": 30,
+    }
+    args.update(extra)
+    return {"name": "guest " + name, "kvmfleet.libvirt.domain": args, "register": "result"}
+
+
+def report_where(name, predicate, what, timeout=90):
+    """Wait until the guest's latest console report satisfies ``predicate``; return it."""
+    def check():
+        path = serial_log(name)
+        report = guest_image.last_report(path.read_text(errors="replace")) if path.exists() else None
+        return report if report and predicate(report) else None
+    return harness.wait_for(check, timeout=timeout, what="guest %s to report %s" % (name, what))
+
+
+def inactive_xml(conn, name):
+    return harness.domain_xml(conn, name, inactive=True)
+
+
+def test_create_boot_and_idempotence(conn, prefix, ansible, image, lab):
+    name = prefix + "g1"
+    task = guest(name, image, lab, tags={"role": "web", "env": "test"}, vcpus=1, max_vcpus=2)
+    first = ansible.converge([task])
+    result = first.result(task["name"])
+    assert result["created"] is True
+    assert harness.domain_state(conn, name) == "running"
+    mac = result["interfaces"][0]["mac"]
+    assert mac.startswith("52:54:00:")
+
+    # What libvirt stored: our marker and tags, KiB memory, the NIC with the reported MAC.
+    root = etree.fromstring(inactive_xml(conn, name).encode())
+    ns = {"k": "https://kvmfleet.dev/xmlns/libvirt/guest/1"}
+    assert root.xpath("metadata/k:guest/@managed", namespaces=ns) == ["true"]
+    assert {t.get("name"): t.get("value") for t in root.xpath("metadata/k:guest/k:tag", namespaces=ns)} == {
+        "role": "web", "env": "test"}
+    assert root.findtext("memory") == str(256 * 1024)
+    assert root.find("vcpu").get("current") == "1" and root.findtext("vcpu") == "2"
+    assert root.find("devices/interface/mac").get("address") == mac
+
+    # What the guest sees: the declared disk size and the MAC.
+    report = report_where(name, lambda r: r["nics"], "its NIC")
+    assert report["disks"]["vda"]["size_bytes"] == 64 * 1024 * 1024
+    assert mac in report["nics"]
+
+    # A further run writes nothing: the stored XML is byte for byte the same.
+    before = inactive_xml(conn, name)
+    again = ansible.run([task])
+    assert again.changed == 0
+    assert inactive_xml(conn, name) == before
+    assert again.result(task["name"])["interfaces"][0]["mac"] == mac
+
+
+def test_live_hotplug_and_unplug(conn, prefix, ansible, image, lab):
+    name = prefix + "hp"
+    base = guest(name, image, lab, vcpus=1, max_vcpus=2, memory=256)
+    ansible.run([base])
+    report_where(name, lambda r: r["nics"] and r["mem_total_kib"], "its first report")
+    uuid_before = conn.lookupByName(name).UUIDString()
+    root_mac = ansible.run([base]).result(base["name"])["interfaces"][0]["mac"]
+
+    grown = guest(name, image, lab, vcpus=2, max_vcpus=2, memory=256, current_memory=192,
+                  disks=base["kvmfleet.libvirt.domain"]["disks"] + [
+                      {"pool": lab["pool"], "volume": name + "-data.qcow2", "size": "32MiB", "serial": "KVMDATA1"}],
+                  interfaces=[{"network": lab["network"], "link_state": "down"}, {"network": lab["network"]}])
+    run = ansible.converge([grown])
+    result = run.result(grown["name"])
+    assert result["reboot_required"] is False, result["reasons"]
+    assert set(result["applied_live"]) == {
+        "attach disk vdb", "update interface %s" % root_mac, "attach interface %s" % result["interfaces"][1]["mac"],
+        "current_memory: 192MiB", "vcpus: 2"}
+    new_mac = result["interfaces"][1]["mac"]
+
+    report = report_where(name, lambda r: "vdb" in r["disks"] and new_mac in r["nics"] and r["cpus_online"] == 2,
+                          "the hot-plugged disk, NIC and vCPU")
+    assert report["disks"]["vdb"] == {"size_bytes": 32 * 1024 * 1024, "ro": False, "serial": "KVMDATA1"}
+    assert report["nics"][root_mac]["operstate"] == "down"
+    report = report_where(name, lambda r: r["mem_total_kib"] <= 200 * 1024, "the balloon at 192 MiB")
+    assert conn.lookupByName(name).UUIDString() == uuid_before
+    assert conn.lookupByName(name).info()[2] == 192 * 1024  # memory in use, live
+
+    # Take the data disk and the second NIC away again: detached live, the guest loses them.
+    # (vCPUs stay at 2: a vCPU unplug needs the guest's cooperation, which is not the point here.)
+    base["kvmfleet.libvirt.domain"]["vcpus"] = 2
+    ansible.converge([base])
+    report = report_where(name, lambda r: "vdb" not in r["disks"] and new_mac not in r["nics"], "the unplug")
+    assert root_mac in report["nics"]
+    config = etree.fromstring(inactive_xml(conn, name).encode())
+    assert [d.get("dev") for d in config.iterfind("devices/disk/target")] == ["vda"]
+    assert [m.get("address") for m in config.iterfind("devices/interface/mac")] == [root_mac]
+    # the unplugged disk's image is kept
+    assert (lab["pool_dir"] / (name + "-data.qcow2")).exists()
+
+
+def _seed_iso(path, files):
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    for fname, text in files.items():
+        data = text.encode()
+        iso.add_fp(io.BytesIO(data), len(data), "/%s.;1" % fname.upper().replace("-", "_"),
+                   rr_name=fname, joliet_path="/" + fname)
+    iso.write(str(path))
+    iso.close()
+
+
+def test_cdrom_media_change_is_live(conn, prefix, ansible, image, lab):
+    name = prefix + "cd"
+    disks = [{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"},
+             {"device": "cdrom", "dev": "sda", "bus": "sata"}]
+    ansible.run([guest(name, image, lab, disks=disks)])
+    report_where(name, lambda r: "sr0" in r["disks"], "its empty cdrom")
+    iso = lab["pool_dir"] / (name + "-seed.iso")
+    _seed_iso(iso, {"meta-data": "instance-id: %s\nlocal-hostname: cdtest\n" % name})
+    conn.storagePoolLookupByName(lab["pool"]).refresh(0)
+
+    with_media = disks[:1] + [{"device": "cdrom", "dev": "sda", "bus": "sata", "path": str(iso)}]
+    run = ansible.converge([guest(name, image, lab, disks=with_media)])
+    result = run.result("guest " + name)
+    assert result["applied_live"] == ["update disk sda"] and result["reboot_required"] is False
+    report = report_where(name, lambda r: r["seed"], "the seed on the new media")
+    assert report["seed_label"] == "cidata"
+    assert "local-hostname: cdtest\n" in report["seed"]["meta-data"]
+
+
+def test_changes_that_need_a_reboot(conn, prefix, ansible, image, lab):
+    name = prefix + "rb"
+    ansible.run([guest(name, image, lab)])
+    report_where(name, lambda r: r["nics"], "boot")
+    dom_id = conn.lookupByName(name).ID()
+    cmdline = image["cmdline"] + " kvmfleet.test=1"
+    changed = guest(name, image, lab, boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline})
+    run = ansible.converge([changed])
+    result = run.result(changed["name"])
+    assert result["reboot_required"] is True
+    assert any(r.startswith("boot.cmdline:") for r in result["reasons"])
+    assert conn.lookupByName(name).ID() == dom_id  # not restarted: restart defaults to never
+    live = etree.fromstring(harness.domain_xml(conn, name).encode())
+    assert live.findtext("os/cmdline") == image["cmdline"]
+
+    # restart: if_needed applies a pending change by a real restart (a new QEMU process)
+    cmdline2 = cmdline + " kvmfleet.test=2"
+    restarted = guest(name, image, lab, restart="if_needed",
+                      boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline2})
+    result = ansible.converge([restarted]).result(restarted["name"])
+    assert result["reboot_required"] is False
+    assert any(a.startswith("restart") for a in result["actions"])
+    assert conn.lookupByName(name).ID() != dom_id
+    assert etree.fromstring(harness.domain_xml(conn, name).encode()).findtext("os/cmdline") == cmdline2
+
+
+def test_power_states_and_absent(conn, prefix, ansible, image, lab):
+    name = prefix + "ps"
+    ansible.run([guest(name, image, lab)])
+    report_where(name, lambda r: r["nics"], "boot")
+    # graceful: the guest's ACPI power button handler powers it off
+    result = ansible.converge([guest(name, image, lab, state="shutoff")]).result("guest " + name)
+    assert result["actions"] == ["shutdown"]
+    assert harness.domain_state(conn, name) == "shutoff"
+    assert "KVMFLEET-POWEROFF" in serial_log(name).read_text(errors="replace")
+
+    ansible.converge([guest(name, image, lab, state="paused")])
+    assert harness.domain_state(conn, name) == "paused"
+    ansible.converge([guest(name, image, lab, state="running")])
+    assert harness.domain_state(conn, name) == "running"
+
+    volume = lab["pool_dir"] / (name + "-root.qcow2")
+    absent = {"name": "absent", "kvmfleet.libvirt.domain": {"name": name, "state": "absent"}}
+    ansible.converge([absent])
+    assert harness.domain_state(conn, name) == "absent"
+    assert volume.exists(), "absent must keep disk images unless remove_storage is set"
+
+    ansible.run([guest(name, image, lab, state="shutoff")])
+    remove = {"name": "absent", "kvmfleet.libvirt.domain": {"name": name, "state": "absent", "remove_storage": True}}
+    result = ansible.converge([remove]).result("absent")
+    assert result["removed_volumes"] == [str(volume)]
+    assert not volume.exists()
+
+
+BAD_INPUTS = [
+    ({"memory": "lots"}, "option memory: got 'lots'"),
+    ({"vcpus": 4, "max_vcpus": 2}, "option vcpus"),
+    ({"disks": [{"path": "/var/lib/libvirt/images/a.img", "dev": "vda"},
+                {"path": "/var/lib/libvirt/images/b.img", "dev": "vda"}]}, "option disks[1].dev"),
+    ({"interfaces": [{"network": "kvmfleet-no-such-net"}]}, "option interfaces[0].network: got 'kvmfleet-no-such-net'"),
+    ({"disks": [{"pool": "kvmfleet-no-such-pool", "volume": "v"}]}, "option disks[0].pool"),
+    ({"xml_edits": [{"xpath": "/domain/nosuchthing", "value": "1"}]}, "option xml_edits[0].xpath"),
+    ({"xml_edits": [{"xpath": "/domain", "fragment": "<broken"}]}, "option xml_edits[0].fragment"),
+    ({"disks": [{"volume": "kvmfleet-x", "pool": "POOL", "size": "1MiB"}]}, "shrinking a disk is refused"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_INPUTS, ids=[m.split(":")[0] for _c, m in BAD_INPUTS])
+def test_bad_input_fails_cleanly_and_changes_nothing(conn, prefix, ansible, image, lab, change, message):
+    name = prefix + "bad"
+    ansible.run([guest(name, image, lab, state="shutoff")])
+    for disk in change.get("disks", []):
+        if disk.get("pool") == "POOL":
+            disk.update(pool=lab["pool"], volume=name + "-root.qcow2")  # exists at 64 MiB: a shrink
+    before_xml = inactive_xml(conn, name)
+    before_volumes = sorted(p.name for p in lab["pool_dir"].iterdir())
+    task = guest(name, image, lab, state="shutoff")
+    task["kvmfleet.libvirt.domain"].update(change)
+    run = ansible.run([task], expect_rc=2)
+    assert run.status(task["name"]) == "failed"
+    msg = run.result(task["name"])["msg"]
+    assert message in msg, msg
+    assert "Traceback" not in run.output
+    assert inactive_xml(conn, name) == before_xml
+    assert sorted(p.name for p in lab["pool_dir"].iterdir()) == before_volumes
+    check = ansible.run([task], check=True, expect_rc=2)
+    assert message in check.result(task["name"])["msg"]
+
+
+def test_malformed_xml_for_a_new_guest_defines_nothing(conn, prefix, ansible):
+    name = prefix + "badxml"
+    task = {"name": "bad", "kvmfleet.libvirt.domain": {"name": name, "xml": "<domain><name>x</name>"}}
+    run = ansible.run([task], expect_rc=2)
+    assert "option xml" in run.result("bad")["msg"]
+    with pytest.raises(libvirt.libvirtError):
+        conn.lookupByName(name)
