@@ -273,9 +273,9 @@ class DomainRunner:
         result["diff"] = {"before": before, "after": ""}
         snapshots = dom.snapshotNum(0)
         if snapshots:
+            names = ", ".join(dom.snapshotListNames(0))
             raise DomainError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
-                              "absent never deletes snapshots" % (dom.name(), snapshots,
-                                                                   ", ".join(dom.snapshotListNames(0))))
+                              "absent never deletes snapshots" % (dom.name(), snapshots, names))
         volumes = self._disk_volumes(dom) if self.params["remove_storage"] else []
         result["removed_volumes"] = [v.path() for v in volumes]
         if self.check:

@@ -17,7 +17,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
     Change,
     Choice,
-    Codec,
     Field,
     Int,
     KiB,

@@ -260,7 +260,7 @@ options:
       type:
         description: Backend.
         type: str
-        choices: [pty, file, unix, null, stdio]
+        choices: [pty, file, unix, "null", stdio]
         default: pty
       path:
         description: File or socket path for V(file) and V(unix).
@@ -279,7 +279,7 @@ options:
       type:
         description: Backend.
         type: str
-        choices: [pty, file, unix, null, stdio]
+        choices: [pty, file, unix, "null", stdio]
         default: pty
       target:
         description: Console target.
