@@ -65,9 +65,15 @@ class PlaybookRun:
         return sum(h.get("failures", 0) + h.get("unreachable", 0) for h in self.recap.values())
 
     def changes_by_task(self):
-        """(task name, changed, diff) for every task result, the unit check mode must predict."""
-        return [(t["task"], bool(t["result"].get("changed")), t["result"].get("diff"))
-                for t in self.tasks if t["status"] == "ok"]
+        """(task name, changed, diff) of every task that ran: what check mode must predict.
+
+        Loop tasks count per item: [(changed, diff), ...] of their results.
+        """
+        def effect(result):
+            if "results" in result:
+                return [(bool(r.get("changed")), r.get("diff")) for r in result["results"]]
+            return (bool(result.get("changed")), result.get("diff"))
+        return [(t["task"], effect(t["result"])) for t in self.tasks if t["status"] == "ok"]
 
 
 class Ansible:
@@ -122,7 +128,7 @@ class Ansible:
                 proc.returncode, expect_rc, output[-6000:])
         return run
 
-    def converge(self, tasks, extra_vars=None, expect_change=True):
+    def converge(self, tasks, extra_vars=None, expect_change=True, playbook=None):
         """The contract every scenario keeps; returns the first real run.
 
         1. check mode predicts the change (per task: changed and diff) that
@@ -130,16 +136,18 @@ class Ansible:
         3. a second real run changes nothing;
         4. check mode after it predicts nothing.
         """
-        predicted = self.run(tasks, extra_vars, check=True)
-        first = self.run(tasks, extra_vars)
-        assert predicted.changes_by_task() == first.changes_by_task(), (
-            "check mode predicted a different change than the real run made")
+        predicted = self.run(tasks, extra_vars, check=True, playbook=playbook)
+        first = self.run(tasks, extra_vars, playbook=playbook)
+        prediction = predicted.changes_by_task()
+        ran_in_check = {name for name, _effect in prediction}
+        made = [item for item in first.changes_by_task() if item[0] in ran_in_check]
+        assert prediction == made, "check mode predicted a different change than the real run made"
         if expect_change:
             assert first.changed > 0, "the first run changed nothing"
-        second = self.run(tasks, extra_vars)
+        second = self.run(tasks, extra_vars, playbook=playbook)
         assert second.changed == 0, "second run was not idempotent: %s" % [
             t["task"] for t in second.tasks if t["result"].get("changed")]
-        after = self.run(tasks, extra_vars, check=True)
+        after = self.run(tasks, extra_vars, check=True, playbook=playbook)
         assert after.changed == 0, "check mode after convergence predicts a change"
         return first
 

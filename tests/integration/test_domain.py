@@ -14,7 +14,7 @@ import pycdlib
 import pytest
 from lxml import etree
 
-import guest_image
+import testguest as guest_image
 import harness
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-import guest_image
+import testguest as guest_image
 import harness
 
 MIB = 1024 * 1024
