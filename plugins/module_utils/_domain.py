@@ -37,8 +37,8 @@ class DomainError(Exception):
 
 # ---- host context -------------------------------------------------------------------------------
 
-def host_context(conn, own_name):
-    """Machine aliases and the MACs of every other guest, for the pure model."""
+def host_context(conn, own_name, need_macs=True):
+    """Machine aliases and (when a NIC may need a derived MAC) the MACs of every other guest."""
     caps = parse_xml(conn.getCapabilities())
     host_arch = caps.findtext("host/cpu/arch") or "x86_64"
     aliases = {}
@@ -46,7 +46,7 @@ def host_context(conn, own_name):
         if machine.get("canonical"):
             aliases[machine.text] = machine.get("canonical")
     used = set()
-    for dom in conn.listAllDomains(0):
+    for dom in conn.listAllDomains(0) if need_macs else ():
         if dom.name() == own_name:
             continue
         for mac in parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).iterfind("devices/interface/mac"):
@@ -495,7 +495,8 @@ class DomainRunner:
         dom = _lookup_domain(self.conn, name)
         if self.params["state"] == "absent":
             return self.absent(dom)
-        ctx = host_context(self.conn, name)
+        nics = self.params.get("interfaces")
+        ctx = host_context(self.conn, name, need_macs=bool(nics) and any(not n.get("mac") for n in nics))
         return self.present(dom, ctx)
 
 
