@@ -54,6 +54,14 @@ run_sanity() {
 run_lint() {
   section "ansible-lint (production profile)"
   ansible-lint --offline --profile production "$@"
+  section "ansible-doc renders every module"
+  local m name
+  for m in plugins/modules/*.py; do
+    name=$(basename "$m" .py)
+    ansible-doc "kvmfleet.libvirt.$name" | grep -q "kvmfleet.libvirt.$name" \
+      || { echo "ansible-doc cannot render kvmfleet.libvirt.$name" >&2; return 1; }
+    echo "ok: kvmfleet.libvirt.$name"
+  done
 }
 
 run_bench() {
