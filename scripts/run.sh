@@ -41,9 +41,10 @@ run_sanity() {
   section "ansible-test sanity"
   # Outside the checkout: inside it, ansible-test would take the outer git repo's file list.
   local top dest
-  top="${TMPDIR:-/tmp}/kvmfleet-sanity-$(id -u)"
+  top=$(mktemp -d "${TMPDIR:-/tmp}/kvmfleet-sanity.XXXXXX")
+  # shellcheck disable=SC2064  # expand now: $top is local to this function
+  trap "rm -rf '$top'" RETURN
   dest="$top/ansible_collections/kvmfleet/libvirt"
-  rm -rf "$top"
   mkdir -p "$dest"
   git ls-files -z --cached --others --exclude-standard \
     | python -c 'import os, sys; sys.stdout.write("\0".join(p for p in sys.stdin.read().split("\0") if p and os.path.isfile(p)))' \

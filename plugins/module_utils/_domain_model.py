@@ -25,6 +25,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     YesNo,
     ensure_path,
     find_path,
+    format_size,
     parse_size,
     prune_empty,
     reconcile_fields,
@@ -800,3 +801,89 @@ def interfaces_of(xml):
             "model": None if model is None else model.get("type"),
         })
     return result
+
+
+# ---- reading a guest back as a spec ----------------------------------------------------------------
+
+def _set_dotted(target, dotted, value):
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value
+
+
+def _read_fields(elem, fields, skip=()):
+    spec = {}
+    for field in fields:
+        if field.key in skip or field.key == "source":
+            continue
+        value = field.read(elem)
+        if value is not None and value is not False:
+            _set_dotted(spec, field.key, value)
+    return spec
+
+
+_SIZE_KEYS = ("memory", "current_memory")
+
+
+def read_spec(xml):
+    """The friendly spec of a guest, read through the same tables that write it.
+
+    The result is valid input for the domain module: applying it to the same guest changes nothing,
+    so an existing guest can be copied into YAML.
+    """
+    root = parse_xml(xml)
+    spec = {"name": root.findtext("name")}
+    spec.update(_read_fields(root, DOMAIN_FIELDS))
+    for key in _SIZE_KEYS:
+        if key in spec:
+            spec[key] = format_size(spec[key] * 1024)
+    devices = root.find("devices")
+    if devices is None:
+        devices = etree.Element("devices")
+    spec["disks"] = [_read_disk(elem) for elem in DEVICE_KIND["disks"].select(devices)]
+    spec["interfaces"] = [_read_interface(elem) for elem in DEVICE_KIND["interfaces"].select(devices)]
+    for name in ("serials", "consoles"):
+        spec[name] = [_read_fields(elem, DEVICE_KIND[name].fields) for elem in DEVICE_KIND[name].select(devices)]
+    spec["graphics"] = []
+    for elem in DEVICE_KIND["graphics"].select(devices):
+        item = {"type": elem.get("type")}
+        item.update(_read_fields(elem, Graphics.fields, skip=("password",)))
+        spec["graphics"].append(item)
+    tags = read_tags(root)
+    spec["tags"] = tags if tags is not None else {}
+    spec["managed"] = tags is not None
+    return spec
+
+
+def _read_disk(elem):
+    disk = {"dev": Disks().key_of(elem)}
+    disk.update(_read_fields(elem, Disks.fields))
+    kind, attrs = Disks.fields[1].read(elem)
+    attrs = dict(attrs)
+    if kind == "file" and attrs.get("file"):
+        disk["path"] = attrs["file"]
+    elif kind == "volume":
+        disk.update(pool=attrs.get("pool"), volume=attrs.get("volume"))
+    elif kind == "block":
+        disk["block"] = attrs.get("dev")
+    elif kind == "network":
+        disk["network"] = attrs
+    return disk
+
+
+def _read_interface(elem):
+    nic = _read_fields(elem, Interfaces.fields)
+    kind, attrs = Interfaces.fields[0].read(elem)
+    attrs = dict(attrs)
+    if kind == "network":
+        nic["network"] = attrs.get("network")
+        if attrs.get("portgroup"):
+            nic["portgroup"] = attrs["portgroup"]
+    elif kind == "bridge":
+        nic["bridge"] = attrs.get("bridge")
+    elif kind == "direct":
+        nic.update(direct=attrs.get("dev"), direct_mode=attrs.get("mode"))
+    else:
+        nic["type"] = kind  # not expressible in the friendly spec (user, vhostuser, ...)
+    return nic

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import harness
+import testguest
 
 
 @pytest.fixture(scope="session")
 def conn():
     connection = harness.connect()
-    harness.sweep(connection)  # leftovers of an earlier, interrupted run
+    harness.sweep_stale(connection)  # leftovers of earlier, interrupted runs (not of live ones)
     yield connection
-    harness.sweep(connection)
     connection.close()
 
 
@@ -27,3 +29,26 @@ def prefix(conn):
 @pytest.fixture
 def ansible(tmp_path):
     return harness.Ansible(tmp_path / "ansible")
+
+
+@pytest.fixture(scope="session")
+def image():
+    return testguest.build()
+
+
+@pytest.fixture
+def lab(conn, prefix, tmp_path):
+    """An isolated network (no <forward>: guest packets stay on this machine) and a dir pool."""
+    net = conn.networkDefineXML(
+        "<network><name>%snet</name><bridge name='kvft%s'/></network>" % (prefix, prefix[-7:-1]))
+    net.create()
+    pool_dir = Path("/var/lib/libvirt/images") / (prefix + "pool")
+    pool_dir.mkdir(exist_ok=True)
+    pool = conn.storagePoolDefineXML(
+        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>" % (prefix, pool_dir))
+    pool.create(0)
+    yield {"network": prefix + "net", "pool": prefix + "pool", "pool_dir": pool_dir}
+    harness.sweep(conn, prefix)
+    for leftover in pool_dir.glob("*"):
+        leftover.unlink()
+    pool_dir.rmdir()

@@ -18,6 +18,8 @@ from pathlib import Path
 import libvirt
 import yaml
 
+import testguest
+
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "kvmfleet-test-"
 URI = "qemu:///system"
@@ -28,8 +30,44 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
 def unique_prefix():
-    """A name prefix for one test's objects: PREFIX plus a short random tag."""
-    return "%s%s-" % (PREFIX, uuid.uuid4().hex[:6])
+    """A name prefix for one test's objects: PREFIX, the test run's pid, a short random tag."""
+    return "%sp%d-%s-" % (PREFIX, os.getpid(), uuid.uuid4().hex[:6])
+
+
+def _run_prefix(name):
+    """'kvmfleet-test-p42-' for 'kvmfleet-test-p42-1a2b3c-g1'; the name itself when it has no pid."""
+    rest = name[len(PREFIX):]
+    if rest.startswith("p") and "-" in rest:
+        return PREFIX + rest[:rest.index("-") + 1]
+    return name
+
+
+def _owner_alive(name):
+    """Whether the test run that made ``name`` (by the pid in its prefix) is still running."""
+    rest = name[len(PREFIX):]
+    if not rest.startswith("p") or "-" not in rest:
+        return False
+    try:
+        os.kill(int(rest[1:rest.index("-")]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(conn):
+    """Remove what crashed or interrupted runs left behind; never what a live run is using."""
+    names = [d.name() for d in conn.listAllDomains(0)] + [n.name() for n in conn.listAllNetworks(0)]
+    names += [p.name() for p in conn.listAllStoragePools(0)]
+    for pool in conn.listAllStoragePools(0):
+        if pool.isActive():
+            names += [v.name() for v in pool.listAllVolumes(0) or []]
+    if IMAGE_DIR.is_dir():
+        names += [p.name for p in IMAGE_DIR.iterdir()]
+    stale = {_run_prefix(n) for n in names if n.startswith(PREFIX) and not _owner_alive(n)}
+    for prefix in sorted(stale):
+        sweep(conn, prefix)
 
 
 @dataclass
@@ -228,3 +266,40 @@ def wait_for(predicate, timeout=60.0, interval=0.5, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+# ---- test guests ------------------------------------------------------------------------------------
+
+def serial_log(name):
+    return Path("/var/log/libvirt/qemu/%s-serial.log" % name)
+
+
+def guest(name, image, lab, **extra):
+    """A domain task for a test guest: software emulation, direct kernel boot, console logged."""
+    args = {
+        "name": name,
+        "virt_type": "qemu",
+        "machine": "pc",
+        "memory": 256,
+        "boot": {"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": image["cmdline"]},
+        "serials": [{"type": "pty", "log": str(serial_log(name))}],
+        "disks": [{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"}],
+        "interfaces": [{"network": lab["network"]}],
+        "state": "running",
+        "shutdown_timeout": 30,
+    }
+    args.update(extra)
+    return {"name": "guest " + name, "kvmfleet.libvirt.domain": args, "register": "result"}
+
+
+def report_where(name, predicate, what, timeout=90):
+    """Wait until the guest's latest console report satisfies ``predicate``; return it."""
+    def check():
+        path = serial_log(name)
+        report = testguest.last_report(path.read_text(errors="replace")) if path.exists() else None
+        return report if report and predicate(report) else None
+    return wait_for(check, timeout=timeout, what="guest %s to report %s" % (name, what))
+
+
+def inactive_xml(conn, name):
+    return domain_xml(conn, name, inactive=True)

@@ -7,75 +7,16 @@ after predicts nothing) and then asserts on what libvirt and the guest's own con
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import libvirt
 import pycdlib
 import pytest
 from lxml import etree
 
-import testguest as guest_image
 import harness
+from harness import guest, inactive_xml, report_where, serial_log
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def image():
-    return guest_image.build()
-
-
-@pytest.fixture
-def lab(conn, prefix, tmp_path):
-    """An isolated network (no <forward>: guest packets stay on this machine) and a dir pool."""
-    net = conn.networkDefineXML(
-        "<network><name>%snet</name><bridge name='kvft%s'/></network>" % (prefix, prefix[-7:-1]))
-    net.create()
-    pool_dir = Path("/var/lib/libvirt/images") / (prefix + "pool")
-    pool_dir.mkdir(exist_ok=True)
-    pool = conn.storagePoolDefineXML(
-        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>" % (prefix, pool_dir))
-    pool.create(0)
-    yield {"network": prefix + "net", "pool": prefix + "pool", "pool_dir": pool_dir}
-    harness.sweep(conn, prefix)
-    for leftover in pool_dir.glob("*"):
-        leftover.unlink()
-    pool_dir.rmdir()
-
-
-def serial_log(name):
-    return Path("/var/log/libvirt/qemu/%s-serial.log" % name)
-
-
-def guest(name, image, lab, **extra):
-    """A domain task for a test guest: software emulation, direct kernel boot, console logged."""
-    args = {
-        "name": name,
-        "virt_type": "qemu",
-        "machine": "pc",
-        "memory": 256,
-        "boot": {"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": image["cmdline"]},
-        "serials": [{"type": "pty", "log": str(serial_log(name))}],
-        "disks": [{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"}],
-        "interfaces": [{"network": lab["network"]}],
-        "state": "running",
-        "shutdown_timeout": 30,
-    }
-    args.update(extra)
-    return {"name": "guest " + name, "kvmfleet.libvirt.domain": args, "register": "result"}
-
-
-def report_where(name, predicate, what, timeout=90):
-    """Wait until the guest's latest console report satisfies ``predicate``; return it."""
-    def check():
-        path = serial_log(name)
-        report = guest_image.last_report(path.read_text(errors="replace")) if path.exists() else None
-        return report if report and predicate(report) else None
-    return harness.wait_for(check, timeout=timeout, what="guest %s to report %s" % (name, what))
-
-
-def inactive_xml(conn, name):
-    return harness.domain_xml(conn, name, inactive=True)
 
 
 def test_create_boot_and_idempotence(conn, prefix, ansible, image, lab):

@@ -308,3 +308,39 @@ def test_property_applying_b_after_a_equals_converged_b(fixture_text, first, sec
     except SpecError:
         return
     assert not plan(after_b, **second).changed
+
+
+# ---- reading back -------------------------------------------------------------------------------
+
+def _as_params(spec):
+    """A read-back spec as module parameters (what a user pastes into a domain task)."""
+    spec = dict(spec)
+    spec.pop("managed", None)
+    return spec
+
+
+def test_read_spec_round_trips(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after  # managed, so the marker is not a change
+    spec = model.read_spec(xml)
+    assert spec["memory"] == "128MiB" and spec["vcpus"] == 1 and spec["max_vcpus"] == 2
+    assert spec["disks"][0] == {"dev": "vda", "device": "disk", "bus": "virtio", "format": "raw",
+                                "path": "/var/lib/libvirt/images/x.img"}
+    assert spec["interfaces"][1] == {"mac": "52:54:00:11:22:33", "model": "virtio", "network": "isolated"}
+    assert "password" not in spec["graphics"][0]
+    params_ = _as_params(spec)
+    params_.pop("name")
+    result = plan(xml, **params_)
+    assert not result.changed, result.changes
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_spec)
+def test_property_read_spec_is_a_fixed_point(fixture_text, spec):
+    """Whatever a guest looks like, its read-back spec applied to it changes nothing."""
+    try:
+        xml = plan(fixture_text(FIXTURE), **spec).after
+    except SpecError:
+        return
+    params_ = _as_params(model.read_spec(xml))
+    params_.pop("name")
+    assert not plan(xml, **params_).changed

@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the ``domain_info`` module. Guests, their friendly spec, tags, stats and addresses.
+
+Runtime stats come from one bulk ``virConnectGetAllDomainStats``/``virDomainListGetStats`` call;
+``shape_stats`` turns libvirt's flat keys into nested dicts (pure, unit-tested).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model import read_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import DOMAIN_STATE_NAMES
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+
+
+def shape_stats(flat):
+    """libvirt's flat stats ('block.0.rd.bytes': n, ...) as {cpu_time_ns, vcpus, memory, disks, nics}."""
+    def indexed(prefix, fields):
+        items = []
+        for index in range(flat.get(prefix + ".count", 0)):
+            base = "%s.%d." % (prefix, index)
+            items.append({out: flat.get(base + key) for out, key in fields})
+        return items
+    return {
+        "cpu_time_ns": flat.get("cpu.time"),
+        "vcpus": flat.get("vcpu.current"),
+        "memory": {
+            "current_kib": flat.get("balloon.current"),
+            "maximum_kib": flat.get("balloon.maximum"),
+            "rss_kib": flat.get("balloon.rss"),
+            "available_kib": flat.get("balloon.available"),
+            "unused_kib": flat.get("balloon.unused"),
+        },
+        "disks": indexed("block", [("dev", "name"), ("path", "path"), ("read_bytes", "rd.bytes"),
+                                   ("write_bytes", "wr.bytes"), ("read_requests", "rd.reqs"),
+                                   ("write_requests", "wr.reqs"), ("capacity_bytes", "capacity"),
+                                   ("allocation_bytes", "allocation")]),
+        "nics": indexed("net", [("dev", "name"), ("rx_bytes", "rx.bytes"), ("tx_bytes", "tx.bytes"),
+                                ("rx_packets", "rx.pkts"), ("tx_packets", "tx.pkts"),
+                                ("rx_drops", "rx.drop"), ("tx_drops", "tx.drop")]),
+    }
+
+
+def tags_match(tags, wanted):
+    """Whether a guest's tags (dict, or None when unmanaged) carry every wanted tag.
+
+    ``wanted`` is a list of names, or a dict of name: value (a null value matches any value).
+    """
+    if not wanted:
+        return True
+    tags = tags or {}
+    if isinstance(wanted, dict):
+        return all(k in tags and (v is None or tags[k] == str(v)) for k, v in wanted.items())
+    return all(str(name) in tags for name in wanted)
+
+
+def _addresses(dom):
+    """IP addresses per MAC, from DHCP leases and, where it answers, the guest agent."""
+    result = {}
+    sources = (("lease", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE),
+               ("agent", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT))
+    for source, flag in sources:
+        try:
+            found = dom.interfaceAddresses(flag, 0) or {}
+        except libvirt.libvirtError:
+            continue  # no agent in the guest, or no lease source for this NIC type
+        for nic in found.values():
+            mac = (nic.get("hwaddr") or "").lower()
+            if not mac:
+                continue
+            for addr in nic.get("addrs") or []:
+                entry = {"address": addr["addr"], "prefix": addr["prefix"], "source": source,
+                         "family": "ipv6" if addr["type"] == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4"}
+                if entry not in result.setdefault(mac, []):
+                    result[mac].append(entry)
+    return result
+
+
+STATS = ("VIR_DOMAIN_STATS_STATE", "VIR_DOMAIN_STATS_CPU_TOTAL", "VIR_DOMAIN_STATS_BALLOON",
+         "VIR_DOMAIN_STATS_VCPU", "VIR_DOMAIN_STATS_INTERFACE", "VIR_DOMAIN_STATS_BLOCK")
+
+
+def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want_addresses=True):
+    """Every selected guest, sorted by name."""
+    if name:
+        try:
+            domains = [conn.lookupByName(name)]
+        except libvirt.libvirtError:
+            return []
+    else:
+        domains = conn.listAllDomains(0)
+    guests = []
+    for dom in domains:
+        spec = read_spec(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        managed = spec.pop("managed")
+        if managed_only and not managed:
+            continue
+        if not tags_match(spec["tags"] if managed else None, tags):
+            continue
+        state = dom.state(0)[0]
+        guests.append({
+            "name": dom.name(),
+            "uuid": dom.UUIDString(),
+            "state": DOMAIN_STATE_NAMES.get(state, "unknown"),
+            "active": bool(dom.isActive()),
+            "persistent": bool(dom.isPersistent()),
+            "autostart": bool(dom.autostart()) if dom.isPersistent() else False,
+            "managed": managed,
+            "tags": spec["tags"],
+            "spec": spec,
+            "_dom": dom,
+        })
+    active = [g["_dom"] for g in guests if g["active"]]
+    stats = {}
+    if want_stats and active:
+        flags = 0
+        for name_ in STATS:
+            flags |= getattr(libvirt, name_)
+        for dom, flat in conn.domainListGetStats(active, flags, 0):
+            stats[dom.UUIDString()] = shape_stats(flat)
+    for guest in guests:
+        dom = guest.pop("_dom")
+        if want_stats:
+            guest["stats"] = stats.get(guest["uuid"])
+        if want_addresses:
+            guest["addresses"] = _addresses(dom) if guest["active"] else {}
+    return sorted(guests, key=lambda g: g["name"])
+
+
+def run_module(module):
+    conn = connect(module)
+    try:
+        p = module.params
+        guests = gather(conn, p["name"], p["tags"], p["managed_only"], p["stats"], p["addresses"])
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg="libvirt error while reading guests: %s" % exc)
+    finally:
+        conn.close()
+    module.exit_json(changed=False, guests=guests)

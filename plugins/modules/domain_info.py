@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: domain_info
+short_description: Read guests back as friendly specs, with tags, runtime stats and IP addresses
+version_added: 0.1.0
+description:
+  - Lists all guests of a hypervisor, or one, or those carrying given tags, in one call.
+  - Each guest's C(spec) is read through the same field tables the M(kvmfleet.libvirt.domain) module writes
+    with, so it is valid input for that module; applying it to the same guest changes nothing.
+  - Runtime stats of all running guests come from one bulk libvirt stats call.
+author:
+  - kvmfleet maintainers (@kvmfleet)
+extends_documentation_fragment:
+  - kvmfleet.libvirt.connection
+  - kvmfleet.libvirt.attributes
+  - kvmfleet.libvirt.attributes.INFO_MODULE
+options:
+  name:
+    description: Only this guest. An unknown name gives an empty list.
+    type: str
+  tags:
+    description:
+      - Only guests carrying all these tags, as a list of names or a dict of name to value
+        (a null value matches any value). Unmanaged guests have no tags.
+    type: raw
+  managed_only:
+    description: Only guests that carry the kvmfleet marker.
+    type: bool
+    default: false
+  stats:
+    description: Include runtime stats of running guests.
+    type: bool
+    default: true
+  addresses:
+    description: Include IP addresses of running guests, from DHCP leases and (when it answers) the guest agent.
+    type: bool
+    default: true
+seealso:
+  - module: kvmfleet.libvirt.domain
+"""
+
+EXAMPLES = r"""
+- name: All guests
+  kvmfleet.libvirt.domain_info:
+  register: all_guests
+
+- name: The web tier
+  kvmfleet.libvirt.domain_info:
+    tags: {role: web}
+  register: web
+
+- name: Copy an existing guest into YAML
+  kvmfleet.libvirt.domain_info:
+    name: legacy01
+    stats: false
+    addresses: false
+  register: legacy
+
+- name: Print it as a domain task would take it
+  ansible.builtin.debug:
+    msg: "{{ legacy.guests[0].spec | to_nice_yaml }}"
+"""
+
+RETURN = r"""
+guests:
+  description: The selected guests, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Guest name.
+      type: str
+    uuid:
+      description: Guest UUID.
+      type: str
+    state:
+      description: Power state (running, paused, shutoff, ...).
+      type: str
+    active:
+      description: Whether the guest is running or paused.
+      type: bool
+    persistent:
+      description: Whether the guest has a persistent definition.
+      type: bool
+    autostart:
+      description: Whether the guest starts with the host.
+      type: bool
+    managed:
+      description: Whether the guest carries the kvmfleet marker.
+      type: bool
+    tags:
+      description: The guest's kvmfleet tags.
+      type: dict
+    spec:
+      description: The friendly spec read back from the persistent XML (valid input for M(kvmfleet.libvirt.domain)).
+      type: dict
+      sample: {"name": "web01", "memory": "2GiB", "vcpus": 2,
+               "disks": [{"dev": "vda", "pool": "default", "volume": "web01.qcow2", "bus": "virtio", "format": "qcow2"}],
+               "interfaces": [{"mac": "52:54:00:3f:a2:19", "network": "default", "model": "virtio"}]}
+    stats:
+      description: Runtime stats (null for a guest that is not running).
+      type: dict
+      returned: when O(stats=true)
+      sample: {"cpu_time_ns": 1845000000, "vcpus": 2,
+               "memory": {"current_kib": 2097152, "maximum_kib": 2097152, "rss_kib": 301234},
+               "disks": [{"dev": "vda", "read_bytes": 1, "write_bytes": 2, "capacity_bytes": 3}],
+               "nics": [{"dev": "vnet0", "rx_bytes": 1, "tx_bytes": 2}]}
+    addresses:
+      description: IP addresses per MAC of a running guest.
+      type: dict
+      returned: when O(addresses=true)
+      sample: {"52:54:00:3f:a2:19": [{"address": "192.168.122.10", "prefix": 24, "family": "ipv4", "source": "lease"}]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_info import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "uri": {"type": "str", "default": DEFAULT_URI},
+            "name": {"type": "str"},
+            "tags": {"type": "raw"},
+            "managed_only": {"type": "bool", "default": False},
+            "stats": {"type": "bool", "default": True},
+            "addresses": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()
