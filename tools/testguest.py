@@ -9,6 +9,7 @@ changes, a report of its memory, CPUs, disks, NICs and cloud-init seed ISO::
     KVMFLEET-REPORT-BEGIN seq=1
     mem total_kib=232000
     cpus online=1
+    platform firmware=bios secure_boot=0 tpm=0 rng=virtio_rng.0
     disk name=vda size_bytes=67108864 ro=0 serial=KVMTEST1
     nic name=eth0 mac=52:54:00:aa:bb:cc operstate=up ipv4=-
     seed label=cidata
@@ -56,6 +57,7 @@ MODULES = (
     "evdev",
     "button",
     "virtio_balloon",
+    "virtio_rng",
 )
 
 INIT = r"""#!/bin/busybox sh
@@ -110,6 +112,16 @@ setup_nics() {
 report() {
     printf 'mem total_kib=%s\n' "$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
     printf 'cpus online=%s\n' "$(cat /sys/devices/system/cpu/online)"
+    fw=bios; sb=0
+    if [ -d /sys/firmware/efi ]; then
+        fw=efi
+        # The SecureBoot EFI variable: 4 attribute bytes, then 1 when secure boot is on.
+        v=$(dd if=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c bs=1 skip=4 count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+        [ "$v" = 1 ] && sb=1
+    fi
+    tpm=0; [ -e /sys/class/tpm/tpm0 ] && tpm=1
+    rng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+    printf 'platform firmware=%s secure_boot=%s tpm=%s rng=%s\n' "$fw" "$sb" "$tpm" "${rng:--}"
     for d in /sys/block/*; do
         n=${d##*/}
         case "$n" in loop*|ram*) continue ;; esac
@@ -339,6 +351,7 @@ _DISK = re.compile(r"disk name=(\S+) size_bytes=(\d+) ro=([01]) serial=(.*)$")
 _NIC = re.compile(r"nic name=(\S+) mac=(\S+) operstate=(\S+) ipv4=(\S+)$")
 _MEM = re.compile(r"mem total_kib=(\d+)$")
 _CPUS = re.compile(r"cpus online=(\S+)$")
+_PLATFORM = re.compile(r"platform firmware=(\S+) secure_boot=([01]) tpm=([01]) rng=(\S+)$")
 
 
 def parse_reports(text: str) -> list[dict]:
@@ -356,7 +369,7 @@ def parse_reports(text: str) -> list[dict]:
     for line in text.splitlines():  # also drops the console's \r
         if m := _BEGIN.search(line):
             current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None,
-                       "mem_total_kib": None, "cpus_online": None}
+                       "mem_total_kib": None, "cpus_online": None, "platform": None}
             seed_file = None
             continue
         if current is None:
@@ -369,6 +382,9 @@ def parse_reports(text: str) -> list[dict]:
             current["mem_total_kib"] = int(m[1])
         elif m := _CPUS.match(line):
             current["cpus_online"] = _cpu_count(m[1])
+        elif m := _PLATFORM.match(line):
+            current["platform"] = {"firmware": m[1], "secure_boot": m[2] == "1", "tpm": m[3] == "1",
+                                   "rng": None if m[4] == "-" else m[4]}
         elif m := _DISK.match(line):
             serial = m[4].strip()
             current["disks"][m[1]] = {

@@ -200,6 +200,7 @@ class DomainRunner:
         self.check = module.check_mode
         self.applied_live = []
         self.live_failures = []
+        self.created_volumes = []
         self.reasons = []
         self.actions = []
 
@@ -426,7 +427,14 @@ class DomainRunner:
                 dom.create()
         later.extend(self.live_failures)
         reboot_required = bool(later) and not restart and wanted_state != "shutoff"
-        self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
+        try:
+            self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
+        except libvirt.libvirtError as exc:
+            if plan.created and not self.check:
+                self._undo_create(dom)
+                raise DomainError("guest %s was defined but could not start, so it was removed again along with "
+                                  "the volumes this task created: %s" % (name, exc)) from None
+            raise
         autostart_changed = self._autostart(dom, plan.created)
 
         final_xml = plan.after
@@ -452,7 +460,7 @@ class DomainRunner:
         self.applied_live.extend(self.live_label(item) for item in live)
 
     def _apply(self, dom, name, plan, volume_tasks, live, running):
-        created_volumes = []
+        created_volumes = self.created_volumes
         try:
             for task in volume_tasks:
                 if task.vol is None:
@@ -467,6 +475,14 @@ class DomainRunner:
             raise DomainError("libvirt refused the change to guest %s: %s" % (name, exc)) from None
         if running and live:
             self.apply_live(self.conn.lookupByName(name), name, live)
+
+    def _undo_create(self, dom):
+        """Take back a guest this run defined (and its new volumes): no half-made objects."""
+        if dom.isActive():
+            dom.destroy()
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        for vol in self.created_volumes:
+            vol.delete(0)
 
     def _grow(self, dom, task, running):
         if running and dom is not None:

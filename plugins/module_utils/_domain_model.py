@@ -17,15 +17,17 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
     Change,
     Choice,
+    Codec,
+    ElementList,
     Field,
     Int,
     KiB,
     Mac,
     SpecError,
+    Toggle,
     YesNo,
     ensure_path,
     find_path,
-    format_size,
     parse_size,
     prune_empty,
     reconcile_fields,
@@ -39,7 +41,6 @@ SECRET_MASK = "********"
 # Live kinds: how a running guest takes a change without a restart.
 LIVE_MEMORY = "memory"
 LIVE_VCPUS = "vcpus"
-LIVE_UPDATE = "update-device"
 
 
 class Context:
@@ -75,6 +76,59 @@ class VcpuCurrent(Field):
             node.set("current", str(value))
 
 
+class Firmware(Field):
+    """``firmware``: bios or efi. libvirt's firmware autoselection (``<os firmware='efi'>``); a guest
+    configured by hand with a pflash loader reads as efi, one with neither as bios."""
+
+    def __init__(self):
+        super().__init__("firmware", "os", "firmware", Choice("bios", "efi"))
+
+    def read(self, elem):
+        os_elem = elem.find("os")
+        if os_elem is None:
+            return "bios"
+        if os_elem.get("firmware"):
+            return os_elem.get("firmware")
+        loader = os_elem.find("loader")
+        return "efi" if loader is not None and loader.get("type") == "pflash" else "bios"
+
+    def write(self, elem, value):
+        os_elem = ensure_path(elem, "os")
+        if value == "bios":
+            os_elem.attrib.pop("firmware", None)
+            for loader in os_elem.findall("loader") + os_elem.findall("nvram") + os_elem.findall("firmware"):
+                os_elem.remove(loader)
+        else:
+            os_elem.set("firmware", value)
+
+
+class SecureBoot(Field):
+    """``secure_boot``: the firmware features secure-boot and enrolled-keys, and SMM, which they need."""
+
+    def __init__(self):
+        super().__init__("secure_boot", "os/firmware", PRESENCE, YesNo())
+
+    def read(self, elem):
+        feature = elem.find("os/firmware/feature[@name='secure-boot']")
+        if feature is not None:
+            return feature.get("enabled") == "yes"
+        loader = elem.find("os/loader")
+        return loader is not None and loader.get("secure") == "yes"
+
+    def write(self, elem, value):
+        firmware = ensure_path(elem, "os/firmware")
+        for name in ("enrolled-keys", "secure-boot"):
+            feature = firmware.find("feature[@name='%s']" % name)
+            if feature is None:
+                feature = etree.SubElement(firmware, "feature", enabled="no", name=name)
+            feature.set("enabled", "yes" if value else "no")
+        if value:
+            ensure_path(elem, "features/smm").set("state", "on")
+
+
+_POLICIES = Choice("force", "require", "optional", "disable", "forbid")
+_AGENT = "org.qemu.guest_agent.0"
+
 DOMAIN_FIELDS = [
     Field("virt_type", "", "type", Choice("kvm", "qemu")),
     Field("title", "title"),
@@ -98,6 +152,29 @@ DOMAIN_FIELDS = [
     Field("on_reboot", "on_reboot", codec=Choice("destroy", "restart", "preserve", "rename-restart")),
     Field("on_crash", "on_crash", codec=Choice("destroy", "restart", "preserve", "rename-restart",
                                                "coredump-destroy", "coredump-restart")),
+    Firmware(),
+    SecureBoot(),
+    Field("max_memory", "maxMemory", codec=KiB(), fixed={"unit": "KiB"}),
+    Field("max_memory_slots", "maxMemory", "slots", Int(minimum=1, maximum=255)),
+    ElementList("boot.devices", "os", "boot", [("dev", "dev", Choice("hd", "cdrom", "network", "fd"))],
+                shorthand="dev"),
+    ElementList("cpu.features", "cpu", "feature", [("name", "name", Codec()), ("policy", "policy", _POLICIES)],
+                ordered=False, shorthand="name", defaults={"policy": "require"}),
+    ElementList("cpu.numa", "cpu/numa", "cell", [("cpus", "cpus", Codec()), ("memory", "memory", KiB())],
+                fixed={"unit": "KiB"}, index="id"),
+    ElementList("cputune.vcpupin", "cputune", "vcpupin", [("vcpu", "vcpu", Int(minimum=0)),
+                                                        ("cpuset", "cpuset", Codec())], ordered=False),
+    Toggle("hugepages", "memoryBacking/hugepages", "memoryBacking", "<hugepages/>"),
+    Toggle("tpm", "devices/tpm", "devices",
+           "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"),
+    Toggle("rng", "devices/rng", "devices",
+           "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"),
+    Toggle("guest_agent", "devices/channel[target/@name='%s']" % _AGENT, "devices",
+           "<channel type='unix'><target type='virtio' name='%s'/></channel>" % _AGENT),
+    Field("video", "devices/video/model", "type", Choice("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none")),
+    Field("watchdog.model", "devices/watchdog", "model", Choice("i6300esb", "ib700", "diag288", "itco")),
+    Field("watchdog.action", "devices/watchdog", "action",
+          Choice("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")),
 ]
 
 
@@ -214,7 +291,7 @@ class Interfaces(DeviceKind):
         Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode")}),
         Field("mac", "mac", "address", Mac()),
         Field("model", "model", "type"),
-        Field("link_state", "link", "state", Choice("up", "down"), live=LIVE_UPDATE),
+        Field("link_state", "link", "state", Choice("up", "down")),
         Field("mtu", "mtu", "size", Int(minimum=68, maximum=65535)),
         Field("vlan", "vlan/tag", "id", Int(minimum=0, maximum=4095)),
         Field("boot_order", "boot", "order", Int(minimum=1)),
@@ -322,6 +399,9 @@ DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
 
 
 # ---- MACs ------------------------------------------------------------------------------------------
+
+FIELD = {field.key: field for field in DOMAIN_FIELDS}
+
 
 def derive_mac(guest_name, index, taken):
     """52:54:00:xx:xx:xx from a hash of (guest name, NIC position), skipping MACs already taken.
@@ -502,6 +582,14 @@ def normalize_spec(params, ctx):
                         "it must not exceed memory (%s)" % params.get("memory"))
     if spec.get("vcpus") is not None and spec.get("max_vcpus") is not None and spec["vcpus"] > spec["max_vcpus"]:
         raise SpecError("vcpus", params.get("vcpus"), "it must not exceed max_vcpus (%s)" % params.get("max_vcpus"))
+    if spec.get("secure_boot") and spec.get("firmware", "efi") != "efi":
+        raise SpecError("secure_boot", True, "secure boot needs firmware: efi")
+    if spec.get("secure_boot") and spec.get("firmware") is None:
+        spec["firmware"] = "efi"
+    if spec.get("max_memory") is not None and spec.get("max_memory_slots") is None:
+        spec["max_memory_slots"] = 16
+    if spec.get("watchdog.action") is not None and spec.get("watchdog.model") is None:
+        spec["watchdog.model"] = "i6300esb"
     if params.get("disks") is not None:
         spec["disks"] = _normalize_disks(params["disks"])
     if params.get("interfaces") is not None:
@@ -551,10 +639,9 @@ def new_domain(spec, ctx):
         etree.SubElement(devices, "serial", type="pty")
     if spec.get("consoles") is None:
         etree.SubElement(devices, "console", type="pty")
-    channel = etree.SubElement(devices, "channel", type="unix")
-    etree.SubElement(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
-    rng = etree.SubElement(devices, "rng", model="virtio")
-    etree.SubElement(rng, "backend", model="random").text = "/dev/urandom"
+    for toggle in ("guest_agent", "rng"):  # virt-install's defaults, unless declared off
+        if spec.get(toggle) is None:
+            FIELD[toggle].write(root, True)
     return root
 
 
@@ -758,6 +845,15 @@ def _clamp_current_vcpus(root):
         vcpu.attrib.pop("current")
 
 
+def _complete_topology(root):
+    """libvirt needs sockets, cores and threads together: one declared alone brings the others as 1."""
+    topology = root.find("cpu/topology")
+    if topology is not None:
+        for name in ("sockets", "cores", "threads"):
+            if topology.get(name) is None:
+                topology.set(name, "1")
+
+
 def _append_device(devices, elem, kind):
     """Place a new device after the last one of its kind (libvirt sorts them anyway; diffs read better)."""
     same = devices.findall(kind.tag)
@@ -775,6 +871,7 @@ def plan_domain(current_xml, spec, ctx):
     before = "" if created else to_string(copy.deepcopy(root))
     changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
     _clamp_current_vcpus(root)
+    _complete_topology(root)
     devices = ensure_path(root, "devices")
     device_ops = []
     for kind in DEVICE_KINDS:
@@ -784,6 +881,8 @@ def plan_domain(current_xml, spec, ctx):
             device_ops.extend(kind_ops)
     changes.extend(reconcile_metadata(root, spec.get("tags")))
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
+    if created:  # a new guest has no "before": list what it is made with
+        changes = [Change(c.what, None, c.after, c.live) for c in changes]
     return Plan(before, root, changes, device_ops, created)
 
 
@@ -818,12 +917,13 @@ def _read_fields(elem, fields, skip=()):
         if field.key in skip or field.key == "source":
             continue
         value = field.read(elem)
+        if isinstance(field, ElementList):
+            value = field.show(value) or None
+        elif value is not None:
+            value = field.codec.show(value)
         if value is not None and value is not False:
             _set_dotted(spec, field.key, value)
     return spec
-
-
-_SIZE_KEYS = ("memory", "current_memory")
 
 
 def read_spec(xml):
@@ -835,9 +935,6 @@ def read_spec(xml):
     root = parse_xml(xml)
     spec = {"name": root.findtext("name")}
     spec.update(_read_fields(root, DOMAIN_FIELDS))
-    for key in _SIZE_KEYS:
-        if key in spec:
-            spec[key] = format_size(spec[key] * 1024)
     devices = root.find("devices")
     if devices is None:
         devices = etree.Element("devices")

@@ -81,6 +81,10 @@ class Codec:
     def dump(self, value):
         return str(value)
 
+    def show(self, value):
+        """The normalised value as a user would write it in a spec (for read-back)."""
+        return value
+
 
 class Int(Codec):
     def __init__(self, minimum=None, maximum=None):
@@ -178,6 +182,9 @@ class KiB(Codec):
     def load(self, text):
         return None if text is None else int(text)
 
+    def show(self, value):
+        return format_size(value * 1024)
+
 
 # ---- fields ----------------------------------------------------------------------------------------
 
@@ -247,6 +254,7 @@ class Field:
                 ensure_path(elem, self.path)
             elif not value and node is not None:
                 node.getparent().remove(node)
+                prune_empty(elem, self.path.rpartition("/")[0])
             return
         node = ensure_path(elem, self.path)
         for name, fixed in self.fixed.items():
@@ -286,3 +294,129 @@ def reconcile_fields(elem, fields, wanted, label=""):
             field.write(elem, value)
             changes.append(Change(label + field.key, current, value, field.live))
     return changes
+
+
+class ElementList(Field):
+    """A list of same-tag children of one parent, each item a dict of attributes.
+
+    Used for lists that live inside the domain document rather than as devices: boot order
+    (``os/boot``), CPU features, NUMA cells, vCPU pins. The whole list is one value: items are
+    compared as tuples of canonical attribute strings (in order, or as a set when ``ordered`` is
+    false), and a change rewrites just these children.
+
+    ``attrs`` is a sequence of (spec key, XML attribute, codec); ``shorthand`` names the spec key a
+    bare scalar item stands for (``features: [x2apic]``); ``defaults`` fill keys an item omits;
+    ``fixed`` attributes are written on every item (``unit='KiB'``); ``index`` names an attribute
+    numbered by position (NUMA cell ``id``).
+    """
+
+    def __init__(self, key, parent, tag, attrs, ordered=True, shorthand=None, defaults=None, fixed=None,
+                 index=None):
+        super().__init__(key, parent, tag)
+        self.parent, self.tag, self.attrs = parent, tag, attrs
+        self.ordered, self.shorthand = ordered, shorthand
+        self.defaults, self.item_fixed, self.index = defaults or {}, fixed or {}, index
+        self.codec = self
+
+    # codec side: the user's list -> canonical tuple
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(option, value, "expected a list")
+        items = []
+        for position, raw in enumerate(value):
+            if not isinstance(raw, dict):
+                if self.shorthand is None:
+                    raise SpecError("%s[%d]" % (option, position), raw, "expected a dict")
+                raw = {self.shorthand: raw}
+            raw = dict(self.defaults, **{k: v for k, v in raw.items() if v is not None})
+            item = []
+            if self.index:
+                item.append((self.index, str(position)))
+            for spec_key, xml_attr, codec in self.attrs:
+                if raw.get(spec_key) is not None:
+                    parsed = codec.parse(raw[spec_key], "%s[%d].%s" % (option, position, spec_key))
+                    item.append((xml_attr, codec.dump(parsed)))
+            unknown = set(raw) - {a[0] for a in self.attrs}
+            if unknown:
+                raise SpecError("%s[%d]" % (option, position), raw,
+                                "unknown key(s) %s; accepted: %s" % (", ".join(sorted(unknown)),
+                                                                     ", ".join(a[0] for a in self.attrs)))
+            item.extend(sorted(self.item_fixed.items()))
+            items.append(tuple(sorted(item)))
+        return tuple(items) if self.ordered else tuple(sorted(items))
+
+    def load(self, text):
+        return text
+
+    def dump(self, value):
+        return value
+
+    def _canonical(self, attr, raw):
+        for _key, xml_attr, codec in self.attrs:
+            if xml_attr == attr:
+                loaded = codec.load(raw)
+                return raw if loaded is None else codec.dump(loaded)
+        return raw
+
+    def read(self, elem):
+        parent = find_path(elem, self.parent)
+        if parent is None:
+            return ()
+        known = {a[1] for a in self.attrs} | set(self.item_fixed) | ({self.index} if self.index else set())
+        items = [tuple(sorted((k, self._canonical(k, v)) for k, v in child.attrib.items() if k in known))
+                 for child in parent.findall(self.tag)]
+        return tuple(items) if self.ordered else tuple(sorted(items))
+
+    def write(self, elem, value):
+        parent = ensure_path(elem, self.parent)
+        old = parent.findall(self.tag)
+        position = parent.index(old[0]) if old else len(parent)
+        for child in old:
+            parent.remove(child)
+        for offset, item in enumerate(value):
+            child = etree.Element(self.tag)
+            for name, attr_value in item:
+                child.set(name, attr_value)
+            parent.insert(position + offset, child)
+        if not value:
+            prune_empty(elem, self.parent)
+
+    def show(self, value):
+        """The canonical value back as the user's list (for read-back); a lone shorthand key as a scalar."""
+        by_attr = {a[1]: (a[0], a[2]) for a in self.attrs}
+        result = []
+        for item in value:
+            entry = {}
+            for name, attr_value in item:
+                if name in by_attr:
+                    key, codec = by_attr[name]
+                    entry[key] = codec.show(codec.load(attr_value))
+            for key, default in self.defaults.items():
+                if entry.get(key) == default:
+                    del entry[key]
+            result.append(entry[self.shorthand] if list(entry) == [self.shorthand] else entry)
+        return result
+
+
+class Toggle(Field):
+    """A boolean: whether an element matching ``xpath`` exists. True adds ``template`` under ``parent``.
+
+    For singletons the user switches on or off (TPM, RNG, guest agent channel, hugepages).
+    """
+
+    def __init__(self, key, xpath, parent, template, live=None):
+        super().__init__(key, parent, PRESENCE, YesNo(), live=live)
+        self.xpath, self.parent, self.template = xpath, parent, template
+
+    def read(self, elem):
+        return bool(elem.xpath(self.xpath))
+
+    def write(self, elem, value):
+        if value:
+            ensure_path(elem, self.parent).append(etree.fromstring(self.template))
+            return
+        for node in elem.xpath(self.xpath):
+            node.getparent().remove(node)
+        prune_empty(elem, self.parent)

@@ -219,3 +219,12 @@ def test_malformed_xml_for_a_new_guest_defines_nothing(conn, prefix, ansible):
     assert "option xml" in run.result("bad")["msg"]
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName(name)
+
+
+def test_new_guest_that_cannot_start_leaves_nothing_behind(conn, prefix, ansible, image, lab):
+    name = prefix + "nostart"
+    task = guest(name, image, lab, boot={"kernel": "/nonexistent/vmlinuz", "cmdline": "console=ttyS0"})
+    run = ansible.run([task], expect_rc=2)
+    assert "could not start" in run.result(task["name"])["msg"]
+    assert harness.domain_state(conn, name) == "absent"
+    assert not (lab["pool_dir"] / (name + "-root.qcow2")).exists()

@@ -256,6 +256,88 @@ def test_xml_option_is_the_starting_point():
     assert root.findtext("name") == "guest1" and root.findtext("memory") == "65536"
 
 
+def test_firmware_secure_boot_and_tpm():
+    result = converges(None, virt_type="qemu", machine="q35", secure_boot=True, tpm=True)
+    root = etree.fromstring(result.after.encode())
+    assert root.find("os").get("firmware") == "efi"
+    assert {f.get("name"): f.get("enabled") for f in root.iterfind("os/firmware/feature")} == {
+        "secure-boot": "yes", "enrolled-keys": "yes"}
+    assert root.find("features/smm").get("state") == "on"
+    assert root.find("devices/tpm/backend").get("version") == "2.0"
+    off = converges(result.after, secure_boot=False, tpm=False)
+    root = etree.fromstring(off.after.encode())
+    assert root.find("os/firmware/feature[@name='secure-boot']").get("enabled") == "no"
+    assert root.find("devices/tpm") is None
+    bios = converges(off.after, firmware="bios")
+    assert etree.fromstring(bios.after.encode()).find("os").get("firmware") is None
+
+
+def test_hand_made_pflash_loader_reads_as_efi():
+    xml = ("<domain type='qemu'><name>guest1</name><memory unit='KiB'>65536</memory><os>"
+           "<type arch='x86_64' machine='pc-q35-7.2'>hvm</type>"
+           "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader></os></domain>")
+    assert model.read_spec(xml)["firmware"] == "efi"
+    assert [c.what for c in plan(xml, firmware="efi").changes] == ["metadata.managed"]
+
+
+def test_secure_boot_needs_efi():
+    with pytest.raises(SpecError, match="option secure_boot: .*firmware: efi"):
+        model.normalize_spec(params(secure_boot=True, firmware="bios"), ctx())
+
+
+def test_boot_order_cpu_features_numa_and_pins(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    spec = dict(boot={"devices": ["network", "hd"]},
+                cpu={"features": ["x2apic", {"name": "vmx", "policy": "disable"}],
+                     "numa": [{"cpus": "0", "memory": 64}, {"cpus": "1", "memory": "64MiB"}]},
+                cputune={"vcpupin": [{"vcpu": 0, "cpuset": "0"}, {"vcpu": 1, "cpuset": "1"}]})
+    result = converges(xml, **spec)
+    root = etree.fromstring(result.after.encode())
+    assert [b.get("dev") for b in root.iterfind("os/boot")] == ["network", "hd"]
+    assert [(c.get("id"), c.get("memory"), c.get("unit")) for c in root.iterfind("cpu/numa/cell")] == [
+        ("0", "65536", "KiB"), ("1", "65536", "KiB")]
+    assert root.find("cpu/model").text == "qemu64", "undeclared CPU model is kept"
+    # features and pins are sets: another order is no change; the boot order is a list: it is
+    spec["cpu"]["features"] = spec["cpu"]["features"][::-1]
+    spec["cputune"]["vcpupin"] = spec["cputune"]["vcpupin"][::-1]
+    assert not plan(result.after, **spec).changed
+    assert [c.what for c in plan(result.after, boot={"devices": ["hd", "network"]}).changes] == ["boot.devices"]
+    read = model.read_spec(result.after)
+    assert read["boot"]["devices"] == ["network", "hd"]
+    assert read["cpu"]["numa"] == [{"cpus": "0", "memory": "64MiB"}, {"cpus": "1", "memory": "64MiB"}]
+    assert read["cpu"]["features"] == [{"name": "vmx", "policy": "disable"}, "x2apic"]
+
+
+def test_element_list_rejects_unknown_keys():
+    with pytest.raises(SpecError, match=r"option cpu.numa\[0\].*unknown key\(s\) mem"):
+        model.normalize_spec(params(cpu={"numa": [{"cpus": "0", "mem": 64}]}), ctx())
+
+
+def test_toggles_and_singletons(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, rng=True, guest_agent=True, hugepages=True, video="virtio",
+                       watchdog={"action": "reset"})
+    root = etree.fromstring(result.after.encode())
+    assert root.find("devices/rng/backend").text == "/dev/urandom"
+    assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
+    assert root.find("memoryBacking/hugepages") is not None
+    assert root.find("devices/video/model").get("type") == "virtio"
+    assert (root.find("devices/watchdog").get("model"), root.find("devices/watchdog").get("action")) == (
+        "i6300esb", "reset")
+    off = converges(result.after, rng=False, guest_agent=False, hugepages=False)
+    root = etree.fromstring(off.after.encode())
+    assert root.find("devices/rng") is None and root.find("devices/channel") is None
+    assert root.find("memoryBacking") is None
+    new = converges(None, rng=False, guest_agent=False)
+    assert etree.fromstring(new.after.encode()).find("devices/rng") is None
+
+
+def test_max_memory_gets_slots():
+    result = converges(None, memory=256, max_memory="1GiB", cpu={"numa": [{"cpus": "0", "memory": 256}]})
+    node = etree.fromstring(result.after.encode()).find("maxMemory")
+    assert (node.text, node.get("slots"), node.get("unit")) == ("1048576", "16", "KiB")
+
+
 # ---- properties ---------------------------------------------------------------------------------
 
 _paths = st.sampled_from(["/img/a.qcow2", "/img/b.raw", "/img/c.qcow2"])
@@ -274,6 +356,19 @@ _spec = st.fixed_dictionaries({}, optional={
     "interfaces": st.lists(_nic, max_size=3, unique_by=lambda n: n.get("mac") or id(n)),
     "tags": st.dictionaries(st.sampled_from(["role", "env", "team"]), st.sampled_from(["a", "b"]), max_size=3),
     "machine": st.sampled_from(["pc", "q35"]),
+    "firmware": st.sampled_from(["bios", "efi"]),
+    "tpm": st.booleans(),
+    "rng": st.booleans(),
+    "guest_agent": st.booleans(),
+    "hugepages": st.booleans(),
+    "video": st.sampled_from(["virtio", "vga", "none"]),
+    "boot": st.fixed_dictionaries({}, optional={"devices": st.lists(st.sampled_from(["hd", "cdrom", "network"]),
+                                                                    max_size=3, unique=True),
+                                                "cmdline": st.sampled_from(["console=ttyS0", "quiet"])}),
+    "cpu": st.fixed_dictionaries({}, optional={
+        "features": st.lists(st.sampled_from(["x2apic", "vmx", "pdpe1gb"]), max_size=3, unique=True),
+        "cores": st.integers(1, 4)}),
+    "watchdog": st.fixed_dictionaries({"action": st.sampled_from(["reset", "poweroff"])}),
 })
 
 
