@@ -58,6 +58,7 @@ MODULES = (
     "button",
     "virtio_balloon",
     "virtio_rng",
+    "efivarfs",
 )
 
 INIT = r"""#!/bin/busybox sh
@@ -83,6 +84,7 @@ done </etc/kvmfleet-modules
 # event devices that exist when it starts, hence after the modules.
 acpid -c /etc/acpi -l /dev/null
 
+[ -d /sys/firmware/efi/efivars ] && mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 echo KVMFLEET-BOOTED
 
 dhcp=0

@@ -10,6 +10,7 @@ the persistent config -> live operations on a running guest -> power state -> au
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 
@@ -19,7 +20,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     LIVE_VCPUS,
     Context,
     interfaces_of,
+    mark_nvram_reset,
     normalize_spec,
+    nvram_reset_pending,
     plan_domain,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
@@ -29,6 +32,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 SCHEMA = "/usr/share/libvirt/schemas/domain.rng"
 STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
 _CONFIG_ONLY = ("tags", "metadata.managed")
+_LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
 
 
 class DomainError(Exception):
@@ -201,6 +205,7 @@ class DomainRunner:
         self.applied_live = []
         self.live_failures = []
         self.created_volumes = []
+        self.nvram_reset = False
         self.reasons = []
         self.actions = []
 
@@ -233,18 +238,40 @@ class DomainRunner:
         """Actions to bring the guest from ``current`` to ``wanted`` power state (performed unless check)."""
         if wanted in ("present", current):
             return
-        if wanted == "running":
-            self.actions.append("resume" if current == "paused" else "start")
+        if wanted == "running" and current == "paused":
+            self.actions.append("resume")
             if not self.check:
-                dom.resume() if current == "paused" else dom.create()
+                dom.resume()
+        elif wanted == "running":
+            self.actions.append("start")
+            self._start(dom)
+        elif wanted == "paused" and current == "running":
+            self.actions.append("suspend")
+            if not self.check:
+                dom.suspend()
         elif wanted == "paused":
-            self.actions.append("suspend" if current == "running" else "start paused")
-            if not self.check:
-                dom.suspend() if current == "running" else dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+            self.actions.append("start paused")
+            self._start(dom, libvirt.VIR_DOMAIN_START_PAUSED)
         elif wanted == "shutoff":
             self.actions.append("shutdown")
             if not self.check:
                 self._stop(dom, "state: shutoff")
+
+    def _start(self, dom, flags=0):
+        """Start the guest (unless check mode). A pending firmware change (see mark_nvram_reset in the
+        model) first re-creates its UEFI variables from the firmware's template, then clears the mark."""
+        if self.nvram_reset:
+            self.actions.append("reset UEFI variables (NVRAM) from the firmware template")
+        if self.check:
+            return
+        if not self.nvram_reset:
+            dom.createWithFlags(flags)
+            return
+        dom.createWithFlags(flags | libvirt.VIR_DOMAIN_START_RESET_NVRAM)
+        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+        mark_nvram_reset(root, False)
+        self.conn.defineXML(to_string(root))
+        self.nvram_reset = False
 
     # -- absent ----------------------------------------------------------------------------------------
 
@@ -321,7 +348,7 @@ class DomainRunner:
             if op.op in ("attach", "detach", "update"):
                 live.append(op)
             else:
-                later.append("%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes)))
+                later.append((op.label, "%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes))))
         for change in plan.changes:
             if change.what in device_whats:
                 continue
@@ -330,8 +357,24 @@ class DomainRunner:
             if change.live in (LIVE_MEMORY, LIVE_VCPUS) or change.what in ("title", "description"):
                 live.append(change)
             else:
-                later.append(change.describe())
+                later.append((change.what, change.describe()))
         return live, later
+
+    def pending_on_running_guest(self, dom, spec, ctx):
+        """What the running guest differs in from the spec in ways only a restart applies.
+
+        Planned against the live XML, so a change written to the config by an earlier run is still
+        reported (and restarted for) until the guest has rebooted into it. The escape hatch, our
+        metadata, and the CPU definition (libvirt expands host-model in the live XML) are left out.
+        """
+        live_spec = copy.deepcopy(spec)
+        live_spec["xml_edits"] = []
+        live_spec["tags"] = None
+        for key in _LIVE_EXPANDED:
+            live_spec.pop(key, None)
+        live_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+        _live, later = self.live_changes(plan_domain(live_xml, live_spec, ctx), True)
+        return later
 
     def apply_live(self, dom, name, live):
         """Apply each live change; one the guest does not take is left to the next boot, and said so.
@@ -407,10 +450,15 @@ class DomainRunner:
         plan = plan_domain(current_xml, spec, ctx)
         if plan.changed:
             validate_schema(plan.after)
+        self.nvram_reset = nvram_reset_pending(plan.root)
 
         current_state = _state(dom)
         running = current_state in ("running", "paused")
         live, later = self.live_changes(plan, running)
+        if running and not plan.created:
+            known = {what for what, _text in later}
+            later += [item for item in self.pending_on_running_guest(dom, spec, ctx) if item[0] not in known]
+        later = [text for _what, text in later]
         wanted_state = self.params["state"]
         restart = bool(later) and running and self.params["restart"] == "if_needed" and wanted_state != "shutoff"
         for task in volume_tasks:
@@ -424,7 +472,7 @@ class DomainRunner:
             self.actions.append("restart (to apply: %s)" % "; ".join(later))
             if not self.check:
                 self._stop(dom, "restart: if_needed")
-                dom.create()
+            self._start(dom)
         later.extend(self.live_failures)
         reboot_required = bool(later) and not restart and wanted_state != "shutoff"
         try:

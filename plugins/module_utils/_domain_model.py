@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
@@ -162,8 +163,8 @@ DOMAIN_FIELDS = [
                 ordered=False, shorthand="name", defaults={"policy": "require"}),
     ElementList("cpu.numa", "cpu/numa", "cell", [("cpus", "cpus", Codec()), ("memory", "memory", KiB())],
                 fixed={"unit": "KiB"}, index="id"),
-    ElementList("cputune.vcpupin", "cputune", "vcpupin", [("vcpu", "vcpu", Int(minimum=0)),
-                                                        ("cpuset", "cpuset", Codec())], ordered=False),
+    ElementList("cputune.vcpupin", "cputune", "vcpupin",
+                [("vcpu", "vcpu", Int(minimum=0)), ("cpuset", "cpuset", Codec())], ordered=False),
     Toggle("hugepages", "memoryBacking/hugepages", "memoryBacking", "<hugepages/>"),
     Toggle("tpm", "devices/tpm", "devices",
            "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"),
@@ -394,7 +395,70 @@ class Graphics(DeviceKind):
         return etree.Element("graphics", type=spec["_key"])
 
 
-DEVICE_KINDS = (Disks(), Interfaces(), Serials(), Consoles(), Graphics())
+class Hostdevs(DeviceKind):
+    """Host PCI and USB devices passed through, identified by host address ('pci:0000:03:00.0',
+    'usb:1d6b:0002')."""
+
+    name = "hostdevs"
+    tag = "hostdev"
+    fields = (Field("managed", "", "managed", YesNo("yes", "no")),)
+    _PCI = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
+    _USB = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
+
+    def select(self, devices):
+        return [e for e in devices.findall("hostdev") if e.get("mode", "subsystem") == "subsystem"
+                and e.get("type") in ("pci", "usb")]
+
+    def key_of(self, elem):
+        source = elem.find("source")
+        if source is None:
+            return None
+        if elem.get("type") == "pci":
+            addr = source.find("address")
+            if addr is None:
+                return None
+            parts = [int(addr.get(n, "0"), 16) for n in ("domain", "bus", "slot", "function")]
+            return "pci:%04x:%02x:%02x.%x" % tuple(parts)
+        vendor, product = source.find("vendor"), source.find("product")
+        if vendor is None or product is None:
+            return None
+        return "usb:%04x:%04x" % (int(vendor.get("id"), 16), int(product.get("id"), 16))
+
+    def parse_key(self, raw, option):
+        if raw.get("pci") and not raw.get("usb"):
+            match = self._PCI.match(str(raw["pci"]))
+            if match:
+                domain, bus, slot, function = match.groups()
+                return "pci:%04x:%02x:%02x.%x" % (int(domain or "0", 16), int(bus, 16), int(slot, 16),
+                                                  int(function, 16))
+            raise SpecError(option + "pci", raw["pci"], "expected a PCI address such as 0000:03:00.0")
+        if raw.get("usb") and not raw.get("pci"):
+            match = self._USB.match(str(raw["usb"]))
+            if match:
+                return "usb:%s:%s" % (match.group(1).lower(), match.group(2).lower())
+            raise SpecError(option + "usb", raw["usb"], "expected vendor:product such as 1d6b:0002")
+        raise SpecError(option + "pci", raw.get("pci"), "give exactly one of pci (an address) or usb (vendor:product)")
+
+    def label(self, key):
+        return "hostdev %s" % key
+
+    def build(self, spec):
+        kind, _sep, address = spec["_key"].partition(":")
+        elem = etree.Element("hostdev", mode="subsystem", type=kind, managed="yes")
+        source = etree.SubElement(elem, "source")
+        if kind == "pci":
+            domain, bus, rest = address.split(":")
+            slot, function = rest.split(".")
+            etree.SubElement(source, "address", domain="0x" + domain, bus="0x" + bus, slot="0x" + slot,
+                             function="0x" + function)
+        else:
+            vendor, product = address.split(":")
+            etree.SubElement(source, "vendor", id="0x" + vendor)
+            etree.SubElement(source, "product", id="0x" + product)
+        return elem
+
+
+DEVICE_KINDS = (Disks(), Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs())
 DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
 
 
@@ -600,6 +664,13 @@ def normalize_spec(params, ctx):
         spec["consoles"] = _normalize_simple(DEVICE_KIND["consoles"], params["consoles"])
     if params.get("graphics") is not None:
         spec["graphics"] = _normalize_graphics(params["graphics"])
+    if params.get("hostdevs") is not None:
+        kind = DEVICE_KIND["hostdevs"]
+        spec["hostdevs"] = _normalize_simple(kind, params["hostdevs"],
+                                             lambda raw, i: kind.parse_key(raw, "hostdevs[%d]." % i))
+        keys = [h["_key"] for h in spec["hostdevs"]]
+        if len(set(keys)) != len(keys):
+            raise SpecError("hostdevs", params["hostdevs"], "each host device at most once")
     spec["tags"] = _normalize_tags(params.get("tags"))
     spec["xml_edits"] = _normalize_xml_edits(params.get("xml_edits") or [])
     spec["xml"] = params.get("xml")
@@ -682,6 +753,26 @@ def reconcile_metadata(root, tags):
                 tag.set("value", tags[name])
         changes.append(Change("tags", current, tags))
     return changes
+
+
+def mark_nvram_reset(root, pending):
+    """Whether the guest's UEFI variable store must be re-created from its template at the next start.
+
+    A firmware or secure boot change needs it (the old store keeps its enrolled keys); it is done
+    only on a start this collection makes, and the mark keeps it pending until then.
+    """
+    node = root.find("metadata/" + _q("guest"))
+    if node is None:
+        return
+    if pending:
+        node.set("nvram-reset", "pending")
+    else:
+        node.attrib.pop("nvram-reset", None)
+
+
+def nvram_reset_pending(root):
+    node = root.find("metadata/" + _q("guest"))
+    return node is not None and node.get("nvram-reset") == "pending"
 
 
 # ---- xml_edits: the escape hatch -------------------------------------------------------------------
@@ -880,6 +971,8 @@ def plan_domain(current_xml, spec, ctx):
             changes.extend(kind_changes)
             device_ops.extend(kind_ops)
     changes.extend(reconcile_metadata(root, spec.get("tags")))
+    if not created and any(c.what in ("firmware", "secure_boot") for c in changes):
+        mark_nvram_reset(root, True)
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
     if created:  # a new guest has no "before": list what it is made with
         changes = [Change(c.what, None, c.after, c.live) for c in changes]
@@ -921,7 +1014,7 @@ def _read_fields(elem, fields, skip=()):
             value = field.show(value) or None
         elif value is not None:
             value = field.codec.show(value)
-        if value is not None and value is not False:
+        if value is not None and not (value is False and field.where == PRESENCE):
             _set_dotted(spec, field.key, value)
     return spec
 
@@ -947,6 +1040,10 @@ def read_spec(xml):
         item = {"type": elem.get("type")}
         item.update(_read_fields(elem, Graphics.fields, skip=("password",)))
         spec["graphics"].append(item)
+    spec["hostdevs"] = []
+    for elem in DEVICE_KIND["hostdevs"].select(devices):
+        kind, _sep, address = (DEVICE_KIND["hostdevs"].key_of(elem) or ":").partition(":")
+        spec["hostdevs"].append(dict({kind: address}, **_read_fields(elem, Hostdevs.fields)))
     tags = read_tags(root)
     spec["tags"] = tags if tags is not None else {}
     spec["managed"] = tags is not None

@@ -77,6 +77,13 @@ options:
     description:
       - Balloon target, at most O(memory). Applied live to a running guest.
     type: raw
+  max_memory:
+    description:
+      - Memory hotplug ceiling (C(<maxMemory>)); needs O(cpu.numa). An integer is MiB; a string takes a unit.
+    type: raw
+  max_memory_slots:
+    description: Memory hotplug slots. Defaults to 16 when O(max_memory) is given.
+    type: int
   vcpus:
     description: Number of vCPUs online. Applied live to a running guest, up to O(max_vcpus).
     type: int
@@ -104,8 +111,81 @@ options:
         description: Cores per die.
         type: int
       threads:
-        description: Threads per core.
+        description: Threads per core. Declaring one of O(cpu.sockets), O(cpu.cores), O(cpu.threads) sets the others to 1 when unset.
         type: int
+      features:
+        description:
+          - CPU features, each a name (policy V(require)) or a dict with C(name) and C(policy)
+            (V(force), V(require), V(optional), V(disable), V(forbid)). Compared as a set.
+        type: list
+        elements: raw
+      numa:
+        description: Guest NUMA cells, in order (cell ids are their positions).
+        type: list
+        elements: dict
+        suboptions:
+          cpus:
+            description: vCPUs of the cell, for example V(0-1).
+            type: str
+            required: true
+          memory:
+            description: Memory of the cell (an integer is MiB; a string takes a unit).
+            type: raw
+            required: true
+  cputune:
+    description: vCPU placement.
+    type: dict
+    suboptions:
+      vcpupin:
+        description: Pin vCPUs to host CPUs. Compared as a set.
+        type: list
+        elements: dict
+        suboptions:
+          vcpu:
+            description: Guest vCPU number.
+            type: int
+            required: true
+          cpuset:
+            description: Host CPUs, for example V(2-3).
+            type: str
+            required: true
+  hugepages:
+    description: Back guest memory with hugepages.
+    type: bool
+  firmware:
+    description:
+      - V(efi) uses libvirt's firmware autoselection (OVMF on x86); V(bios) is SeaBIOS. A UEFI guest keeps its NVRAM
+        across runs; O(state=absent) removes it.
+    type: str
+    choices: [bios, efi]
+  secure_boot:
+    description: UEFI secure boot with the default keys enrolled (implies O(firmware=efi); enables SMM). Needs a q35 machine.
+    type: bool
+  tpm:
+    description: An emulated TPM 2.0 (swtpm, CRB interface).
+    type: bool
+  rng:
+    description: A virtio RNG fed from the host's /dev/urandom. A new guest gets one unless this is false.
+    type: bool
+  guest_agent:
+    description: The QEMU guest agent channel. A new guest gets one unless this is false.
+    type: bool
+  video:
+    description: Model of the (first) video device.
+    type: str
+    choices: [virtio, qxl, vga, cirrus, bochs, ramfb, none]
+  watchdog:
+    description: A watchdog device.
+    type: dict
+    suboptions:
+      model:
+        description: Watchdog model. Defaults to V(i6300esb) when O(watchdog.action) is given.
+        type: str
+        choices: [i6300esb, ib700, diag288, itco]
+      action:
+        description: What happens when the watchdog fires.
+        type: str
+        choices: [reset, shutdown, poweroff, pause, none, dump, inject-nmi]
   boot:
     description: Direct kernel boot.
     type: dict
@@ -119,6 +199,11 @@ options:
       cmdline:
         description: Kernel command line.
         type: str
+      devices:
+        description: Boot device order. Not together with per-device O(disks[].boot_order).
+        type: list
+        elements: str
+        choices: [hd, cdrom, network, fd]
   on_poweroff:
     description: What happens when the guest powers off.
     type: str
@@ -307,6 +392,23 @@ options:
       password:
         description: Console password. Never shown in results or diffs.
         type: str
+  hostdevs:
+    description:
+      - Host devices passed through, identified by host address. When this list is given, host devices not in it are
+        removed; attached and detached live on a running guest.
+    type: list
+    elements: dict
+    suboptions:
+      pci:
+        description: PCI address of the host device, for example V(0000:03:00.0).
+        type: str
+      usb:
+        description: USB vendor and product id, for example V(1d6b:0002).
+        type: str
+      managed:
+        description: Let libvirt detach the device from its host driver.
+        type: bool
+        default: true
   autostart:
     description: Start the guest when the host boots.
     type: bool

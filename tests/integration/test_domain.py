@@ -7,6 +7,7 @@ after predicts nothing) and then asserts on what libvirt and the guest's own con
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import libvirt
 import pycdlib
@@ -228,3 +229,29 @@ def test_new_guest_that_cannot_start_leaves_nothing_behind(conn, prefix, ansible
     assert "could not start" in run.result(task["name"])["msg"]
     assert harness.domain_state(conn, name) == "absent"
     assert not (lab["pool_dir"] / (name + "-root.qcow2")).exists()
+
+
+def test_uefi_secure_boot_and_tpm_seen_by_the_guest(conn, prefix, ansible, image, lab):
+    name = prefix + "efi"
+    secure = guest(name, image, lab, machine="q35", firmware="efi", secure_boot=True, tpm=True, rng=True)
+    result = ansible.converge([secure]).result(secure["name"])
+    assert result["created"] is True
+    report = report_where(name, lambda r: r["platform"], "its platform", timeout=150)
+    assert report["platform"] == {"firmware": "efi", "secure_boot": True, "tpm": True, "rng": "virtio_rng.0"}
+    nvram = Path("/var/lib/libvirt/qemu/nvram/%s_VARS.fd" % name)
+    assert nvram.exists()
+
+    plain = guest(name, image, lab, machine="q35", firmware="efi", secure_boot=False, tpm=False, rng=True)
+    result = ansible.converge([plain]).result(plain["name"])
+    assert result["reboot_required"] is True
+    assert {r.split(":")[0] for r in result["reasons"]} == {"secure_boot", "tpm"}
+
+    # The old UEFI variable store keeps its enrolled keys: the restart re-creates it from the template.
+    plain["kvmfleet.libvirt.domain"]["restart"] = "if_needed"
+    actions = ansible.run([plain]).result(plain["name"])["actions"]
+    assert "reset UEFI variables (NVRAM) from the firmware template" in actions
+    report = report_where(name, lambda r: r["platform"] and not r["platform"]["tpm"], "the restart", timeout=150)
+    assert report["platform"]["secure_boot"] is False
+
+    ansible.converge([{"name": "absent", "kvmfleet.libvirt.domain": {"name": name, "state": "absent"}}])
+    assert not nvram.exists(), "absent removes the UEFI NVRAM"

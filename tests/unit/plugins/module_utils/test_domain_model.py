@@ -338,6 +338,23 @@ def test_max_memory_gets_slots():
     assert (node.text, node.get("slots"), node.get("unit")) == ("1048576", "16", "KiB")
 
 
+def test_hostdevs_by_host_address(fixture_text):
+    xml = plan(fixture_text(FIXTURE)).after
+    result = converges(xml, hostdevs=[{"pci": "03:00.0"}, {"usb": "1D6B:0002", "managed": False}])
+    root = etree.fromstring(result.after.encode())
+    pci, usb = root.findall("devices/hostdev")
+    assert pci.find("source/address").attrib == {"domain": "0x0000", "bus": "0x03", "slot": "0x00", "function": "0x0"}
+    assert (usb.find("source/vendor").get("id"), usb.get("managed")) == ("0x1d6b", "no")
+    same = plan(result.after, hostdevs=[{"usb": "1d6b:0002", "managed": False}, {"pci": "0000:03:00.0"}])
+    assert not same.changed
+    assert model.read_spec(result.after)["hostdevs"] == [{"pci": "0000:03:00.0", "managed": True},
+                                                         {"usb": "1d6b:0002", "managed": False}]
+    removed = plan(result.after, hostdevs=[{"pci": "0000:03:00.0"}])
+    assert [(op.op, op.label) for op in removed.device_ops] == [("detach", "hostdev usb:1d6b:0002")]
+    with pytest.raises(SpecError, match=r"option hostdevs\[0\]\.pci"):
+        model.normalize_spec(params(hostdevs=[{"pci": "zz:00"}]), ctx())
+
+
 # ---- properties ---------------------------------------------------------------------------------
 
 _paths = st.sampled_from(["/img/a.qcow2", "/img/b.raw", "/img/c.qcow2"])
