@@ -268,6 +268,8 @@ class Disks(DeviceKind):
         Field("shareable", "shareable", PRESENCE),
         Field("serial", "serial"),
         Field("boot_order", "boot", "order", Int(minimum=1)),
+        ElementList("hosts", "source", "host", [("name", "name", Codec()), ("port", "port", Int(1, 65535)),
+                                                ("transport", "transport", Choice("tcp", "rdma", "unix"))]),
     )
 
     def key_of(self, elem):
@@ -283,6 +285,9 @@ class Disks(DeviceKind):
     def live_keys(self, elem, spec):
         # Media change: a cdrom or floppy can swap (or eject) its image while the guest runs.
         return {"source"} if elem.get("device") in ("cdrom", "floppy") else set()
+
+
+DISK_HOSTS = next(f for f in Disks.fields if f.key == "hosts")
 
 
 class Interfaces(DeviceKind):
@@ -537,8 +542,13 @@ def _normalize_disks(raw_disks):
         elif raw.get("network") is not None:
             net = raw["network"]
             if not isinstance(net, dict) or not net.get("protocol") or not net.get("name"):
-                raise SpecError(option + "network", net, "expected a dict with protocol and name")
-            spec["source"] = ("network", tuple(sorted({"protocol": net["protocol"], "name": net["name"]}.items())))
+                raise SpecError(option + "network", net, "expected a dict with protocol, name and hosts")
+            protocol = Choice("rbd", "iscsi", "nbd", "gluster", "http", "https", "ftp", "ssh").parse(
+                net["protocol"], option + "network.protocol")
+            spec["source"] = ("network", tuple(sorted({"protocol": protocol, "name": net["name"]}.items())))
+            hosts = DISK_HOSTS.parse(net.get("hosts") or [], option + "network.hosts")
+            if hosts:
+                spec["hosts"] = hosts
         elif raw.get("path") is not None:
             spec["source"] = ("file", (("file", raw["path"]),))
         elif spec["device"] in ("cdrom", "floppy"):
@@ -1062,7 +1072,7 @@ def _read_disk(elem):
     elif kind == "block":
         disk["block"] = attrs.get("dev")
     elif kind == "network":
-        disk["network"] = attrs
+        disk["network"] = dict(attrs, hosts=disk.pop("hosts", []))
     return disk
 
 

@@ -250,7 +250,10 @@ options:
         description: Host block device, for example V(/dev/sdb).
         type: str
       network:
-        description: Network disk source (for example rbd or iscsi) with C(protocol) and C(name).
+        description:
+          - Network disk source, a dict with C(protocol) (rbd, iscsi, nbd, gluster, http, https, ftp, ssh), C(name)
+            (for example V(pool/image) for rbd) and C(hosts), a list of dicts with C(name), C(port) and C(transport).
+          - Authentication and other details of the source go through O(xml_edits).
         type: dict
       size:
         description:

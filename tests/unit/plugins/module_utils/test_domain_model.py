@@ -355,6 +355,34 @@ def test_hostdevs_by_host_address(fixture_text):
         model.normalize_spec(params(hostdevs=[{"pci": "zz:00"}]), ctx())
 
 
+def test_bridge_and_macvtap_nics():
+    result = converges(None, interfaces=[{"bridge": "br0", "vlan": 42, "mtu": 9000},
+                                         {"direct": "eth1", "direct_mode": "vepa", "model": "e1000e"}])
+    root = etree.fromstring(result.after.encode())
+    br, direct = root.findall("devices/interface")
+    assert (br.get("type"), br.find("source").get("bridge"), br.find("vlan/tag").get("id")) == ("bridge", "br0", "42")
+    assert (direct.get("type"), direct.find("source").attrib) == ("direct", {"dev": "eth1", "mode": "vepa"})
+    switched = converges(result.after, interfaces=[{"network": "default"}, {"direct": "eth1", "direct_mode": "vepa",
+                                                                           "model": "e1000e"}])
+    first = etree.fromstring(switched.after.encode()).find("devices/interface")
+    assert first.get("type") == "network" and first.find("source").attrib == {"network": "default"}
+    assert first.find("mac").get("address") == br.find("mac").get("address"), "the MAC survives a backend change"
+
+
+def test_network_disks_with_hosts():
+    rbd = {"network": {"protocol": "rbd", "name": "pool/image",
+                       "hosts": [{"name": "mon1", "port": 6789}, {"name": "mon2", "port": 6789}]}, "format": "raw"}
+    result = converges(None, disks=[rbd])
+    disk = etree.fromstring(result.after.encode()).find("devices/disk")
+    assert disk.get("type") == "network"
+    assert disk.find("source").get("protocol") == "rbd" and disk.find("source").get("name") == "pool/image"
+    assert [(h.get("name"), h.get("port")) for h in disk.iterfind("source/host")] == [("mon1", "6789"), ("mon2", "6789")]
+    assert model.read_spec(result.after)["disks"][0]["network"] == {
+        "protocol": "rbd", "name": "pool/image", "hosts": [{"name": "mon1", "port": 6789}, {"name": "mon2", "port": 6789}]}
+    with pytest.raises(SpecError, match=r"option disks\[0\]\.network\.protocol"):
+        model.normalize_spec(params(disks=[{"network": {"protocol": "smb", "name": "x"}}]), ctx())
+
+
 # ---- properties ---------------------------------------------------------------------------------
 
 _paths = st.sampled_from(["/img/a.qcow2", "/img/b.raw", "/img/c.qcow2"])
