@@ -624,6 +624,9 @@ def _normalize_graphics(raw_list):
             raise SpecError(option + "type", kind, "one %s display at most" % kind)
         seen.add(kind)
         spec = _parse_fields(Graphics.fields, raw, option)
+        if kind == "vnc" and len(spec.get("password") or "") > 8:
+            raise SpecError(option + "password", "(hidden, %d characters)" % len(spec["password"]),
+                            "VNC passwords are at most 8 characters")
         if spec.get("port") not in (None, -1) and spec.get("autoport") is None:
             spec["autoport"] = False
         spec["_key"] = kind

@@ -393,7 +393,7 @@ options:
         description: Fixed port; implies O(graphics[].autoport=false).
         type: int
       password:
-        description: Console password. Never shown in results or diffs.
+        description: Console password (VNC allows at most 8 characters). Never shown in results or diffs.
         type: str
   hostdevs:
     description:

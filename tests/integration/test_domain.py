@@ -62,20 +62,21 @@ def test_live_hotplug_and_unplug(conn, prefix, ansible, image, lab):
     root_mac = ansible.run([base]).result(base["name"])["interfaces"][0]["mac"]
 
     grown = guest(name, image, lab, vcpus=2, max_vcpus=2, memory=256, current_memory=192,
-                  disks=base["kvmfleet.libvirt.domain"]["disks"] + [
-                      {"pool": lab["pool"], "volume": name + "-data.qcow2", "size": "32MiB", "serial": "KVMDATA1"}],
+                  disks=[{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "96MiB"},
+                         {"pool": lab["pool"], "volume": name + "-data.qcow2", "size": "32MiB", "serial": "KVMDATA1"}],
                   interfaces=[{"network": lab["network"], "link_state": "down"}, {"network": lab["network"]}])
     run = ansible.converge([grown])
     result = run.result(grown["name"])
     assert result["reboot_required"] is False, result["reasons"]
     assert set(result["applied_live"]) == {
-        "attach disk vdb", "update interface %s" % root_mac, "attach interface %s" % result["interfaces"][1]["mac"],
-        "current_memory: 192MiB", "vcpus: 2"}
+        "grow disk vda to 96MiB", "attach disk vdb", "update interface %s" % root_mac,
+        "attach interface %s" % result["interfaces"][1]["mac"], "current_memory: 192MiB", "vcpus: 2"}
     new_mac = result["interfaces"][1]["mac"]
 
     report = report_where(name, lambda r: "vdb" in r["disks"] and new_mac in r["nics"] and r["cpus_online"] == 2,
                           "the hot-plugged disk, NIC and vCPU")
     assert report["disks"]["vdb"] == {"size_bytes": 32 * 1024 * 1024, "ro": False, "serial": "KVMDATA1"}
+    report = report_where(name, lambda r: r["disks"]["vda"]["size_bytes"] == 96 * 1024 * 1024, "vda grown live")
     assert report["nics"][root_mac]["operstate"] == "down"
     report = report_where(name, lambda r: r["mem_total_kib"] <= 200 * 1024, "the balloon at 192 MiB")
     assert conn.lookupByName(name).UUIDString() == uuid_before
@@ -84,6 +85,7 @@ def test_live_hotplug_and_unplug(conn, prefix, ansible, image, lab):
     # Take the data disk and the second NIC away again: detached live, the guest loses them.
     # (vCPUs stay at 2: a vCPU unplug needs the guest's cooperation, which is not the point here.)
     base["kvmfleet.libvirt.domain"]["vcpus"] = 2
+    base["kvmfleet.libvirt.domain"]["disks"][0]["size"] = "96MiB"
     ansible.converge([base])
     report = report_where(name, lambda r: "vdb" not in r["disks"] and new_mac not in r["nics"], "the unplug")
     assert root_mac in report["nics"]
@@ -164,6 +166,15 @@ def test_power_states_and_absent(conn, prefix, ansible, image, lab):
     assert harness.domain_state(conn, name) == "paused"
     ansible.converge([guest(name, image, lab, state="running")])
     assert harness.domain_state(conn, name) == "running"
+
+    # no time to shut down gracefully: refused without force_off, powered off with it
+    hurried = guest(name, image, lab, state="shutoff", shutdown_timeout=0)
+    run = ansible.run([hurried], expect_rc=2)
+    assert "set force_off: true" in run.result(hurried["name"])["msg"]
+    assert harness.domain_state(conn, name) == "running"
+    hurried["kvmfleet.libvirt.domain"]["force_off"] = True
+    ansible.converge([hurried])
+    assert harness.domain_state(conn, name) == "shutoff"
 
     volume = lab["pool_dir"] / (name + "-root.qcow2")
     absent = {"name": "absent", "kvmfleet.libvirt.domain": {"name": name, "state": "absent"}}
@@ -255,3 +266,26 @@ def test_uefi_secure_boot_and_tpm_seen_by_the_guest(conn, prefix, ansible, image
 
     ansible.converge([{"name": "absent", "kvmfleet.libvirt.domain": {"name": name, "state": "absent"}}])
     assert not nvram.exists(), "absent removes the UEFI NVRAM"
+
+
+def test_secrets_never_leave_the_module(conn, prefix, ansible, image, lab, capsys):
+    name = prefix + "sec"
+    secret = "s" + prefix[-7:-1]  # VNC passwords are at most 8 characters
+    task = guest(name, image, lab, state="present", autostart=True,
+                 graphics=[{"type": "vnc", "listen": "127.0.0.1", "password": secret}],
+                 xml_edits=[{"xpath": "/domain/clock/@offset", "value": "localtime"}])
+    run = ansible.converge([task])
+    assert secret not in run.output
+    assert "********" in run.result(task["name"])["diff"]["after"]
+    dom = conn.lookupByName(name)
+    assert dom.autostart() == 1
+    root = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE).encode())
+    assert root.find("devices/graphics").get("passwd") == secret, "the password is set, only never shown"
+    assert root.find("clock").get("offset") == "localtime"
+
+    task["kvmfleet.libvirt.domain"]["graphics"][0]["password"] = "t" + prefix[-7:-1]
+    changed = ansible.converge([task])
+    assert "******** (changed)" in changed.result(task["name"])["diff"]["after"]
+    everything = capsys.readouterr().out  # the output of all eight runs, check mode and --diff included
+    assert everything.count("PLAY RECAP") == 8
+    assert secret not in everything

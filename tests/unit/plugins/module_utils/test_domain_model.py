@@ -118,6 +118,13 @@ def test_bad_input_names_the_option(kwargs, option, accepted):
     assert accepted in str(err.value)
 
 
+def test_long_vnc_password_is_refused_without_showing_it():
+    with pytest.raises(SpecError) as err:
+        model.normalize_spec(params(graphics=[{"type": "vnc", "password": "much-too-long"}]), ctx())
+    assert err.value.option == "graphics[0].password" and "at most 8" in str(err.value)
+    assert "much-too-long" not in str(err.value)
+
+
 def test_xpath_matching_nothing_is_an_error(fixture_text):
     with pytest.raises(SpecError, match=r"xml_edits\[0\]\.xpath.*matches no element"):
         plan(fixture_text(FIXTURE), xml_edits=[{"xpath": "/domain/nosuch", "value": "1"}])
@@ -216,11 +223,11 @@ def test_tags_in_our_namespace(fixture_text):
 
 def test_graphics_password_never_in_the_diff(fixture_text):
     xml = plan(fixture_text(FIXTURE)).after
-    result = plan(xml, graphics=[{"type": "vnc", "password": "n3w-secret"}])
+    result = plan(xml, graphics=[{"type": "vnc", "password": "n3w-s3cr"}])
     diff = result.diff()
-    assert "n3w-secret" not in str(diff) and "s3cret-old" not in str(diff)
+    assert "n3w-s3cr" not in str(diff) and "s3cret-old" not in str(diff)
     assert "(changed)" in diff["after"]
-    assert not plan(result.after, graphics=[{"type": "vnc", "password": "n3w-secret"}]).changed
+    assert not plan(result.after, graphics=[{"type": "vnc", "password": "n3w-s3cr"}]).changed
 
 
 def test_xml_edits_are_idempotent(fixture_text):
@@ -356,14 +363,14 @@ def test_hostdevs_by_host_address(fixture_text):
 
 
 def test_bridge_and_macvtap_nics():
-    result = converges(None, interfaces=[{"bridge": "br0", "vlan": 42, "mtu": 9000},
-                                         {"direct": "eth1", "direct_mode": "vepa", "model": "e1000e"}])
+    nics = [{"bridge": "br0", "vlan": 42, "mtu": 9000},
+            {"direct": "eth1", "direct_mode": "vepa", "model": "e1000e"}]
+    result = converges(None, interfaces=nics)
     root = etree.fromstring(result.after.encode())
     br, direct = root.findall("devices/interface")
     assert (br.get("type"), br.find("source").get("bridge"), br.find("vlan/tag").get("id")) == ("bridge", "br0", "42")
     assert (direct.get("type"), direct.find("source").attrib) == ("direct", {"dev": "eth1", "mode": "vepa"})
-    switched = converges(result.after, interfaces=[{"network": "default"}, {"direct": "eth1", "direct_mode": "vepa",
-                                                                           "model": "e1000e"}])
+    switched = converges(result.after, interfaces=[{"network": "default"}, nics[1]])
     first = etree.fromstring(switched.after.encode()).find("devices/interface")
     assert first.get("type") == "network" and first.find("source").attrib == {"network": "default"}
     assert first.find("mac").get("address") == br.find("mac").get("address"), "the MAC survives a backend change"
