@@ -27,6 +27,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import pool_for_path as _pool_for_path
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import volume_xml as _volume_xml
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 SCHEMA = "/usr/share/libvirt/schemas/domain.rng"
@@ -124,23 +127,6 @@ class VolumeTask:
         return "grow volume %s/%s to %s" % (self.pool.name(), self.name, format_size(self.size))
 
 
-def _pool_for_path(conn, path):
-    directory = os.path.dirname(path)
-    for pool in conn.listAllStoragePools(0):
-        if parse_xml(pool.XMLDesc(0)).findtext("target/path") == directory:
-            return pool
-    return None
-
-
-def _find_volume(pool, name):
-    if not pool.isActive():
-        return None
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
-        return None
-
-
 def plan_storage(conn, spec):
     """Volumes to create or grow, and each disk's format filled in from its volume. Refuses to shrink."""
     tasks = []
@@ -182,16 +168,6 @@ def plan_storage(conn, spec):
             raise SpecError(option + ".volume", name, "pool %s has no such volume; give size to create it"
                             % pool.name())
     return tasks
-
-
-def _volume_xml(name, size, fmt):
-    vol = etree.Element("volume")
-    etree.SubElement(vol, "name").text = name
-    etree.SubElement(vol, "capacity", unit="bytes").text = str(size)
-    etree.SubElement(vol, "allocation", unit="bytes").text = "0"
-    target = etree.SubElement(vol, "target")
-    etree.SubElement(target, "format", type=fmt)
-    return to_string(vol)
 
 
 # ---- the runner ----------------------------------------------------------------------------------------

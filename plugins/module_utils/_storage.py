@@ -1,0 +1,325 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: storage helpers shared by the ``pool``, ``volume`` and ``domain`` modules.
+
+Volume XML, pool and volume lookups with helpful errors, the permission codecs (mode, owner,
+group), image format sniffing, checksums, and the one place that streams a file into a volume.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import struct
+from urllib.parse import urlsplit
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+
+SCHEMA_DIR = "/usr/share/libvirt/schemas"
+POOL_SCHEMA = SCHEMA_DIR + "/storagepool.rng"
+VOLUME_SCHEMA = SCHEMA_DIR + "/storagevol.rng"
+
+# Pool types whose volumes are files in a directory (qcow2 is possible, permissions are file modes).
+FILE_POOL_TYPES = ("dir", "fs", "netfs")
+
+CHUNK = 1024 * 1024  # bytes per read when hashing or streaming a file
+
+
+class StorageError(Exception):
+    """A failure with a message for the user (the module fails with it)."""
+
+
+# ---- permissions: mode, owner, group --------------------------------------------------------------
+
+class Mode(Codec):
+    """A file mode: '0755' / '755' (octal digits), or an int (YAML's 0755 is already the number)."""
+
+    _RE = re.compile(r"^0?[0-7]{3,4}$")
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        accepted = "expected an octal mode such as '0750' (quote it in YAML) or 0750"
+        if isinstance(value, bool):
+            raise SpecError(option, value, accepted)
+        if isinstance(value, int):
+            if not 0 <= value <= 0o7777:
+                raise SpecError(option, value, accepted)
+            return value
+        text = str(value).strip()
+        if not self._RE.match(text):
+            raise SpecError(option, value, accepted)
+        return int(text, 8)
+
+    def load(self, text):
+        try:
+            return None if text is None else int(text, 8)
+        except ValueError:
+            return text
+
+    def dump(self, value):
+        return "%04o" % value
+
+    def show(self, value):
+        return None if value is None else "%04o" % value
+
+
+class Account(Codec):
+    """A uid or gid: a number, or a user/group name resolved on the host the module runs on."""
+
+    def __init__(self, kind):
+        self.kind = kind  # 'user' or 'group'
+
+    def resolve(self, name):
+        if self.kind == "user":
+            return pwd.getpwnam(name).pw_uid
+        return grp.getgrnam(name).gr_gid
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise SpecError(option, value, "expected a %s name or a numeric id" % self.kind)
+        if isinstance(value, int) or str(value).strip().isdigit():
+            number = int(value)
+            if number < 0 or number > 0xFFFFFFFE:
+                raise SpecError(option, value, "expected a %s name or a numeric id" % self.kind)
+            return number
+        try:
+            return self.resolve(str(value).strip())
+        except KeyError:
+            raise SpecError(option, value, "no such %s on the managed host; give a %s name that exists there or a "
+                                           "numeric id" % (self.kind, self.kind)) from None
+
+    def load(self, text):
+        try:
+            return None if text is None else int(text)
+        except ValueError:
+            return text
+
+    def dump(self, value):
+        return str(int(value))
+
+
+PERMISSION_CODECS = {"mode": Mode(), "owner": Account("user"), "group": Account("group")}
+
+
+def parse_permissions(params):
+    """{'mode', 'owner', 'group'} from module parameters, normalised (None where not declared)."""
+    return {key: codec.parse(params.get(key), key) for key, codec in PERMISSION_CODECS.items()}
+
+
+def read_permissions(elem):
+    """{'mode', 'owner', 'group'} from a ``<permissions>`` element (or None)."""
+    result = dict.fromkeys(PERMISSION_CODECS)
+    if elem is not None:
+        for key, codec in PERMISSION_CODECS.items():
+            text = elem.findtext(key)
+            result[key] = None if text is None else codec.load(text.strip())
+    return result
+
+
+# ---- volume XML -------------------------------------------------------------------------------------
+
+def volume_xml(name, capacity, fmt=None, backing=None, permissions=None, allocation=0):
+    """A ``<volume>`` document for createXML/createXMLFrom.
+
+    ``backing`` is (path, format) of a base image for a thin overlay; ``permissions`` a dict with
+    any of mode, owner, group (normalised ints).
+    """
+    vol = etree.Element("volume")
+    etree.SubElement(vol, "name").text = name
+    etree.SubElement(vol, "capacity", unit="bytes").text = str(int(capacity))
+    if allocation is not None:
+        etree.SubElement(vol, "allocation", unit="bytes").text = str(int(allocation))
+    target = etree.SubElement(vol, "target")
+    if fmt:
+        etree.SubElement(target, "format", type=fmt)
+    perms = {k: v for k, v in (permissions or {}).items() if v is not None}
+    if perms:
+        elem = etree.SubElement(target, "permissions")
+        for key in ("mode", "owner", "group"):
+            if key in perms:
+                etree.SubElement(elem, key).text = PERMISSION_CODECS[key].dump(perms[key])
+    if backing:
+        store = etree.SubElement(vol, "backingStore")
+        etree.SubElement(store, "path").text = backing[0]
+        etree.SubElement(store, "format", type=backing[1])
+    return to_string(vol)
+
+
+def volume_facts(xml):
+    """What a volume is, from its XML: path, capacity, format, backing path/format, permissions."""
+    root = parse_xml(xml)
+    capacity = root.find("capacity")
+    fmt = root.find("target/format")
+    backing_fmt = root.find("backingStore/format")
+    facts = {
+        "name": root.findtext("name"),
+        "type": root.get("type"),
+        "path": root.findtext("target/path"),
+        "capacity": None if capacity is None else _bytes(capacity),
+        "format": None if fmt is None else fmt.get("type"),
+        "backing": root.findtext("backingStore/path") or None,
+        "backing_format": None if backing_fmt is None else backing_fmt.get("type"),
+    }
+    facts.update(read_permissions(root.find("target/permissions")))
+    return facts
+
+
+_SCALE = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2, "mib": 1024 ** 2, "mb": 1000 ** 2,
+          "g": 1024 ** 3, "gib": 1024 ** 3, "gb": 1000 ** 3, "t": 1024 ** 4, "tib": 1024 ** 4, "tb": 1000 ** 4}
+
+
+def _bytes(elem):
+    return int(elem.text.strip()) * _SCALE.get((elem.get("unit") or "bytes").lower(), 1)
+
+
+# ---- schema -----------------------------------------------------------------------------------------
+
+_SCHEMAS = {}
+
+
+def schema_error(xml, schema_path):
+    """None when ``xml`` validates against the RelaxNG schema (or it is not installed), else the error."""
+    if not os.path.exists(schema_path):
+        return None
+    if schema_path not in _SCHEMAS:
+        _SCHEMAS[schema_path] = etree.RelaxNG(file=schema_path)
+    schema = _SCHEMAS[schema_path]
+    if schema.validate(parse_xml(xml)):
+        return None
+    return str(schema.error_log.last_error)
+
+
+def validate_schema(xml, schema_path, what):
+    error = schema_error(xml, schema_path)
+    if error:
+        raise StorageError("the %s XML does not validate against libvirt's schema (%s): %s" % (what, schema_path, error))
+
+
+# ---- lookups ------------------------------------------------------------------------------------------
+
+def names_of(items):
+    return ", ".join(sorted(i.name() for i in items)) or "(none)"
+
+
+def lookup_pool(conn, name, option="pool"):
+    """The pool named ``name``; a SpecError naming the existing pools if there is none."""
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        raise SpecError(option, name, "no storage pool has that name; existing pools: %s"
+                        % names_of(conn.listAllStoragePools(0))) from None
+
+
+def find_pool(conn, name):
+    """The pool named ``name`` or None."""
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            return None
+        raise
+
+
+def pool_for_path(conn, path):
+    """The pool whose target directory holds ``path``, or None."""
+    directory = os.path.dirname(path)
+    for pool in conn.listAllStoragePools(0):
+        if parse_xml(pool.XMLDesc(0)).findtext("target/path") == directory:
+            return pool
+    return None
+
+
+def find_volume(pool, name):
+    """The volume ``name`` of an active pool, or None (also for an inactive pool)."""
+    if not pool.isActive():
+        return None
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError:
+        return None
+
+
+def pool_type(pool):
+    return parse_xml(pool.XMLDesc(0)).get("type")
+
+
+def is_local_uri(uri):
+    """Whether a libvirt URI names the daemon on this host (so its files are this host's files)."""
+    host = urlsplit(uri).hostname
+    return host in (None, "", "localhost", "127.0.0.1", "::1")
+
+
+# ---- image files: format and checksum ---------------------------------------------------------------
+
+# Magic bytes of image formats libvirt would detect in an imported file (offset, magic, format).
+_MAGIC = ((0, b"QFI\xfb", "qcow2"), (0, b"KDMV", "vmdk"), (0, b"vhdxfile", "vhdx"), (0, b"QED\x00", "qed"),
+          (0, b"conectix", "vpc"), (0x40, b"\x7f\x10\xda\xbe", "vdi"))
+
+
+def sniff_image(path):
+    """(format, virtual size) of an image file: 'qcow2' with the size from its header, else 'raw' and
+    the file size; another format libvirt knows (vmdk, vdi, ...) by its name with size None."""
+    with open(path, "rb") as handle:
+        head = handle.read(0x48)
+        size = os.fstat(handle.fileno()).st_size
+    for offset, magic, fmt in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            if fmt == "qcow2" and len(head) >= 32:
+                return fmt, struct.unpack(">Q", head[24:32])[0]
+            return fmt, None
+    return "raw", size
+
+
+_CHECKSUM_RE = re.compile(r"^([a-z0-9_]+):([0-9a-fA-F]+)$")
+
+
+def parse_checksum(value, option="checksum"):
+    """('sha256', '<hex>') from 'sha256:<hex>'; the algorithm must be one hashlib always has."""
+    if value is None:
+        return None
+    algorithms = sorted(a for a in hashlib.algorithms_guaranteed if not a.startswith("shake_"))
+    accepted = "expected ALGORITHM:HEX, for example sha256:<64 hex digits>; algorithms: %s" % ", ".join(algorithms)
+    match = _CHECKSUM_RE.match(str(value).strip())
+    if not match or match.group(1).lower() not in algorithms:
+        raise SpecError(option, value, accepted)
+    algorithm, digest = match.group(1).lower(), match.group(2).lower()
+    if len(digest) != hashlib.new(algorithm).digest_size * 2:
+        raise SpecError(option, value, "a %s digest has %d hex digits" % (algorithm, hashlib.new(algorithm).digest_size * 2))
+    return algorithm, digest
+
+
+def file_digest(path, algorithm):
+    """Hex digest of a file, read in chunks."""
+    hasher = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+# ---- streams ------------------------------------------------------------------------------------------
+
+def upload_file(conn, vol, path):
+    """Write a local file into a volume through a libvirt stream, a chunk at a time."""
+    length = os.path.getsize(path)
+    stream = conn.newStream(0)
+    try:
+        vol.upload(stream, 0, length, 0)
+        with open(path, "rb") as handle:
+            stream.sendAll(lambda _stream, nbytes, fh: fh.read(min(nbytes, CHUNK)), handle)
+        stream.finish()
+    except BaseException:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        raise
