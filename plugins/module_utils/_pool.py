@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the ``pool`` module's runner. The only code that calls libvirt for a storage pool.
+
+Order of work, so that bad input never leaves anything half-made: validate (spec, schema, local
+paths) -> define (only when a declared value differs) -> build (when asked, for a pool this task
+defines or starts) -> start or stop -> autostart -> refresh. A new pool that cannot be built or
+started is undefined again.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect, libvirt, libvirt_error_code
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
+    POOL_TYPES,
+    normalize_pool_spec,
+    plan_pool,
+    pool_source_devices,
+    pool_target_path,
+    strip_runtime,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
+    POOL_SCHEMA,
+    StorageError,
+    find_pool,
+    is_local_uri,
+    validate_schema,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
+
+# Pool types whose target path is a directory on the host (the mount point for fs and netfs).
+DIRECTORY_TYPES = ("dir", "fs", "netfs")
+# Pool types whose build formats a device: never over existing data (VIR_STORAGE_POOL_BUILD_NO_OVERWRITE).
+FORMATTING_TYPES = ("fs", "disk", "logical")
+# Pool types whose source devices are local block devices.
+LOCAL_DEVICE_TYPES = ("fs", "disk", "logical")
+
+
+def argument_spec():
+    """The module's options (the docs in plugins/modules/pool.py describe them)."""
+    return {
+        "uri": {"type": "str", "default": DEFAULT_URI},
+        "name": {"type": "str", "required": True},
+        "type": {"type": "str", "choices": list(POOL_TYPES)},
+        "path": {"type": "str"},
+        "source": {"type": "dict", "options": {
+            "devices": {"type": "list", "elements": "str"},
+            "hosts": {"type": "list", "elements": "raw"},
+            "dir": {"type": "str"},
+            "name": {"type": "str"},
+            "format": {"type": "str"},
+            "initiator": {"type": "str"},
+            "auth": {"type": "dict", "options": {
+                "username": {"type": "str", "required": True},
+                "secret": {"type": "str", "required": True},
+            }},
+        }},
+        "mode": {"type": "raw"},
+        "owner": {"type": "raw"},
+        "group": {"type": "raw"},
+        "state": {"type": "str", "default": "active", "choices": ["active", "inactive", "absent"]},
+        "autostart": {"type": "bool"},
+        "build": {"type": "bool", "default": False},
+        "refresh": {"type": "bool", "default": False},
+        "remove_storage": {"type": "bool", "default": False},
+    }
+
+
+class PoolRunner:
+    def __init__(self, module, conn):
+        self.module = module
+        self.conn = conn
+        self.params = module.params
+        self.check = module.check_mode
+        self.local = is_local_uri(conn.getURI())
+        self.actions = []
+
+    # -- validation against the host (local URIs only: a remote host's files are not ours to look at) ----
+
+    def check_host_paths(self, plan, will_build, will_start):
+        if not self.local:
+            return
+        path = pool_target_path(plan.after)
+        if plan.type in DIRECTORY_TYPES and path:
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise SpecError("path", path, "it exists and is not a directory; a %s pool's target path must be a "
+                                              "directory (or not exist yet, with build: true)" % plan.type)
+            if will_start and not will_build and not os.path.exists(path):
+                raise SpecError("path", path, "the directory does not exist; set build: true to create it, or "
+                                              "create it first")
+        if plan.type in LOCAL_DEVICE_TYPES and (will_start or will_build):
+            for index, device in enumerate(pool_source_devices(plan.after)):
+                if not os.path.exists(device):
+                    raise SpecError("source.devices[%d]" % index, device, "no such device on the managed host")
+
+    # -- present: active / inactive ---------------------------------------------------------------------
+
+    def present(self, pool):
+        name = self.params["name"]
+        state = self.params["state"]
+        spec = normalize_pool_spec(self.params)
+        current_xml = pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE) if pool is not None else None
+        plan = plan_pool(current_xml, spec, name)
+        if plan.changed:
+            validate_schema(plan.after, POOL_SCHEMA, "pool")
+        active = pool is not None and bool(pool.isActive())
+        will_start = state == "active" and not active
+        will_build = self.params["build"] and (plan.created or will_start)
+        self.check_host_paths(plan, will_build, will_start)
+        path = pool_target_path(plan.after)
+        path_existed = bool(path) and os.path.exists(path)
+
+        if plan.changed:
+            self.actions.append("define" if plan.created else "redefine")
+            if not self.check:
+                pool = self.conn.storagePoolDefineXML(plan.after, 0)
+        try:
+            if will_build:
+                self._build(pool, plan.type)
+            if will_start:
+                self.actions.append("start")
+                if not self.check:
+                    pool.create(0)
+        except libvirt.libvirtError as exc:
+            if plan.created and not self.check:
+                self._undo_define(pool, will_build and self.local and not path_existed)
+                raise StorageError("pool %s was defined but could not be %s, so its definition was removed again: %s"
+                                   % (name, "built or started" if will_build else "started", exc)) from None
+            raise StorageError("pool %s could not be %s: %s" % (
+                name, "built or started" if will_build else "started", exc)) from None
+        if state == "inactive" and active:
+            self.actions.append("stop")
+            if not self.check:
+                pool.destroy()
+        autostart = self._autostart(pool, plan.created)
+        refreshed = False
+        if self.params["refresh"] and state == "active" and not will_start and not self.check:
+            pool.refresh(0)  # rescans the volumes: libvirt's view changes, the configuration does not
+            refreshed = True
+        restart_required = active and state == "active" and bool(plan.changes)
+        return {
+            "changed": plan.changed or bool(self.actions),
+            "diff": plan.diff(),
+            "created": plan.created,
+            "changes": plan.describe_changes(),
+            "actions": self.actions,
+            "restart_required": restart_required,
+            "refreshed": refreshed,
+            "state": state,
+            "autostart": autostart,
+            "type": plan.type,
+            "path": path,
+            "uuid": None if pool is None or self.check and plan.created else pool.UUIDString(),
+        }
+
+    def _build(self, pool, pool_type):
+        self.actions.append("build")
+        if self.check:
+            return
+        flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if pool_type in FORMATTING_TYPES else 0
+        try:
+            pool.build(flags)
+        except libvirt.libvirtError as exc:
+            if libvirt_error_code(exc) != libvirt.VIR_ERR_STORAGE_POOL_BUILT:
+                raise
+            self.actions[-1] = "build (already built: %s)" % str(exc).split(": ", 1)[-1]
+
+    def _undo_define(self, pool, remove_built_directory):
+        """Take back a pool this run defined: no half-made objects."""
+        if pool.isActive():
+            pool.destroy()
+        if remove_built_directory:
+            try:
+                pool.delete(0)  # the directory build made (empty: nothing was put in it)
+            except libvirt.libvirtError:
+                pass
+        pool.undefine()
+
+    def _autostart(self, pool, created):
+        wanted = self.params["autostart"]
+        current = False if pool is None or created and self.check else bool(pool.autostart())
+        if wanted is None or current == wanted:
+            return current
+        self.actions.append("autostart %s" % ("on" if wanted else "off"))
+        if not self.check:
+            pool.setAutostart(1 if wanted else 0)
+        return wanted
+
+    # -- absent ------------------------------------------------------------------------------------------
+
+    def absent(self, pool):
+        result = {"changed": pool is not None, "state": "absent", "removed_volumes": [], "removed_target": None,
+                  "actions": self.actions}
+        if pool is None:
+            return result
+        persistent = bool(pool.isPersistent())
+        flags = libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0
+        root = strip_runtime(parse_xml(pool.XMLDesc(flags)))
+        result["diff"] = {"before": to_string(root), "after": "", "before_header": "pool (persistent config)",
+                          "after_header": "pool (persistent config)"}
+        active = bool(pool.isActive())
+        volumes = []
+        if self.params["remove_storage"]:
+            volumes = self._volumes_to_remove(pool, active)
+            result["removed_volumes"] = sorted(v.path() for v in volumes)
+            result["removed_target"] = self._target_description(root)
+        if self.check:
+            if self.params["remove_storage"] and not active:
+                self.module.warn("check mode does not start inactive pool %s, so it cannot list the volumes that "
+                                 "remove_storage would delete" % pool.name())
+            self.actions.extend(self._absent_actions(active, persistent))
+            return result
+        deleted = []
+        for vol in volumes:
+            path = vol.path()
+            vol.delete(0)
+            deleted.append(path)
+        if pool.isActive():
+            self.actions.append("stop")
+            pool.destroy()
+        if self.params["remove_storage"]:
+            result["removed_target"] = self._delete_target(pool, root, deleted)
+            self.actions.append("delete storage")
+        if persistent:
+            self.actions.append("undefine")
+            pool.undefine()
+        return result
+
+    def _absent_actions(self, active, persistent):
+        actions = ["stop"] if active or self.params["remove_storage"] else []
+        if self.params["remove_storage"]:
+            actions.append("delete storage")
+        if persistent:
+            actions.append("undefine")
+        return actions
+
+    def _volumes_to_remove(self, pool, active):
+        if not active:
+            if self.check:
+                return []
+            pool.create(0)  # to list (and delete) its volumes
+        elif not self.check:
+            pool.refresh(0)
+        return pool.listAllVolumes(0) or []
+
+    @staticmethod
+    def _target_description(root):
+        if root.get("type") == "logical":
+            return "volume group %s" % (root.findtext("source/name") or root.findtext("name"))
+        return pool_target_path(to_string(root))
+
+    def _delete_target(self, pool, root, deleted):
+        """pool.delete: the directory (dir, fs, netfs mount point), or the volume group (logical)."""
+        try:
+            pool.delete(0)
+        except libvirt.libvirtError as exc:
+            if libvirt_error_code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
+                self.module.warn("libvirt cannot delete the storage of a %s pool; only its volumes were deleted"
+                                 % root.get("type"))
+                return None
+            raise StorageError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
+                               "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc)) from None
+        return self._target_description(root)
+
+    def run(self):
+        pool = find_pool(self.conn, self.params["name"])
+        if self.params["state"] == "absent":
+            return self.absent(pool)
+        return self.present(pool)
+
+
+def run_module(module):
+    """Entry point for plugins/modules/pool.py."""
+    conn = connect(module)
+    try:
+        result = PoolRunner(module, conn).run()
+    except (SpecError, StorageError) as exc:
+        module.fail_json(msg=str(exc))
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg="libvirt error on pool %s: %s" % (module.params["name"], exc))
+    finally:
+        conn.close()
+    module.exit_json(**result)
