@@ -153,7 +153,7 @@ class PoolRunner:
             "state": state,
             "autostart": autostart,
             "type": plan.type,
-            "path": path,
+            "target_path": path,
             "uuid": None if pool is None or self.check and plan.created else pool.UUIDString(),
         }
 

@@ -267,7 +267,7 @@ type:
   returned: unless state is absent
   type: str
   sample: dir
-path:
+target_path:
   description: Target path (null for pools without one, such as rbd).
   returned: unless state is absent
   type: str
