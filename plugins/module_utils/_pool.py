@@ -70,6 +70,16 @@ def argument_spec():
     }
 
 
+def config_xml(pool):
+    """The pool's persistent definition (drivers without VIR_STORAGE_XML_INACTIVE give their one XML)."""
+    try:
+        return pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
+    except libvirt.libvirtError as exc:
+        if libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        return pool.XMLDesc(0)
+
+
 class PoolRunner:
     def __init__(self, module, conn):
         self.module = module
@@ -103,7 +113,7 @@ class PoolRunner:
         name = self.params["name"]
         state = self.params["state"]
         spec = normalize_pool_spec(self.params)
-        current_xml = pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE) if pool is not None else None
+        current_xml = config_xml(pool) if pool is not None else None
         plan = plan_pool(current_xml, spec, name)
         if plan.changed:
             validate_schema(plan.after, POOL_SCHEMA, "pool")
@@ -198,8 +208,7 @@ class PoolRunner:
         if pool is None:
             return result
         persistent = bool(pool.isPersistent())
-        flags = libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0
-        root = strip_runtime(parse_xml(pool.XMLDesc(flags)))
+        root = strip_runtime(parse_xml(config_xml(pool) if persistent else pool.XMLDesc(0)))
         result["diff"] = {"before": to_string(root), "after": "", "before_header": "pool (persistent config)",
                           "after_header": "pool (persistent config)"}
         active = bool(pool.isActive())

@@ -279,7 +279,7 @@ def sniff_image(path):
     return "raw", size
 
 
-_CHECKSUM_RE = re.compile(r"^([a-z0-9_]+):([0-9a-fA-F]+)$")
+_CHECKSUM_RE = re.compile(r"^([A-Za-z0-9_]+):([0-9a-fA-F]+)$")
 
 
 def parse_checksum(value, option="checksum"):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
+import libvirt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool_model as model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
@@ -272,3 +276,84 @@ def test_dir_pool_properties(path, mode, owner, second, start):
         assert {c.what for c in result.changes} <= {"path"}
         if start:
             assert etree.fromstring(result.after.encode()).findtext("uuid") == "e5d449e5-179b-47ee-9280-4745859177b2"
+
+
+# ---- the runner, against libvirt's in-process test driver (test:///default, no daemon) ------------------------
+
+class FakeModule:
+    def __init__(self, check=False, **params):
+        self.params = {key: None for key in _pool.argument_spec()}
+        self.params.update(uri="test:///default", state="active", build=False, refresh=False, remove_storage=False)
+        self.params.update(params)
+        self.check_mode = check
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+@pytest.fixture
+def conn():
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    connection = libvirt.open("test:///default")
+    yield connection
+    connection.close()
+
+
+def run(conn, check=False, **params):
+    params.setdefault("name", "p-" + uuid.uuid4().hex[:8])
+    return _pool.PoolRunner(FakeModule(check, **params), conn).run()
+
+
+def pool_names(conn):
+    return {p.name() for p in conn.listAllStoragePools(0)}
+
+
+def test_runner_check_mode_predicts_and_writes_nothing(conn, tmp_path):
+    spec = dict(name="p-check", type="dir", path=str(tmp_path / "pool"), mode="0711", build=True, autostart=True)
+    predicted = run(conn, check=True, **spec)
+    assert "p-check" not in pool_names(conn)
+    made = run(conn, **spec)
+    assert (predicted["changed"], predicted["diff"], predicted["actions"]) == (made["changed"], made["diff"], made["actions"])
+    assert made["actions"] == ["define", "build", "start", "autostart on"]
+    pool = conn.storagePoolLookupByName("p-check")
+    assert pool.isActive() and pool.autostart()
+    uuid_before = pool.UUIDString()
+    again = run(conn, **spec)
+    assert again["changed"] is False and again["actions"] == [] and again["uuid"] == uuid_before
+    stopped = run(conn, **dict(spec, state="inactive"))
+    assert stopped["actions"] == ["stop"] and not conn.storagePoolLookupByName("p-check").isActive()
+    # a real change: redefined, same UUID
+    changed = run(conn, **dict(spec, mode="0750", state="inactive"))
+    assert changed["changes"] == ["mode: 0711 -> 0750"] and changed["actions"] == ["redefine"]
+    assert conn.storagePoolLookupByName("p-check").UUIDString() == uuid_before
+    started = run(conn, **dict(spec, mode="0750"))
+    assert started["actions"] == ["build", "start"] and started["restart_required"] is False
+    gone = run(conn, name="p-check", state="absent")
+    assert gone["actions"] == ["stop", "undefine"] and gone["removed_volumes"] == [] and gone["removed_target"] is None
+    assert "p-check" not in pool_names(conn)
+
+
+def test_runner_refuses_a_path_that_is_a_file_before_defining(conn, tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(SpecError) as info:
+        run(conn, name="p-file", type="dir", path=str(afile), build=True)
+    assert info.value.option == "path" and "is not a directory" in str(info.value)
+    with pytest.raises(SpecError, match="set build: true"):
+        run(conn, name="p-file", type="dir", path=str(tmp_path / "missing"))
+    assert "p-file" not in pool_names(conn)
+
+
+def test_runner_absent_with_remove_storage_names_what_it_deleted(conn, tmp_path):
+    run(conn, name="p-rm", type="dir", path=str(tmp_path), autostart=False)
+    conn.storagePoolLookupByName("p-rm").createXML("<volume><name>a.img</name><capacity>1024</capacity></volume>", 0)
+    kept = run(conn, check=True, name="p-rm", state="absent")
+    assert kept["removed_volumes"] == [] and "p-rm" in pool_names(conn)
+    predicted = run(conn, check=True, name="p-rm", state="absent", remove_storage=True)
+    result = run(conn, name="p-rm", state="absent", remove_storage=True)
+    assert result["removed_volumes"] == predicted["removed_volumes"] == [str(tmp_path / "a.img")]
+    assert result["removed_target"] == str(tmp_path)
+    assert result["actions"] == predicted["actions"] == ["stop", "delete storage", "undefine"]
+    assert "p-rm" not in pool_names(conn)
+    assert run(conn, name="p-rm", state="absent")["changed"] is False

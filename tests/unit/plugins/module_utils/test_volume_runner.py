@@ -1,0 +1,116 @@
+"""The volume runner against libvirt's in-process test driver (test:///default): no daemon.
+
+The test driver keeps pools and volumes in memory (create, clone, delete; no resize or upload),
+which is enough to show that check mode writes nothing yet predicts what the real run does, and
+that refusals come before any change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+
+import libvirt
+import pytest
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _volume as volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import StorageError
+
+URI = "test:///default"
+POOL = "default-pool"  # the test driver's own dir pool, at /default-pool
+
+
+class FakeModule:
+    def __init__(self, check=False, **params):
+        self.params = {key: None for key in volume.argument_spec()}
+        self.params.update(uri=URI, pool=POOL, state="present", validate_certs=True, timeout=30)
+        self.params.update(params)
+        self.check_mode = check
+        self.warnings = []
+        self.tmpdir = tempfile.gettempdir()
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+@pytest.fixture
+def conn():
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    connection = libvirt.open(URI)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def name():
+    return "v-%s.qcow2" % uuid.uuid4().hex[:8]
+
+
+def run(conn, check=False, **params):
+    return volume.VolumeRunner(FakeModule(check, **params), conn).run()
+
+
+def names(conn, pool=POOL):
+    return {v.name() for v in conn.storagePoolLookupByName(pool).listAllVolumes(0)}
+
+
+def test_check_mode_predicts_and_writes_nothing(conn, name):
+    predicted = run(conn, check=True, name=name, size="64MiB")
+    assert name not in names(conn)
+    made = run(conn, name=name, size="64MiB")
+    assert name in names(conn)
+    assert (predicted["changed"], predicted["diff"]) == (made["changed"], made["diff"])
+    assert predicted["volume_path"] == made["volume_path"] == "/default-pool/" + name
+    assert conn.storagePoolLookupByName(POOL).storageVolLookupByName(name).info()[1] == 64 * 2 ** 20
+    again = run(conn, name=name, size="64MiB", format="qcow2")
+    assert again["changed"] is False and again["diff"] == {}
+
+
+def test_shrink_and_format_change_are_refused_before_any_change(conn, name):
+    run(conn, name=name, size="64MiB")
+    with pytest.raises(SpecError) as info:
+        run(conn, name=name, size="32MiB")
+    assert "64MiB (67108864 bytes)" in str(info.value) and "32MiB (33554432 bytes)" in str(info.value)
+    with pytest.raises(SpecError, match="option format: got 'raw'; volume .* is qcow2"):
+        run(conn, name=name, format="raw")
+    assert conn.storagePoolLookupByName(POOL).storageVolLookupByName(name).info()[1] == 64 * 2 ** 20
+
+
+def test_clone_uses_create_xml_from(conn, name):
+    run(conn, name=name, size="16MiB", format="raw")
+    copy = "copy-" + name
+    result = run(conn, name=copy, clone=name)
+    assert result["created"] and result["actions"] == ["clone %s from /default-pool/%s" % (copy, name)]
+    assert copy in names(conn)
+    with pytest.raises(SpecError, match="option clone: got 'nope'; pool default-pool has no volume of that name"):
+        run(conn, name="x-" + name, clone="nope")
+
+
+def test_absent_deletes_and_says_what(conn, name):
+    run(conn, name=name, size=8)
+    predicted = run(conn, check=True, name=name, state="absent")
+    assert name in names(conn)
+    result = run(conn, name=name, state="absent")
+    assert name not in names(conn)
+    assert result["removed"] == "/default-pool/" + name
+    assert (predicted["changed"], predicted["diff"]) == (result["changed"], result["diff"])
+    assert result["diff"]["after"] == {"state": "absent"}
+    assert run(conn, name=name, state="absent")["changed"] is False
+
+
+def test_missing_pool_fails_naming_the_existing_ones_but_check_mode_assumes_it(conn, name):
+    with pytest.raises(SpecError) as info:
+        run(conn, name=name, pool="no-such-pool", size=8)
+    assert info.value.option == "pool" and "default-pool" in str(info.value)
+    module = FakeModule(True, name=name, pool="no-such-pool", size=8)
+    result = volume.VolumeRunner(module, conn).run()
+    assert result["changed"] is True and "assuming an earlier task makes it" in module.warnings[0]
+    assert run(conn, name=name, pool="no-such-pool", state="absent")["changed"] is False
+
+
+def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(conn, name):
+    run(conn, name=name, size=8)
+    # The test driver's volumes are not files on this machine: libvirt cannot chmod, and neither may we.
+    with pytest.raises(StorageError, match="libvirt cannot change the permissions of an existing volume"):
+        run(conn, name=name, mode="0644")
