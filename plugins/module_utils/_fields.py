@@ -360,25 +360,35 @@ class ElementList(Field):
                 return raw if loaded is None else codec.dump(loaded)
         return raw
 
+    def _item(self, child):
+        known = {a[1] for a in self.attrs} | set(self.item_fixed) | ({self.index} if self.index else set())
+        return tuple(sorted((k, self._canonical(k, v)) for k, v in child.attrib.items() if k in known))
+
     def read(self, elem):
         parent = find_path(elem, self.parent)
         if parent is None:
             return ()
-        known = {a[1] for a in self.attrs} | set(self.item_fixed) | ({self.index} if self.index else set())
-        items = [tuple(sorted((k, self._canonical(k, v)) for k, v in child.attrib.items() if k in known))
-                 for child in parent.findall(self.tag)]
+        items = [self._item(child) for child in parent.findall(self.tag)]
         return tuple(items) if self.ordered else tuple(sorted(items))
 
     def write(self, elem, value):
+        """Rewrite the children to ``value``. An item that is already there keeps its element as it is
+        (with attributes and children the list does not manage, such as a DHCP host's ``<lease>``)."""
         parent = ensure_path(elem, self.parent)
         old = parent.findall(self.tag)
         position = parent.index(old[0]) if old else len(parent)
+        reusable = {}
         for child in old:
+            reusable.setdefault(self._item(child), []).append(child)
             parent.remove(child)
         for offset, item in enumerate(value):
-            child = etree.Element(self.tag)
-            for name, attr_value in item:
-                child.set(name, attr_value)
+            kept = reusable.get(tuple(item))
+            if kept:
+                child = kept.pop(0)
+            else:
+                child = etree.Element(self.tag)
+                for name, attr_value in item:
+                    child.set(name, attr_value)
             parent.insert(position + offset, child)
         if not value:
             prune_empty(elem, self.parent)

@@ -39,3 +39,10 @@ def to_string(element):
     """Serialise an element the way libvirt indents its own documents (two spaces)."""
     etree.indent(element, space="  ")
     return etree.tostring(element, encoding="unicode")
+
+
+def xml_diff(before, after, header):
+    """A --diff entry for a document: both sides serialised the same way, so only real changes show."""
+    def side(xml):
+        return to_string(parse_xml(xml)) + "\n" if xml else ""
+    return {"before": side(before), "after": side(after), "before_header": header, "after_header": header}

@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the ``network`` module's runner. The only code that calls libvirt for a network.
+
+Order of work: validate the spec and the resulting XML -> refuse what would cut off running
+guests (unless ``force``) -> one define of the persistent config -> live updates of a running
+network (DHCP hosts, DHCP ranges, DNS hosts) -> restart when asked and needed -> active state ->
+autostart. Check mode computes the same plan and stops before the first write.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model import (
+    guest_uses_network,
+    live_updates,
+    normalize_spec,
+    plan_network,
+    read_spec,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, xml_diff
+
+SCHEMA = "/usr/share/libvirt/schemas/network.rng"
+
+
+class NetworkError(Exception):
+    """A failure with a message for the user."""
+
+
+def validate_schema(xml):
+    if not os.path.exists(SCHEMA):
+        return
+    schema = etree.RelaxNG(file=SCHEMA)
+    if not schema.validate(parse_xml(xml)):
+        raise NetworkError("the resulting network XML does not validate against libvirt's schema (%s): %s"
+                           % (SCHEMA, schema.error_log.last_error))
+
+
+def _lookup(conn, name):
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            return None
+        raise
+
+
+_COMMANDS = {"add": "VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", "delete": "VIR_NETWORK_UPDATE_COMMAND_DELETE"}
+_SECTIONS = {"ip-dhcp-host": "VIR_NETWORK_SECTION_IP_DHCP_HOST", "ip-dhcp-range": "VIR_NETWORK_SECTION_IP_DHCP_RANGE",
+             "dns-host": "VIR_NETWORK_SECTION_DNS_HOST"}
+
+
+class NetworkRunner:
+    def __init__(self, module, conn):
+        self.module, self.conn, self.params = module, conn, module.params
+        self.check = module.check_mode
+        self.actions, self.applied_live, self.reasons = [], [], []
+
+    def guests_on(self, net):
+        """Names of running guests with a NIC on the network."""
+        bridge = None
+        try:
+            bridge = net.bridgeName()
+        except libvirt.libvirtError:
+            pass
+        names = []
+        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            if guest_uses_network(dom.XMLDesc(0), net.name(), bridge):
+                names.append(dom.name())
+        return sorted(names)
+
+    def _refuse_if_in_use(self, net, doing):
+        if not net.isActive() or self.params["force"]:
+            return
+        guests = self.guests_on(net)
+        if guests:
+            raise NetworkError("network %s is used by running guest(s) %s; %s would cut them off. Move or stop "
+                               "them first, or set force: true" % (net.name(), ", ".join(guests), doing))
+
+    # -- absent ------------------------------------------------------------------------------------
+
+    def absent(self, net):
+        if net is None:
+            return {"changed": False, "state": "absent"}
+        self._refuse_if_in_use(net, "removing it")
+        result = {"changed": True, "state": "absent", "actions": ["destroy", "undefine"] if net.isActive()
+                  else ["undefine"],
+                  "diff": xml_diff(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), "",
+                                   "network %s (persistent config)" % net.name())}
+        if not self.check:
+            if net.isActive():
+                net.destroy()
+            if net.isPersistent():
+                net.undefine()
+        return result
+
+    # -- present / active / inactive ------------------------------------------------------------------
+
+    def run(self):
+        name, state = self.params["name"], self.params["state"]
+        spec = normalize_spec(self.params)
+        net = _lookup(self.conn, name)
+        if state == "absent":
+            return self.absent(net)
+        current = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if net is not None else None
+        plan = plan_network(current, spec)
+        if plan.changed:
+            validate_schema(plan.after)
+        active = net is not None and net.isActive()
+        updates = []
+        if active and state != "inactive":
+            updates, self.reasons = live_updates(net.XMLDesc(0), plan.after)
+        restart = bool(self.reasons) and self.params["restart"] == "if_needed"
+        if restart:
+            self._refuse_if_in_use(net, "restarting it")
+        if active and state == "inactive":
+            self._refuse_if_in_use(net, "stopping it")
+
+        if plan.changed:
+            self.actions.append("define" if net is None else "update persistent config")
+            if not self.check:
+                net = self.conn.networkDefineXML(plan.after)
+        if not restart:
+            for update in updates:
+                self._live(net, update)
+        else:
+            self.actions.append("restart")
+            if not self.check:
+                net.destroy()
+                net.create()
+            self.reasons = []
+        self._converge_state(net, state, active)
+        self._autostart(net)
+
+        after = plan.after
+        if net is not None and not self.check:
+            after = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+        changed = bool(plan.changed or self.applied_live or self.actions)
+        result = {
+            "changed": changed,
+            "state": self._final_state(net, state, active),
+            "actions": self.actions,
+            "applied_live": [u for u in self.applied_live],
+            "restart_required": bool(self.reasons),
+            "reasons": self.reasons,
+            "network": read_spec(after),
+        }
+        if plan.changed:
+            result["diff"] = plan.diff()
+        if net is not None and not self.check:
+            result["uuid"], result["bridge"] = net.UUIDString(), result["network"].get("bridge")
+        return result
+
+    def _live(self, net, update):
+        if self.check or net is None:
+            self.applied_live.append(update.what)
+            return
+        try:
+            net.update(getattr(libvirt, _COMMANDS[update.command]), getattr(libvirt, _SECTIONS[update.section]),
+                       -1, update.xml, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            self.reasons.append("%s: could not be applied to the running network (%s); it applies when the "
+                                "network restarts" % (update.what, exc))
+            self.module.warn("network %s: %s could not be applied live: %s" % (net.name(), update.what, exc))
+            return
+        self.applied_live.append(update.what)
+
+    def _converge_state(self, net, state, active):
+        if state == "active" and not active:
+            self.actions.append("start")
+            if not self.check:
+                net.create()
+        elif state == "inactive" and active:
+            self.actions.append("stop")
+            if not self.check:
+                net.destroy()
+
+    def _autostart(self, net):
+        wanted = self.params["autostart"]
+        if wanted is None:
+            return
+        current = bool(net.autostart()) if net is not None and net.isPersistent() else False
+        if current != wanted:
+            self.actions.append("autostart on" if wanted else "autostart off")
+            if not self.check:
+                net.setAutostart(1 if wanted else 0)
+
+    @staticmethod
+    def _final_state(net, state, active):
+        if state in ("active", "inactive"):
+            return state
+        return "active" if active else "inactive"
+
+
+def run_module(module):
+    """Entry point for plugins/modules/network.py."""
+    try:
+        normalize_spec(module.params)  # bad input fails before we even connect
+    except SpecError as exc:
+        module.fail_json(msg=str(exc))
+    conn = connect(module)
+    try:
+        result = NetworkRunner(module, conn).run()
+    except (SpecError, NetworkError) as exc:
+        module.fail_json(msg=str(exc))
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg="libvirt error on network %s: %s" % (module.params["name"], exc))
+    finally:
+        conn.close()
+    module.exit_json(**result)

@@ -1,0 +1,547 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the network model. Pure functions of (network XML, spec); no libvirt calls.
+
+The friendly spec maps to libvirt's network format (https://libvirt.org/formatnetwork.html)
+through one table of fields. What a running network can take without a restart is exactly what
+libvirt's network update API (virNetworkUpdate) changes in dnsmasq on the fly: DHCP hosts, DHCP
+ranges and DNS host records. :func:`live_updates` turns the difference between the running
+network and its new persistent config into those update commands, and names every other
+difference as a reason the network needs a restart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+    Change,
+    Codec,
+    ElementList,
+    Field,
+    Int,
+    Mac,
+    SpecError,
+    YesNo,
+    prune_empty,
+    reconcile_fields,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, xml_diff
+
+FORWARD_KINDS = ("isolated", "nat", "route", "open", "bridge", "macvtap")
+MACVTAP_MODES = ("bridge", "private", "vepa", "passthrough")
+_ROUTED = ("isolated", "nat", "route", "open")  # networks with a libvirt-made bridge, addresses and dnsmasq
+_BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+
+
+class IPCodec(Codec):
+    """An IP address, compared in its canonical form (so fd00::01 equals fd00::1)."""
+
+    def __init__(self, version=None):
+        self.version = version
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        try:
+            address = ipaddress.ip_address(str(value).strip())
+        except ValueError:
+            address = None
+        if address is None or (self.version and address.version != self.version):
+            raise SpecError(option, value, "expected an IPv%s address" % (self.version or "4 or IPv6"))
+        return str(address)
+
+    def load(self, text):
+        try:
+            return None if text is None else str(ipaddress.ip_address(text))
+        except ValueError:
+            return text
+
+
+class BridgeName(Codec):
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if not _BRIDGE_NAME.match(str(value)):
+            raise SpecError(option, value, "expected a Linux interface name: 1 to 15 characters from "
+                                           "letters, digits, '_', '.', ':' and '-'")
+        return str(value)
+
+
+# ---- the field table --------------------------------------------------------------------------------
+
+NETWORK_FIELDS = (
+    Field("bridge", "bridge", "name", BridgeName()),
+    Field("stp", "bridge", "stp", YesNo()),
+    Field("bridge_delay", "bridge", "delay", Int(0)),
+    Field("mtu", "mtu", "size", Int(68, 65535)),
+    Field("mac", "mac", "address", Mac()),
+    Field("domain", "domain", "name"),
+    Field("domain_local_only", "domain", "localOnly", YesNo("yes", "no")),
+    Field("forward_dev", "forward", "dev"),
+)
+
+# Forward interfaces of a macvtap network: a pool of host NICs (<forward><interface dev=.../>).
+FORWARD_INTERFACES = ElementList("interfaces", "forward", "interface", [("dev", "dev", Codec())],
+                                 ordered=False, shorthand="dev")
+
+# Inside one <ip> element. Items of unordered lists compare as sets.
+DHCP_RANGES = ElementList("ranges", "dhcp", "range", [("start", "start", IPCodec()), ("end", "end", IPCodec())],
+                          ordered=False)
+DHCP_HOSTS = ElementList("hosts", "dhcp", "host",
+                         [("mac", "mac", Mac()), ("id", "id", Codec()), ("name", "name", Codec()),
+                          ("ip", "ip", IPCodec())], ordered=False)
+
+
+class DnsHosts(Field):
+    """``<dns><host ip=...><hostname>a</hostname>...</host></dns>`` as a set of (ip, hostnames)."""
+
+    def __init__(self):
+        super().__init__("dns_hosts", "dns")
+        self.codec = self
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise SpecError(option, value, "expected a list of {ip, hostnames}")
+        items, seen = [], {}
+        for index, raw in enumerate(value):
+            where = "%s[%d]" % (option, index)
+            if not isinstance(raw, dict) or set(raw) - {"ip", "hostnames"}:
+                raise SpecError(where, raw, "expected a dict with ip and hostnames")
+            ip = IPCodec().parse(raw.get("ip"), where + ".ip")
+            names = raw.get("hostnames")
+            if isinstance(names, str):
+                names = [names]
+            if ip is None or not names or not all(isinstance(n, str) and n for n in names):
+                raise SpecError(where, raw, "expected ip and a non-empty list of hostnames")
+            if ip in seen:
+                raise SpecError(where + ".ip", ip, "each address once (it is also dns_hosts[%d]); list all "
+                                                   "its names in hostnames" % seen[ip])
+            seen[ip] = index
+            items.append((ip, tuple(sorted(set(names)))))
+        return tuple(sorted(items))
+
+    @staticmethod
+    def item_of(host):
+        return (IPCodec().load(host.get("ip")), tuple(sorted({h.text.strip() for h in host.iterfind("hostname")
+                                                              if h.text})))
+
+    def read(self, elem):
+        return tuple(sorted(self.item_of(h) for h in elem.iterfind("dns/host")))
+
+    def write(self, elem, value):
+        dns = elem.find("dns")
+        if dns is None:
+            dns = etree.SubElement(elem, "dns")
+        reusable = {}
+        for host in dns.findall("host"):
+            reusable[self.item_of(host)] = host
+            dns.remove(host)
+        for item in value:
+            dns.append(reusable.get(item) if item in reusable else host_element(item))
+        prune_empty(elem, "dns")
+
+    def show(self, value):
+        return [{"ip": ip, "hostnames": list(names)} for ip, names in value]
+
+
+DNS_HOSTS = DnsHosts()
+
+
+def host_element(item):
+    ip, names = item
+    host = etree.Element("host", ip=ip)
+    for name in names:
+        etree.SubElement(host, "hostname").text = name
+    return host
+
+
+# ---- reading the current network ------------------------------------------------------------------------
+
+def ip_elements(root, family):
+    """The <ip> elements of one family ('ipv4' also matches a missing family attribute)."""
+    return [ip for ip in root.iterfind("ip") if (ip.get("family") or "ipv4") == family]
+
+
+def read_interface(ip):
+    """An <ip> element's address as an ipaddress interface (address/prefix), or None."""
+    address = ip.get("address")
+    if address is None:
+        return None
+    prefix = ip.get("prefix")
+    if prefix is None and ip.get("netmask"):
+        prefix = ipaddress.ip_network("0.0.0.0/%s" % ip.get("netmask")).prefixlen
+    if prefix is None:  # libvirt's default: the address class's natural prefix
+        prefix = 64 if ":" in address else {0: 8, 1: 16, 2: 24}.get(int(address.split(".")[0]) >> 6, 24)
+    return ipaddress.ip_interface("%s/%s" % (address, prefix))
+
+
+def read_forward(root):
+    """(kind, macvtap mode): kind is one of FORWARD_KINDS, or libvirt's raw mode for others (hostdev)."""
+    forward = root.find("forward")
+    if forward is None:
+        return "isolated", None
+    mode = forward.get("mode") or "nat"
+    if mode in ("nat", "route", "open"):
+        return mode, None
+    if mode == "bridge" and root.find("bridge") is not None:
+        return "bridge", None
+    if mode in MACVTAP_MODES:
+        return "macvtap", mode
+    return mode, None
+
+
+def read_spec(xml):
+    """The friendly spec of a network, as a user would write it (for read-back and diffs)."""
+    root = parse_xml(xml) if isinstance(xml, (str, bytes)) else xml
+    kind, macvtap_mode = read_forward(root)
+    spec = {"name": root.findtext("name"), "uuid": root.findtext("uuid"), "forward": kind}
+    if macvtap_mode:
+        spec["macvtap_mode"] = macvtap_mode
+        spec["interfaces"] = FORWARD_INTERFACES.show(FORWARD_INTERFACES.read(root))
+    for field in NETWORK_FIELDS:
+        value = field.read(root)
+        if value is not None:
+            spec[field.key] = value
+    if kind not in ("nat", "route"):
+        spec.pop("forward_dev", None)  # libvirt fills it in from the first macvtap interface
+    for family in ("ipv4", "ipv6"):
+        ips = ip_elements(root, family)
+        if ips:
+            spec[family] = read_ip(ips[0])
+    hosts = DNS_HOSTS.read(root)
+    if hosts:
+        spec["dns_hosts"] = DNS_HOSTS.show(hosts)
+    return spec
+
+
+def read_ip(ip):
+    result = {"address": str(read_interface(ip)) if ip.get("address") else None}
+    if ip.find("dhcp") is not None:
+        result["dhcp"] = {"ranges": DHCP_RANGES.show(DHCP_RANGES.read(ip)),
+                          "hosts": DHCP_HOSTS.show(DHCP_HOSTS.read(ip))}
+    return result
+
+
+# ---- the spec --------------------------------------------------------------------------------------
+
+def _parse_range(raw, option, network):
+    if not isinstance(raw, dict) or set(raw) != {"start", "end"}:
+        raise SpecError(option, raw, "expected a dict with start and end")
+    start = ipaddress.ip_address(IPCodec(network.version).parse(raw["start"], option + ".start"))
+    end = ipaddress.ip_address(IPCodec(network.version).parse(raw["end"], option + ".end"))
+    for key, address in (("start", start), ("end", end)):
+        if address not in network:
+            raise SpecError(option + "." + key, str(address), "expected an address inside %s" % network)
+    if start > end:
+        raise SpecError(option, raw, "start must not come after end")
+    return start, end
+
+
+def normalize_ip(raw, family, option):
+    """Check one family's block ({address, dhcp: {ranges, hosts}}) and return it normalised.
+
+    Every address must be inside the network, ranges must not overlap, and no MAC, DUID, name or
+    address may be given to two DHCP hosts: libvirt would accept some of these and dnsmasq would
+    then hand out addresses nobody meant.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"address", "dhcp"}:
+        raise SpecError(option, raw, "expected a dict with address and dhcp (ranges, hosts)")
+    version = 4 if family == "ipv4" else 6
+    address = raw.get("address")
+    try:
+        interface = ipaddress.ip_interface(str(address))
+    except ValueError:
+        interface = None
+    if interface is None or interface.version != version or "/" not in str(address):
+        raise SpecError(option + ".address", address, "expected the host's IPv%d address on the network with its "
+                                                      "prefix length, such as %s" % (
+                                                          version, "192.168.100.1/24" if version == 4 else
+                                                          "fd00:100::1/64"))
+    network = interface.network
+    if interface.ip in (network.network_address, network.broadcast_address) and network.num_addresses > 2:
+        raise SpecError(option + ".address", address, "expected a host address, not the network's own "
+                                                      "network or broadcast address")
+    result = {"address": interface}
+    dhcp = raw.get("dhcp")
+    if dhcp is None:
+        return result
+    if not isinstance(dhcp, dict) or set(dhcp) - {"ranges", "hosts"}:
+        raise SpecError(option + ".dhcp", dhcp, "expected a dict with ranges and hosts")
+    spans = []
+    for index, item in enumerate(dhcp.get("ranges") or []):
+        where = "%s.dhcp.ranges[%d]" % (option, index)
+        start, end = _parse_range(item, where, network)
+        for other_index, (other_start, other_end) in enumerate(spans):
+            if start <= other_end and other_start <= end:
+                raise SpecError(where, item, "ranges must not overlap; it overlaps %s.dhcp.ranges[%d] (%s - %s)"
+                                % (option, other_index, other_start, other_end))
+        spans.append((start, end))
+    seen = {}
+    for index, host in enumerate(dhcp.get("hosts") or []):
+        where = "%s.dhcp.hosts[%d]" % (option, index)
+        if not isinstance(host, dict) or set(host) - {"mac", "id", "name", "ip"}:
+            raise SpecError(where, host, "expected a dict with ip and mac%s and/or name" % ("" if version == 4
+                                                                                           else " or id"))
+        if not host.get("ip") or not (host.get("mac") or host.get("name") or host.get("id")):
+            raise SpecError(where, host, "expected ip and at least one of mac, name" + ("" if version == 4
+                                                                                        else ", id"))
+        if version == 4 and host.get("id"):
+            raise SpecError(where + ".id", host["id"], "a DUID (id) is for IPv6 hosts; IPv4 hosts use mac")
+        if version == 6 and host.get("mac"):
+            raise SpecError(where + ".mac", host["mac"], "IPv6 DHCP hosts are identified by id (DUID) or name, "
+                                                         "not by MAC")
+        ip = ipaddress.ip_address(IPCodec(version).parse(host["ip"], where + ".ip"))
+        if ip not in network or ip == interface.ip:
+            raise SpecError(where + ".ip", str(ip), "expected a free address inside %s (not the network's own %s)"
+                            % (network, interface.ip))
+        identity = {"mac": Mac().parse(host.get("mac"), where + ".mac"), "id": host.get("id"),
+                    "name": host.get("name"), "ip": str(ip)}
+        for key, value in identity.items():
+            if value is None:
+                continue
+            if (key, value) in seen:
+                raise SpecError(where + "." + key, value, "each DHCP host needs its own %s; %s.dhcp.hosts[%d] has it "
+                                "too" % (key, option, seen[(key, value)]))
+            seen[(key, value)] = index
+    result["dhcp"] = True
+    result["ranges"] = DHCP_RANGES.parse(dhcp.get("ranges"), option + ".dhcp.ranges")
+    result["hosts"] = DHCP_HOSTS.parse(dhcp.get("hosts"), option + ".dhcp.hosts")
+    return result
+
+
+def normalize_spec(params):
+    """The user's parameters checked and normalised. Raises SpecError before anything changes."""
+    spec = {"name": params["name"], "forward": params.get("forward"),
+            "macvtap_mode": params.get("macvtap_mode")}
+    for field in NETWORK_FIELDS:
+        spec[field.key] = field.codec.parse(params.get(field.key), field.key)
+    spec["interfaces"] = FORWARD_INTERFACES.parse(params.get("interfaces"), "interfaces")
+    spec["ipv4"] = normalize_ip(params.get("ipv4"), "ipv4", "ipv4")
+    spec["ipv6"] = normalize_ip(params.get("ipv6"), "ipv6", "ipv6")
+    spec["dns_hosts"] = DNS_HOSTS.parse(params.get("dns_hosts"), "dns_hosts")
+    _check_kind(spec)
+    return spec
+
+
+_ADDRESSED = ("ipv4", "ipv6", "dns_hosts", "domain", "domain_local_only", "mtu", "stp", "bridge_delay", "mac")
+
+
+def _check_kind(spec, kind=None):
+    """Options that make no sense for the forward kind are refused, not ignored."""
+    kind = kind or spec["forward"]
+    if kind is None:
+        return
+    if kind in ("bridge", "macvtap"):
+        declared = [key for key in _ADDRESSED if spec.get(key) is not None]
+        if kind == "bridge":
+            declared = [key for key in declared if key not in ("mtu",)]
+        if declared:
+            raise SpecError(declared[0], spec[declared[0]] if not hasattr(spec[declared[0]], "get") else "(set)",
+                            "forward: %s networks take no addresses, DHCP, DNS or bridge settings of their own "
+                            "(the host's bridge or NICs carry the traffic); remove it or use forward: nat, route, "
+                            "open or isolated" % kind)
+    if kind == "macvtap" and spec.get("bridge") is not None:
+        raise SpecError("bridge", spec["bridge"], "forward: macvtap uses host NICs (interfaces), not a bridge")
+    if kind == "bridge" and spec.get("bridge") is None and spec.get("_existing_bridge") is None:
+        raise SpecError("bridge", None, "forward: bridge needs the name of an existing host bridge in bridge")
+    if kind == "macvtap" and not spec.get("interfaces") and spec.get("_existing_interfaces") is None:
+        raise SpecError("interfaces", None, "forward: macvtap needs the host NICs to use, e.g. interfaces: [eth1]")
+    if kind not in ("nat", "route") and spec.get("forward_dev") is not None:
+        raise SpecError("forward_dev", spec["forward_dev"], "only forward: nat and route send traffic out of a "
+                                                            "chosen host device")
+    if kind != "macvtap" and (spec.get("interfaces") or spec.get("macvtap_mode")):
+        raise SpecError("interfaces" if spec.get("interfaces") else "macvtap_mode",
+                        spec.get("interfaces") or spec.get("macvtap_mode"), "only forward: macvtap takes these")
+
+
+# ---- planning ------------------------------------------------------------------------------------------
+
+def skeleton(name):
+    root = etree.Element("network")
+    etree.SubElement(root, "name").text = name
+    return root
+
+
+def _reconcile_forward(root, spec, changes, new):
+    current_kind, current_mode = read_forward(root)
+    kind = spec["forward"] or current_kind
+    mode = (spec["macvtap_mode"] or current_mode or "bridge") if kind == "macvtap" else None
+    if not new and kind != current_kind and not (kind in _ROUTED and current_kind in _ROUTED):
+        raise SpecError("forward", kind, "the network is forward: %s; changing it to %s changes what the network "
+                                         "is: remove it (state: absent) and define it again"
+                        % (current_kind, kind))
+    if (kind, mode) == (current_kind, current_mode):
+        return kind
+    forward = root.find("forward")
+    if kind == "isolated":
+        root.remove(forward)
+    else:
+        if forward is None:
+            forward = etree.SubElement(root, "forward")
+        forward.set("mode", mode if kind == "macvtap" else kind)
+    changes.append(Change("forward", current_kind if current_kind != "macvtap" else "macvtap/" + current_mode,
+                          kind if kind != "macvtap" else "macvtap/" + mode))
+    return kind
+
+
+def _reconcile_ip(root, family, wanted, changes):
+    if wanted is None:
+        return
+    ips = ip_elements(root, family)
+    ip = ips[0] if ips else None
+    label = family + "."
+    current = read_interface(ip) if ip is not None else None
+    if current != wanted["address"]:
+        if ip is None:
+            ip = etree.SubElement(root, "ip")
+            if family == "ipv6":
+                ip.set("family", "ipv6")
+        ip.set("address", str(wanted["address"].ip))
+        if ip.get("netmask") is not None and family == "ipv4":
+            ip.set("netmask", str(wanted["address"].netmask))
+        else:
+            ip.set("prefix", str(wanted["address"].network.prefixlen))
+        changes.append(Change(label + "address", None if current is None else str(current), str(wanted["address"])))
+    if wanted.get("dhcp"):
+        had_dhcp = ip.find("dhcp") is not None
+        changes.extend(reconcile_fields(ip, (DHCP_RANGES, DHCP_HOSTS), wanted, label + "dhcp."))
+        if ip.find("dhcp") is None:  # a declared dhcp block with no ranges and no hosts still enables DHCP
+            etree.SubElement(ip, "dhcp")
+            if not had_dhcp:
+                changes.append(Change(label + "dhcp", None, "enabled"))
+
+
+class NetworkPlan:
+    def __init__(self, before, after, changes):
+        self.before, self.after, self.changes = before, after, changes
+
+    @property
+    def changed(self):
+        return bool(self.changes)
+
+    def diff(self):
+        return xml_diff(self.before, self.after, "network %s (persistent config)" % parse_xml(self.after).findtext("name"))
+
+
+def plan_network(current_xml, spec):
+    """The network's persistent XML with the spec applied, and the Changes (none: leave it alone).
+
+    ``current_xml`` is None for a network that does not exist yet. Only declared fields are written;
+    everything else (uuid, the bridge name and MAC libvirt generated, other elements) is kept.
+    """
+    root = parse_xml(current_xml) if current_xml else skeleton(spec["name"])
+    if current_xml is None and spec["forward"] is None:
+        spec = dict(spec, forward="isolated")
+    if current_xml is not None:
+        kind, _mode = read_forward(root)
+        _check_kind(dict(spec, _existing_bridge=root.find("bridge"),
+                         _existing_interfaces=root.find("forward/interface")), spec["forward"] or kind)
+    changes = []
+    kind = _reconcile_forward(root, spec, changes, new=current_xml is None)
+    changes.extend(reconcile_fields(root, NETWORK_FIELDS, spec))
+    if kind == "macvtap":
+        changes.extend(reconcile_fields(root, (FORWARD_INTERFACES,), spec))
+    for family in ("ipv4", "ipv6"):
+        _reconcile_ip(root, family, spec[family], changes)
+    changes.extend(reconcile_fields(root, (DNS_HOSTS,), spec))
+    if current_xml is None:
+        changes.insert(0, Change("network", None, "defined"))
+    if not changes:
+        return NetworkPlan(current_xml, current_xml, [])
+    return NetworkPlan(current_xml, to_string(root), changes)
+
+
+# ---- a running network: what can change live ---------------------------------------------------------
+
+class LiveUpdate:
+    """One virNetworkUpdate call: ``command`` is 'add' or 'delete', ``section`` a libvirt section name."""
+
+    def __init__(self, command, section, xml, what):
+        self.command, self.section, self.xml, self.what = command, section, xml, what
+
+    def __repr__(self):
+        return "LiveUpdate(%s %s %s)" % (self.command, self.section, self.xml)
+
+
+def _ip_items(root, family, field):
+    ips = ip_elements(root, family)
+    return set(field.read(ips[0])) if ips else set()
+
+
+def _item_xml(tag, item):
+    return to_string(etree.Element(tag, dict(item)))
+
+
+def live_updates(live_xml, config_xml):
+    """(updates, reasons): virNetworkUpdate calls that bring the running network's DHCP hosts, DHCP
+    ranges and DNS hosts to the new config, and the other differences, which need a restart."""
+    live, config = parse_xml(live_xml), parse_xml(config_xml)
+    updates = []
+    for family in ("ipv4", "ipv6"):
+        for section, field, tag, label in (("ip-dhcp-host", DHCP_HOSTS, "host", "DHCP host"),
+                                           ("ip-dhcp-range", DHCP_RANGES, "range", "DHCP range")):
+            now, wanted = _ip_items(live, family, field), _ip_items(config, family, field)
+            for item in sorted(now - wanted):
+                updates.append(LiveUpdate("delete", section, _item_xml(tag, item),
+                                          "remove %s %s" % (label, _describe(item))))
+            for item in sorted(wanted - now):
+                updates.append(LiveUpdate("add", section, _item_xml(tag, item), "add %s %s" % (label, _describe(item))))
+    now, wanted = set(DNS_HOSTS.read(live)), set(DNS_HOSTS.read(config))
+    for item in sorted(now - wanted):
+        updates.append(LiveUpdate("delete", "dns-host", to_string(host_element(item)),
+                                  "remove DNS host %s" % _describe_dns(item)))
+    for item in sorted(wanted - now):
+        updates.append(LiveUpdate("add", "dns-host", to_string(host_element(item)),
+                                  "add DNS host %s" % _describe_dns(item)))
+    return updates, restart_reasons(live, config)
+
+
+def _describe(item):
+    return " ".join("%s=%s" % pair for pair in item)
+
+
+def _describe_dns(item):
+    return "%s (%s)" % (item[0], ", ".join(item[1]))
+
+
+def restart_reasons(live, config):
+    """Differences between the running network and its config other than the live-updatable ones."""
+    before, after = read_spec(live), read_spec(config)
+    for spec in (before, after):
+        spec.pop("dns_hosts", None)
+        for family in ("ipv4", "ipv6"):
+            if family in spec and "dhcp" in spec[family]:
+                spec[family]["dhcp"] = {"enabled": True}
+    return ["%s: %s -> %s (applies when the network restarts)" % (key, _short(before.get(key)), _short(after.get(key)))
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def _short(value):
+    return "(none)" if value is None else value
+
+
+# ---- guests on a network ------------------------------------------------------------------------------
+
+def guest_uses_network(domain_xml, network, bridge=None):
+    """Whether a guest's (live) XML has a NIC on the network (by name, or on its bridge)."""
+    root = parse_xml(domain_xml)
+    for nic in root.iterfind("devices/interface"):
+        source = nic.find("source")
+        if source is None:
+            continue
+        if source.get("network") == network or (bridge and nic.get("type") == "bridge"
+                                                 and source.get("bridge") == bridge):
+            return True
+    return False
+
+
+def describe_changes(changes):
+    return [change.describe() for change in changes]
+
