@@ -144,7 +144,7 @@ class NetworkRunner:
             "changed": changed,
             "state": self._final_state(net, state, active),
             "actions": self.actions,
-            "applied_live": [u for u in self.applied_live],
+            "applied_live": list(self.applied_live),
             "restart_required": bool(self.reasons),
             "reasons": self.reasons,
             "network": read_spec(after),

@@ -287,8 +287,8 @@ def normalize_ip(raw, family, option):
     for index, host in enumerate(dhcp.get("hosts") or []):
         where = "%s.dhcp.hosts[%d]" % (option, index)
         if not isinstance(host, dict) or set(host) - {"mac", "id", "name", "ip"}:
-            raise SpecError(where, host, "expected a dict with ip and mac%s and/or name" % ("" if version == 4
-                                                                                           else " or id"))
+            identity = "mac" if version == 4 else "id"
+            raise SpecError(where, host, "expected a dict with ip and %s and/or name" % identity)
         if not host.get("ip") or not (host.get("mac") or host.get("name") or host.get("id")):
             raise SpecError(where, host, "expected ip and at least one of mac, name" + ("" if version == 4
                                                                                         else ", id"))
@@ -536,12 +536,7 @@ def guest_uses_network(domain_xml, network, bridge=None):
         source = nic.find("source")
         if source is None:
             continue
-        if source.get("network") == network or (bridge and nic.get("type") == "bridge"
-                                                 and source.get("bridge") == bridge):
+        on_bridge = bool(bridge) and nic.get("type") == "bridge" and source.get("bridge") == bridge
+        if source.get("network") == network or on_bridge:
             return True
     return False
-
-
-def describe_changes(changes):
-    return [change.describe() for change in changes]
-

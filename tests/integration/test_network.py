@@ -8,7 +8,6 @@ import libvirt
 import pytest
 from lxml import etree
 
-import harness
 from harness import guest, report_where
 
 pytestmark = pytest.mark.slow
@@ -110,8 +109,8 @@ def test_static_lease_and_live_dhcp_changes(conn, prefix, ansible, image, lab):
 def test_network_kinds_define_and_converge(conn, prefix, ansible):
     sub = _subnet(prefix)
     nat = {"name": prefix + "nat", "forward": "nat", "bridge": "kvt" + prefix[-7:-1], "domain": "lab.test",
-           "mtu": 1450, "ipv4": {"address": sub + ".1/24", "dhcp": {"ranges": [{"start": sub + ".20",
-                                                                                 "end": sub + ".30"}]}},
+           "mtu": 1450, "ipv4": {"address": sub + ".1/24",
+                                 "dhcp": {"ranges": [{"start": sub + ".20", "end": sub + ".30"}]}},
            "ipv6": {"address": "fd00:%s::1/64" % prefix[-5:-1], "dhcp": {
                "ranges": [{"start": "fd00:%s::100" % prefix[-5:-1], "end": "fd00:%s::1ff" % prefix[-5:-1]}]}}}
     bridged = {"name": prefix + "lan", "forward": "bridge", "bridge": "kvnobr0", "state": "inactive"}
@@ -144,8 +143,9 @@ def test_network_kinds_define_and_converge(conn, prefix, ansible):
 
 @pytest.mark.parametrize("args, fragment", [
     ({"forward": "vxlan"}, "forward"),
-    ({"ipv4": {"address": "10.253.0.1/24", "dhcp": {"ranges": [{"start": "10.253.0.10", "end": "10.253.0.60"},
-                                                                 {"start": "10.253.0.50", "end": "10.253.0.90"}]}}},
+    ({"ipv4": {"address": "10.253.0.1/24",
+               "dhcp": {"ranges": [{"start": "10.253.0.10", "end": "10.253.0.60"},
+                                   {"start": "10.253.0.50", "end": "10.253.0.90"}]}}},
      "ipv4.dhcp.ranges[1]"),
     ({"ipv4": {"address": "10.253.0.1/24", "dhcp": {"hosts": [{"mac": "52:54:00:00:00:01", "ip": "10.9.9.9"}]}}},
      "ipv4.dhcp.hosts[0].ip"),
