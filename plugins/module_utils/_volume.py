@@ -48,6 +48,7 @@ FORMATS = ("qcow2", "raw")
 RAW_ALIASES = ("raw", "iso", "none", None)
 _SOURCES = ("backing", "clone", "src", "url")
 _URL_SCHEMES = ("http://", "https://", "ftp://")
+_GROW_IF_SMALLER = "grow %s to %s if the image is smaller"
 
 
 def argument_spec():
@@ -206,6 +207,8 @@ def _plan_new(plan, spec, source, pool_kind):
             _refuse_smaller(size, source["capacity"], "the image %s" % what)
         plan.capacity = source.get("capacity")
         plan.actions.append("import %s from %s" % (name, what))
+        if plan.capacity is None and size is not None:
+            plan.actions.append(_GROW_IF_SMALLER % (name, format_size(size)))
     else:
         if size is None:
             raise SpecError("size", None, "volume %s does not exist; give size to create it (or backing, clone, src "
@@ -425,8 +428,11 @@ class VolumeRunner:
             plan.format = check_image_format(spec["format"], fmt, "url")
             _refuse_smaller(spec["size"], capacity, "the image %s" % spec["url"])
             plan.capacity = capacity
-            if spec["size"] is not None and spec["size"] > capacity:
-                plan.grow_to = spec["size"]
+            if spec["size"] is not None:
+                plan.actions.remove(_GROW_IF_SMALLER % (spec["name"], format_size(spec["size"])))
+                if spec["size"] > capacity:
+                    plan.grow_to = spec["size"]
+                    plan.actions.append("grow %s to %s" % (spec["name"], format_size(spec["size"])))
             return self._import(spec, pool, plan, path)
         finally:
             os.unlink(path)
