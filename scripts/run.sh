@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Entry point for the README's commands. Every verb runs scripts/setup.sh first.
 #   run.sh demo      set up, then run playbooks/demo.yml against this machine
-#   run.sh test      set up, then unit tests, integration tests, ansible-test sanity, ansible-lint
-#   run.sh unit | integration | sanity | lint | bench   one part only (extra args go to the tool)
+#   run.sh test      set up, then unit tests, integration tests, molecule role scenarios,
+#                    ansible-test sanity, ansible-lint
+#   run.sh unit | integration | molecule | sanity | lint | bench   one part only (extra args go to the tool)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +66,19 @@ run_lint() {
   done
 }
 
+# Role scenarios: molecule with the delegated driver against this machine's libvirtd.
+run_molecule() {
+  section "molecule (role scenarios)"
+  local scenario role name
+  for scenario in roles/*/molecule/*/molecule.yml; do
+    [ -e "$scenario" ] || continue
+    role=$(echo "$scenario" | cut -d/ -f2)
+    name=$(basename "$(dirname "$scenario")")
+    echo "-- role $role, scenario $name"
+    (cd "roles/$role" && NO_COLOR=1 MOLECULE_PYTHON="$repo/.venv/bin/python" molecule test -s "$name" "$@")
+  done
+}
+
 run_bench() {
   section "benchmarks"
   python tests/bench/run.py "$@"
@@ -75,13 +89,15 @@ case "$verb" in
   test)
     run_unit
     run_integration
+    run_molecule
     run_sanity
     run_lint
     ;;
   unit) run_unit "$@" ;;
   integration) run_integration "$@" ;;
+  molecule) run_molecule "$@" ;;
   sanity) run_sanity "$@" ;;
   lint) run_lint "$@" ;;
   bench) run_bench "$@" ;;
-  *) echo "usage: $0 demo|test|unit|integration|sanity|lint|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|unit|integration|molecule|sanity|lint|bench" >&2; exit 2 ;;
 esac
