@@ -56,7 +56,7 @@ def argument_spec():
             "initiator": {"type": "str"},
             "auth": {"type": "dict", "options": {
                 "username": {"type": "str", "required": True},
-                "secret": {"type": "str", "required": True},
+                "secret": {"type": "str", "required": True, "no_log": False},  # names a libvirt secret
             }},
         }},
         "mode": {"type": "raw"},

@@ -98,8 +98,8 @@ def normalize_volume_spec(params):
         spec[key] = value
     given = [key for key in _SOURCES if spec[key] is not None]
     if len(given) > 1:
-        raise SpecError(given[1], spec[given[1]], "a volume is made from one of backing, clone, src or url; %s is "
-                                                 "given too" % given[0])
+        accepted = "a volume is made from one of backing, clone, src or url; %s is given too" % given[0]
+        raise SpecError(given[1], spec[given[1]], accepted)
     if spec["backing"] is not None and spec["format"] == "raw":
         raise SpecError("format", "raw", "a volume with a backing image is a qcow2 overlay; use format: qcow2")
     if spec["clone_pool"] is not None and spec["clone"] is None:

@@ -17,7 +17,6 @@ import subprocess
 import threading
 from pathlib import Path
 
-import libvirt
 import pytest
 from lxml import etree
 

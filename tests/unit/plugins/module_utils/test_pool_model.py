@@ -321,13 +321,13 @@ def test_runner_check_mode_predicts_and_writes_nothing(conn, tmp_path):
     uuid_before = pool.UUIDString()
     again = run(conn, **spec)
     assert again["changed"] is False and again["actions"] == [] and again["uuid"] == uuid_before
-    stopped = run(conn, **dict(spec, state="inactive"))
+    stopped = run(conn, **{**spec, "state": "inactive"})
     assert stopped["actions"] == ["stop"] and not conn.storagePoolLookupByName("p-check").isActive()
     # a real change: redefined, same UUID
-    changed = run(conn, **dict(spec, mode="0750", state="inactive"))
+    changed = run(conn, **{**spec, "mode": "0750", "state": "inactive"})
     assert changed["changes"] == ["mode: 0711 -> 0750"] and changed["actions"] == ["redefine"]
     assert conn.storagePoolLookupByName("p-check").UUIDString() == uuid_before
-    started = run(conn, **dict(spec, mode="0750"))
+    started = run(conn, **{**spec, "mode": "0750"})
     assert started["actions"] == ["build", "start"] and started["restart_required"] is False
     gone = run(conn, name="p-check", state="absent")
     assert gone["actions"] == ["stop", "undefine"] and gone["removed_volumes"] == [] and gone["removed_target"] is None
