@@ -248,6 +248,18 @@ def find_volume(pool, name):
         return None
 
 
+def running_guests_using(conn, path, pool_name=None, vol_name=None):
+    """Names of running guests with a disk on this volume (by path, or by pool and volume name)."""
+    users = []
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        for source in parse_xml(dom.XMLDesc(0)).iterfind("devices/disk/source"):
+            if path in (source.get("file"), source.get("dev")) or (
+                    pool_name and (source.get("pool"), source.get("volume")) == (pool_name, vol_name)):
+                users.append(dom.name())
+                break
+    return sorted(users)
+
+
 def pool_type(pool):
     return parse_xml(pool.XMLDesc(0)).get("type")
 

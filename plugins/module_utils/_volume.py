@@ -35,6 +35,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     parse_checksum,
     parse_permissions,
     pool_type,
+    running_guests_using,
     sniff_image,
     upload_file,
     validate_schema,
@@ -147,6 +148,14 @@ class VolumePlan:
     @property
     def changed(self):
         return bool(self.create or self.grow_to or self.permissions)
+
+    def drop_permissions(self):
+        """Leave the permissions alone (they are not this run's to change)."""
+        for key in self.permissions:
+            self.before.pop(key, None)
+            self.after.pop(key, None)
+        self.actions = [a for a in self.actions if not a.startswith("set ")]
+        self.permissions = {}
 
     def diff(self):
         if not self.changed:
@@ -351,7 +360,14 @@ class VolumeRunner:
             spec["backing_path"] = self._volume_by_reference(pool, spec["backing"], "backing").path()
         plan = plan_volume(current, spec, source, kind)
         if plan.permissions:
-            self._check_permissions_possible(vol, current)
+            users = running_guests_using(self.conn, current["path"], pool.name(), spec["name"])
+            if users:
+                self.module.warn("volume %s: owner/group/mode differ from the declared ones, but running guest(s) %s use "
+                                 "it and libvirt's dynamic ownership manages them while they run; left as they are"
+                                 % (current["path"], ", ".join(users)))
+                plan.drop_permissions()
+            else:
+                self._check_permissions_possible(vol, current)
         if plan.create and plan.create != "import":
             validate_schema(self._create_xml(spec, plan), VOLUME_SCHEMA, "volume")
         if not self.check:
@@ -456,9 +472,10 @@ class VolumeRunner:
         """Fetch the URL into a temporary file, hashing as it streams; verify the checksum. Returns the path."""
         algorithm, digest = spec["checksum"]
         response, info = fetch_url(self.module, spec["url"], timeout=self.params["timeout"])
-        if response is None or info.get("status") != 200:
-            raise StorageError("option url: cannot download %s: HTTP %s %s" % (spec["url"], info.get("status"),
-                                                                               info.get("msg")))
+        status = info.get("status")
+        if response is None or status != 200:
+            why = "HTTP %s %s" % (status, info.get("msg")) if isinstance(status, int) and status > 0 else info.get("msg")
+            raise StorageError("option url: cannot download %s: %s" % (spec["url"], why))
         hasher = hashlib.new(algorithm)
         handle, path = tempfile.mkstemp(prefix="kvmfleet-volume-", dir=self.module.tmpdir)
         try:

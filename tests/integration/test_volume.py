@@ -131,6 +131,14 @@ def test_dir_and_fs_pools_volumes_and_a_guest_that_sees_them(conn, prefix, ansib
     assert report["disks"]["vda"]["size_bytes"] == 48 * MiB
     assert report["disks"]["vdb"]["size_bytes"] == 40 * MiB
 
+    # While the guest runs, libvirt owns its images (dynamic ownership): a declared owner is left alone.
+    data = storage["fs_path"] / "data.raw"
+    uid = data.stat().st_uid
+    assert uid != 0, "libvirt gave the running guest's image to the qemu user"
+    run = ansible.run([vol_task(fs_pool, "data.raw", "owner", owner=0)])
+    assert run.changed == 0 and data.stat().st_uid == uid
+    assert any("running guest(s) %s use it" % name in w for w in run.result("owner")["warnings"])
+
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
