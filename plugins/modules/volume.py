@@ -107,8 +107,8 @@ options:
       - Permissions of the volume file, in octal (V('0640'); quote it in YAML, or write C(0640) unquoted).
       - Set when the volume is created. libvirt cannot change the permissions of an existing volume; for a file volume
         on the host the module runs on (a local O(uri)) the module changes them itself, otherwise it fails and says so.
-      - While a guest runs from the volume, libvirt's dynamic ownership may change its owner; declare O(owner) and
-        O(group) for volumes no running guest uses.
+      - While a guest runs from the volume, libvirt's dynamic ownership gives it to the qemu user; the module then
+        leaves O(owner), O(group) and O(mode) of that volume alone and warns.
     type: raw
   owner:
     description: Owner of the volume file, a user name (resolved on the managed host) or a uid. See O(mode).
