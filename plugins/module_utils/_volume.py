@@ -133,8 +133,9 @@ def _size_text(nbytes):
 class VolumePlan:
     """What to do for one volume. ``before``/``after`` are the spec-level views for --diff."""
 
-    def __init__(self, name):
+    def __init__(self, name, pool_kind="dir"):
         self.name = name
+        self.pool_kind = pool_kind
         self.create = None  # None, or 'empty', 'overlay', 'clone', 'import'
         self.capacity = None  # capacity to create with (None: the imported image's own)
         self.format = None
@@ -185,7 +186,7 @@ def plan_volume(current, spec, source=None, pool_kind="dir"):
     base image's facts, for a clone the source volume's, for an import the image's format and
     virtual size (None when it is a URL not downloaded yet).
     """
-    plan = VolumePlan(spec["name"])
+    plan = VolumePlan(spec["name"], pool_kind)
     if current is None:
         _plan_new(plan, spec, source or {}, pool_kind)
     else:
@@ -403,8 +404,9 @@ class VolumeRunner:
 
     def _create_xml(self, spec, plan, capacity=None, fmt=None):
         perms = {key: spec[key] for key in ("owner", "group", "mode")}
-        return volume_xml(spec["name"], plan.capacity if capacity is None else capacity, fmt or plan.format,
-                          plan.backing, perms)
+        # Volumes of block pools (logical, disk, iscsi, rbd) take no image format: leave it to libvirt.
+        fmt = (fmt or plan.format) if plan.pool_kind in FILE_POOL_TYPES else None
+        return volume_xml(spec["name"], plan.capacity if capacity is None else capacity, fmt, plan.backing, perms)
 
     def _apply(self, spec, pool, vol, plan, source):
         if plan.create:
