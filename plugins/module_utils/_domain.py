@@ -80,8 +80,17 @@ def _names(items):
     return ", ".join(sorted(i.name() for i in items)) or "(none)"
 
 
-def check_references(conn, spec):
-    """Networks and pools named in the spec must exist: fail before any change if one does not."""
+_ASSUMED = ("check mode: %s %s does not exist yet; assuming an earlier task in the play creates it "
+            "(a real run fails here if it does not)")
+
+
+def check_references(conn, spec, check=False):
+    """Networks and pools named in the spec must exist: fail before any change if one does not.
+
+    In check mode a missing one is assumed to come from an earlier task of the same play (which
+    in check mode predicted it and made nothing); the returned warnings say so.
+    """
+    warnings = []
     for index, nic in enumerate(spec.get("interfaces") or []):
         kind, attrs = nic["source"]
         if kind == "network":
@@ -89,6 +98,9 @@ def check_references(conn, spec):
             try:
                 conn.networkLookupByName(name)
             except libvirt.libvirtError:
+                if check:
+                    warnings.append(_ASSUMED % ("network", name))
+                    continue
                 raise SpecError("interfaces[%d].network" % index, name,
                                 "no libvirt network has that name; existing networks: %s"
                                 % _names(conn.listAllNetworks(0))) from None
@@ -99,9 +111,13 @@ def check_references(conn, spec):
             try:
                 conn.storagePoolLookupByName(name)
             except libvirt.libvirtError:
+                if check:
+                    warnings.append(_ASSUMED % ("storage pool", name))
+                    continue
                 raise SpecError("disks[%d].pool" % index, name,
                                 "no storage pool has that name; existing pools: %s"
                                 % _names(conn.listAllStoragePools(0))) from None
+    return warnings
 
 
 def validate_schema(xml):
@@ -127,15 +143,26 @@ class VolumeTask:
         return "grow volume %s/%s to %s" % (self.pool.name(), self.name, format_size(self.size))
 
 
-def plan_storage(conn, spec):
-    """Volumes to create or grow, and each disk's format filled in from its volume. Refuses to shrink."""
+def plan_storage(conn, spec, check=False):
+    """Volumes to create or grow, and each disk's format filled in from its volume. Refuses to shrink.
+
+    In check mode a pool that does not exist or is not active yet is assumed to be made by an earlier
+    task (see check_references): its disks are planned as new volumes when they declare a size.
+    """
     tasks = []
     for index, disk in enumerate(spec.get("disks") or []):
         option = "disks[%d]" % index
         kind, attrs = disk["source"]
         attrs = dict(attrs)
         if kind == "volume":
-            pool = conn.storagePoolLookupByName(attrs["pool"])
+            try:
+                pool = conn.storagePoolLookupByName(attrs["pool"])
+            except libvirt.libvirtError:
+                pool = None
+            if check and (pool is None or not pool.isActive()):
+                if disk.get("size") is not None and disk["device"] == "disk":
+                    disk.setdefault("format", "qcow2")
+                continue
             name = attrs["volume"]
         elif kind == "file" and attrs.get("file"):
             pool = _pool_for_path(conn, attrs["file"])
@@ -418,8 +445,9 @@ class DomainRunner:
     def present(self, dom, ctx):
         name = self.params["name"]
         spec = normalize_spec(self.params, ctx)
-        check_references(self.conn, spec)
-        volume_tasks = plan_storage(self.conn, spec)
+        for warning in check_references(self.conn, spec, self.check):
+            self.module.warn(warning)
+        volume_tasks = plan_storage(self.conn, spec, self.check)
         current_xml = None
         if dom is not None:
             current_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
