@@ -200,13 +200,15 @@ def _plan_new(plan, spec, source, pool_kind):
         plan.create, base = "overlay", source
         plan.backing = (base["path"], _format_of(base))
         fmt = "qcow2"
-        _refuse_smaller(size, base["capacity"], "the backing image %s" % base["path"])
-        plan.capacity = max(size or 0, base["capacity"])
+        if base["capacity"] is not None:
+            _refuse_smaller(size, base["capacity"], "the backing image %s" % base["path"])
+        plan.capacity = size if base["capacity"] is None else max(size or 0, base["capacity"])
         plan.actions.append("create %s as a qcow2 overlay on %s" % (name, base["path"]))
     elif spec["clone"] is not None:
         plan.create, origin = "clone", source
-        fmt = fmt or _format_of(origin)
-        _refuse_smaller(size, origin["capacity"], "the volume it clones (%s)" % origin["path"])
+        fmt = fmt or (None if origin.get("assumed") else _format_of(origin))
+        if origin["capacity"] is not None:
+            _refuse_smaller(size, origin["capacity"], "the volume it clones (%s)" % origin["path"])
         plan.capacity = origin["capacity"]
         plan.actions.append("clone %s from %s" % (name, origin["path"]))
     elif spec["src"] is not None or spec["url"] is not None:
@@ -236,7 +238,7 @@ def _plan_new(plan, spec, source, pool_kind):
         plan.actions.append("grow %s to %s" % (name, format_size(size)))
     final = size if plan.capacity is None else max(size or 0, plan.capacity)
     plan.before = {"state": "absent"}
-    plan.after = describe({"capacity": final if final else "(the image's size)", "format": fmt or "(the image's)",
+    plan.after = describe({"capacity": final if final else "(the origin's size)", "format": fmt or "(the origin's)",
                            "backing": plan.backing[0] if plan.backing else None,
                            "owner": spec["owner"], "group": spec["group"], "mode": spec["mode"]})
 
@@ -323,16 +325,36 @@ class VolumeRunner:
 
     def source_facts(self, spec, pool):
         if spec["backing"] is not None:
-            return volume_facts(self._volume_by_reference(pool, spec["backing"], "backing").XMLDesc(0))
+            try:
+                return volume_facts(self._volume_by_reference(pool, spec["backing"], "backing").XMLDesc(0))
+            except SpecError:
+                if not self.check:
+                    raise
+                return self._assumed_origin(pool, spec["backing"], "backing", "qcow2")
         if spec["clone"] is not None:
-            origin_pool = pool if spec["clone_pool"] is None else lookup_pool(self.conn, spec["clone_pool"], "clone_pool")
-            if not origin_pool.isActive():
-                raise SpecError("clone_pool", origin_pool.name(), "the pool is not active; start it first")
-            self.clone_source = self._volume_by_reference(origin_pool, spec["clone"], "clone")
+            try:
+                origin_pool = pool if spec["clone_pool"] is None else lookup_pool(self.conn, spec["clone_pool"],
+                                                                                  "clone_pool")
+                if not origin_pool.isActive():
+                    raise SpecError("clone_pool", origin_pool.name(), "the pool is not active; start it first")
+                self.clone_source = self._volume_by_reference(origin_pool, spec["clone"], "clone")
+            except SpecError:
+                if not self.check:
+                    raise
+                return self._assumed_origin(pool if spec["clone_pool"] is None else None, spec["clone"], "clone", None)
             return volume_facts(self.clone_source.XMLDesc(0))
         if spec["src"] is not None:
             return self.local_image_facts(spec)
         return {}
+
+    def _assumed_origin(self, pool, reference, option, fmt):
+        """Check mode, before the base image or the volume to clone exists: an earlier task of the play makes it."""
+        self.module.warn("check mode: %s %s does not exist yet; assuming an earlier task makes it (a real run fails "
+                         "here if it does not)" % (option, reference))
+        path = reference
+        if pool is not None and not reference.startswith("/") and pool_type(pool) in FILE_POOL_TYPES:
+            path = posixpath.join(parse_xml(pool.XMLDesc(0)).findtext("target/path"), reference)
+        return {"path": path, "capacity": None, "format": fmt, "assumed": True}
 
     def local_image_facts(self, spec):
         path = spec["src"]
@@ -369,7 +391,7 @@ class VolumeRunner:
                 plan.drop_permissions()
             else:
                 self._check_permissions_possible(vol, current)
-        if plan.create and plan.create != "import":
+        if plan.create and plan.create != "import" and plan.capacity is not None:
             validate_schema(self._create_xml(spec, plan), VOLUME_SCHEMA, "volume")
         if not self.check:
             vol = self._apply(spec, pool, vol, plan, source)

@@ -34,7 +34,7 @@ attributes:
         check mode too).
       - In check mode a pool that does not exist or is not active yet (an earlier task of the play makes it) is
         assumed; the volume is reported as to be created, with a warning, and the diff shows the declared size and
-        format only.
+        format only. Likewise a O(backing) image or a O(clone) origin that does not exist yet.
   diff_mode:
     support: full
     details:

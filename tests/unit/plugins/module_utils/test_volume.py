@@ -160,7 +160,7 @@ def test_import_is_what_the_image_is():
     error = error_of(volume.plan_volume, None, spec(src="/tmp/i.vmdk"), {"format": "vmdk", "capacity": None})
     assert error.option == "src" and "qemu-img" in str(error)
     url = volume.plan_volume(None, spec(url="http://127.0.0.1/x", checksum="sha256:" + SHA256_EMPTY), {})
-    assert url.capacity is None and url.diff()["after"]["capacity"] == "(the image's size)"
+    assert url.capacity is None and url.diff()["after"]["capacity"] == "(the origin's size)"
 
 
 # ---- planning an existing volume -----------------------------------------------------------------------------

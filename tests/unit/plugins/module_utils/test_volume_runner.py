@@ -114,3 +114,16 @@ def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(
     # The test driver's volumes are not files on this machine: libvirt cannot chmod, and neither may we.
     with pytest.raises(StorageError, match="libvirt cannot change the permissions of an existing volume"):
         run(conn, name=name, mode="0644")
+
+
+def test_check_mode_assumes_a_base_image_an_earlier_task_makes(conn, name):
+    module = FakeModule(True, name=name, backing="base-" + name, size="40MiB")
+    result = volume.VolumeRunner(module, conn).run()
+    assert result["changed"] and "backing base-%s does not exist yet" % name in module.warnings[0]
+    assert result["diff"]["after"] == {"state": "present", "capacity": "40MiB", "format": "qcow2",
+                                       "backing": "/default-pool/base-" + name}
+    assert name not in names(conn)
+    clone = FakeModule(True, name=name, clone="nope-" + name)
+    assert volume.VolumeRunner(clone, conn).run()["diff"]["after"]["capacity"] == "(the origin's size)"
+    with pytest.raises(SpecError, match="option backing: got 'base-%s'; pool default-pool has no volume" % name):
+        run(conn, name=name, backing="base-" + name, size="40MiB")
