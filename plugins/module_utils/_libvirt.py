@@ -68,6 +68,25 @@ def connect(module, readonly=False):
         module.fail_json(msg=str(exc))
 
 
+def run_guarded(module, run, what, user_errors=()):
+    """Open the connection, ``run(conn)`` and exit with its result; every failure becomes a message.
+
+    ``user_errors`` are the exception types whose text is meant for the user as it is (bad input,
+    a refused operation); a libvirt error is prefixed with ``what`` ('network lab'). The connection
+    is closed either way. Never a traceback.
+    """
+    conn = connect(module, readonly=False)
+    try:
+        result = run(conn)
+    except user_errors as exc:
+        module.fail_json(msg=str(exc))
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg="libvirt error on %s: %s" % (what, exc))
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
 def libvirt_error_code(exc):
     """The VIR_ERR_* code of a libvirtError, or None for other exceptions."""
     get = getattr(exc, "get_error_code", None)

@@ -11,10 +11,8 @@ autostart. Check mode computes the same plan and stops before the first write.
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model import (
     guest_uses_network,
     live_updates,
@@ -22,22 +20,11 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model im
     plan_network,
     read_spec,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, xml_diff
-
-SCHEMA = "/usr/share/libvirt/schemas/network.rng"
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, validate_schema, xml_diff
 
 
 class NetworkError(Exception):
     """A failure with a message for the user."""
-
-
-def validate_schema(xml):
-    if not os.path.exists(SCHEMA):
-        return
-    schema = etree.RelaxNG(file=SCHEMA)
-    if not schema.validate(parse_xml(xml)):
-        raise NetworkError("the resulting network XML does not validate against libvirt's schema (%s): %s"
-                           % (SCHEMA, schema.error_log.last_error))
 
 
 def _lookup(conn, name):
@@ -109,7 +96,7 @@ class NetworkRunner:
         current = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if net is not None else None
         plan = plan_network(current, spec)
         if plan.changed:
-            validate_schema(plan.after)
+            validate_schema(plan.after, "network.rng", "network")
         active = net is not None and net.isActive()
         updates = []
         if active and state != "inactive":
@@ -202,13 +189,5 @@ def run_module(module):
         normalize_spec(module.params)  # bad input fails before we even connect
     except SpecError as exc:
         module.fail_json(msg=str(exc))
-    conn = connect(module)
-    try:
-        result = NetworkRunner(module, conn).run()
-    except (SpecError, NetworkError) as exc:
-        module.fail_json(msg=str(exc))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error on network %s: %s" % (module.params["name"], exc))
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    run_guarded(module, lambda conn: NetworkRunner(module, conn).run(), "network %s" % module.params["name"],
+                (SpecError, NetworkError, SchemaError))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect, libvirt, libvirt_error_code
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, libvirt_error_code, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
     POOL_TYPES,
     normalize_pool_spec,
@@ -28,9 +28,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     StorageError,
     find_pool,
     is_local_uri,
-    validate_schema,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, parse_xml, to_string, validate_schema
 
 # Pool types whose target path is a directory on the host (the mount point for fs and netfs).
 DIRECTORY_TYPES = ("dir", "fs", "netfs")
@@ -284,13 +283,5 @@ class PoolRunner:
 
 def run_module(module):
     """Entry point for plugins/modules/pool.py."""
-    conn = connect(module)
-    try:
-        result = PoolRunner(module, conn).run()
-    except (SpecError, StorageError) as exc:
-        module.fail_json(msg=str(exc))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error on pool %s: %s" % (module.params["name"], exc))
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    run_guarded(module, lambda conn: PoolRunner(module, conn).run(), "pool %s" % module.params["name"],
+                (SpecError, StorageError, SchemaError))

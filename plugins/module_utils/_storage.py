@@ -183,25 +183,7 @@ def _bytes(elem):
 
 # ---- schema -----------------------------------------------------------------------------------------
 
-_SCHEMAS = {}
-
-
-def schema_error(xml, schema_path):
-    """None when ``xml`` validates against the RelaxNG schema (or it is not installed), else the error."""
-    if not os.path.exists(schema_path):
-        return None
-    if schema_path not in _SCHEMAS:
-        _SCHEMAS[schema_path] = etree.RelaxNG(file=schema_path)
-    schema = _SCHEMAS[schema_path]
-    if schema.validate(parse_xml(xml)):
-        return None
-    return str(schema.error_log.last_error)
-
-
-def validate_schema(xml, schema_path, what):
-    error = schema_error(xml, schema_path)
-    if error:
-        raise StorageError("the %s XML does not validate against libvirt's schema (%s): %s" % (what, schema_path, error))
+# The schema check for every document kind is _xml.validate_schema.
 
 
 # ---- lookups ------------------------------------------------------------------------------------------

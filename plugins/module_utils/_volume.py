@@ -21,7 +21,7 @@ import tempfile
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Choice, SpecError, format_size, parse_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     CHUNK,
     FILE_POOL_TYPES,
@@ -38,11 +38,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     running_guests_using,
     sniff_image,
     upload_file,
-    validate_schema,
     volume_facts,
     volume_xml,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, parse_xml, validate_schema
 
 FORMATS = ("qcow2", "raw")
 # Formats libvirt reports for raw data it recognises by content (an ISO image is raw data).
@@ -581,13 +580,5 @@ class VolumeRunner:
 
 def run_module(module):
     """Entry point for plugins/modules/volume.py."""
-    conn = connect(module)
-    try:
-        result = VolumeRunner(module, conn).run()
-    except (SpecError, StorageError) as exc:
-        module.fail_json(msg=str(exc))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error on volume %s/%s: %s" % (module.params["pool"], module.params["name"], exc))
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    run_guarded(module, lambda conn: VolumeRunner(module, conn).run(),
+                "volume %s/%s" % (module.params["pool"], module.params["name"]), (SpecError, StorageError, SchemaError))

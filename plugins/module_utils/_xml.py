@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 
 LXML_IMPORT_ERROR = None
@@ -46,3 +47,33 @@ def xml_diff(before, after, header):
     def side(xml):
         return to_string(parse_xml(xml)) + "\n" if xml else ""
     return {"before": side(before), "after": side(after), "before_header": header, "after_header": header}
+
+
+SCHEMA_DIR = "/usr/share/libvirt/schemas"
+_SCHEMAS = {}
+
+
+class SchemaError(ValueError):
+    """A document the collection is about to write does not validate against libvirt's schema."""
+
+
+def schema_error(xml, schema):
+    """None when ``xml`` validates against libvirt's RelaxNG schema ``schema`` (a file name such as
+    'network.rng', or a path), or when the schema is not installed; else the validation error."""
+    path = schema if os.path.isabs(schema) else os.path.join(SCHEMA_DIR, schema)
+    if not os.path.exists(path):
+        return None
+    if path not in _SCHEMAS:
+        _SCHEMAS[path] = etree.RelaxNG(file=path)
+    checker = _SCHEMAS[path]
+    if checker.validate(parse_xml(xml)):
+        return None
+    return str(checker.error_log.last_error)
+
+
+def validate_schema(xml, schema, what):
+    """Raise SchemaError naming ``what`` and the schema when ``xml`` does not validate."""
+    error = schema_error(xml, schema)
+    if error:
+        raise SchemaError("the resulting %s XML does not validate against libvirt's schema (%s): %s"
+                          % (what, schema, error))
