@@ -268,3 +268,13 @@ def test_unmanaged_parts_survive_any_spec(hosts, dns):
     before, after = etree.fromstring(current.encode()), valid(result.after)
     for path in ("uuid", "mac", "bridge", "portgroup", "forward", "domain", "ip/dhcp/range", "dns/forwarder"):
         assert same_element(before.find(path), after.find(path)), path
+
+
+def test_macvtap_read_back_as_libvirt_reports_it():
+    """libvirt adds dev= (the first interface) to a macvtap network's <forward>; the read-back ignores it."""
+    live = ("<network><name>direct</name><uuid>1c710e0e-fe9c-4353-93f8-0bcd35ed22b1</uuid>"
+            "<forward dev='eth1' mode='vepa'><interface dev='eth1'/><interface dev='eth2'/></forward></network>")
+    spec = model.read_spec(live)
+    assert spec["forward"] == "macvtap" and spec["macvtap_mode"] == "vepa" and "forward_dev" not in spec
+    spec.pop("uuid")
+    assert not plan(live, **spec).changed
