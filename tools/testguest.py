@@ -15,9 +15,14 @@ changes, a report of its memory, CPUs, disks, NICs and cloud-init seed ISO::
     seed label=cidata
     seed file=meta-data
     seed| instance-id: abc
+    seed file=user-data
+    seed| #cloud-config
+    seed| packages:
     KVMFLEET-REPORT-END seq=1
 
-``parse_reports()`` turns a console log back into dicts. The guest sends no
+Of ``user-data`` the guest prints the first line and the top-level keys only
+(never values: they may be secrets). ``parse_reports()`` turns a console log
+back into dicts. The guest sends no
 network packets unless booted with ``kvmfleet.dhcp=1`` (``dhcp=True``).
 """
 
@@ -59,6 +64,7 @@ MODULES = (
     "virtio_balloon",
     "virtio_rng",
     "efivarfs",
+    "qemu_fw_cfg",
 )
 
 INIT = r"""#!/bin/busybox sh
@@ -144,6 +150,9 @@ report() {
         printf 'nic name=%s mac=%s operstate=%s ipv4=%s\n' \
             "$i" "$(cat "$n/address")" "$(cat "$n/operstate")" "${ipv4:--}"
     done
+    # An Ignition config passed through QEMU's fw_cfg (opt/com.coreos/config): its hash, not its content.
+    ign=/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw
+    [ -r "$ign" ] && printf 'fwcfg name=opt/com.coreos/config sha256=%s\n' "$(sha256sum <"$ign" | cut -d' ' -f1)"
     for d in /sys/block/sr* /sys/block/vd* /sys/block/sd*; do
         [ -e "$d" ] || continue
         dev=/dev/${d##*/}
@@ -157,6 +166,12 @@ report() {
         for f in /mnt/*; do
             [ -f "$f" ] || continue
             printf 'seed file=%s\n' "${f##*/}"
+            if [ "${f##*/}" = user-data ]; then
+                # User data may hold secrets: its first line and top-level keys only, no values.
+                head -n 1 "$f" | sed 's/^/seed| /'
+                sed -n 's/^\([A-Za-z_][A-Za-z0-9_-]*\):.*/seed| \1:/p' "$f"
+                continue
+            fi
             while IFS= read -r line || [ -n "$line" ]; do
                 printf 'seed| %s\n' "$line"
             done <"$f"
@@ -361,7 +376,9 @@ def parse_reports(text: str) -> list[dict]:
 
     Each is {"seq", "disks": {name: {"size_bytes", "ro", "serial"}},
     "nics": {mac: {"name", "operstate", "ipv4"}}, "seed": {file: text},
-    "seed_label"}. A serial or ipv4 of "-" becomes None; seed file texts get a
+    "seed_label", "meta_data": {key: value} (of a seed's meta-data),
+    "user_data_keys": [top-level keys of a seed's user-data],
+    "fwcfg": {fw_cfg name: sha256 of its content}}. A serial or ipv4 of "-" becomes None; seed file texts get a
     trailing newline per line. Lines that belong to no known kind (stray
     kernel messages) are skipped.
     """
@@ -371,13 +388,14 @@ def parse_reports(text: str) -> list[dict]:
     for line in text.splitlines():  # also drops the console's \r
         if m := _BEGIN.search(line):
             current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None,
-                       "mem_total_kib": None, "cpus_online": None, "platform": None}
+                       "mem_total_kib": None, "cpus_online": None, "platform": None, "fwcfg": {}}
             seed_file = None
             continue
         if current is None:
             continue
         if m := _END.search(line):
             if int(m[1]) == current["seq"]:
+                _seed_summary(current)
                 reports.append(current)
             current = None
         elif m := _MEM.match(line):
@@ -400,6 +418,9 @@ def parse_reports(text: str) -> list[dict]:
                 "operstate": m[3],
                 "ipv4": None if m[4] == "-" else m[4],
             }
+        elif line.startswith("fwcfg name="):
+            name, _sep, digest = line[len("fwcfg name="):].partition(" sha256=")
+            current["fwcfg"][name] = digest
         elif line.startswith("seed label="):
             # With several seed ISOs attached the first one's label wins.
             if current["seed_label"] is None:
@@ -410,6 +431,18 @@ def parse_reports(text: str) -> list[dict]:
         elif line.startswith("seed|") and seed_file is not None:
             current["seed"][seed_file] += line[len("seed| "):] + "\n"
     return reports
+
+
+def _seed_summary(report: dict) -> None:
+    """meta_data (flat key: value lines) and user_data_keys from the seed file texts."""
+    meta = {}
+    for line in report["seed"].get("meta-data", "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith((" ", "-", "#")):
+            meta[key.strip()] = value.strip().strip("'\"")
+    report["meta_data"] = meta
+    report["user_data_keys"] = [line[:-1] for line in report["seed"].get("user-data", "").splitlines()
+                                if line.endswith(":") and not line.startswith("#")]
 
 
 def _cpu_count(ranges: str) -> int:

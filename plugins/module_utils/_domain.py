@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 import time
+import uuid
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model import (
     DEVICE_KIND,
     LIVE_MEMORY,
+    LIVE_SEED,
     LIVE_VCPUS,
     Context,
     interfaces_of,
@@ -24,15 +27,19 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     normalize_spec,
     nvram_reset_pending,
     plan_domain,
+    stored_hash,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri as _is_local_uri
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import pool_for_path as _pool_for_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import volume_xml as _volume_xml
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._seed import plan_seed, write_seed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema as validate_xml_schema
 
-SCHEMA = "/usr/share/libvirt/schemas/domain.rng"
 STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
 _CONFIG_ONLY = ("tags", "metadata.managed")
 _LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
@@ -117,30 +124,65 @@ def check_references(conn, spec, check=False):
                 raise SpecError("disks[%d].pool" % index, name,
                                 "no storage pool has that name; existing pools: %s"
                                 % _names(conn.listAllStoragePools(0))) from None
+    seed = spec.get("cloud_init")
+    if seed:
+        try:
+            pool = conn.storagePoolLookupByName(seed["pool"])
+        except libvirt.libvirtError:
+            if not check:
+                raise SpecError("cloud_init.pool", seed["pool"], "no storage pool has that name; existing pools: %s"
+                                % _names(conn.listAllStoragePools(0))) from None
+            warnings.append(_ASSUMED % ("storage pool", seed["pool"]))
+        else:
+            if not pool.isActive() and not check:
+                raise SpecError("cloud_init.pool", seed["pool"], "the pool is not active; start it first")
     return warnings
 
 
 def validate_schema(xml):
-    """Validate against libvirt's own RelaxNG schema when it is installed; raise DomainError if invalid."""
-    if not os.path.exists(SCHEMA):
-        return
-    schema = etree.RelaxNG(file=SCHEMA)
-    if not schema.validate(parse_xml(xml)):
-        raise DomainError("the resulting domain XML does not validate against libvirt's schema (%s): %s"
-                          % (SCHEMA, schema.error_log.last_error))
+    """Validate against libvirt's own RelaxNG schema when it is installed; raise SchemaError if invalid."""
+    validate_xml_schema(xml, "domain.rng", "domain")
 
 
 # ---- storage: volumes a disk declares with a size ------------------------------------------------------
 
 class VolumeTask:
-    def __init__(self, option, disk, pool, name, size, fmt, vol=None):
+    def __init__(self, option, disk, pool, name, size, fmt, vol=None, backing=None):
         self.option, self.disk, self.pool, self.name, self.size, self.fmt, self.vol = (
             option, disk, pool, name, size, fmt, vol)
+        self.backing = backing  # (path, format) of the base image of a new overlay
 
     def describe(self):
         if self.vol is None:
-            return "create volume %s/%s (%s, %s)" % (self.pool.name(), self.name, format_size(self.size), self.fmt)
+            overlay = ", overlay on %s" % self.backing[0] if self.backing else ""
+            return "create volume %s/%s (%s, %s%s)" % (self.pool.name(), self.name, format_size(self.size), self.fmt,
+                                                       overlay)
         return "grow volume %s/%s to %s" % (self.pool.name(), self.name, format_size(self.size))
+
+
+def base_image(conn, pool, reference, option, check=False):
+    """(path, format, capacity) of a disk's base image: a volume of ``pool`` by name, or of any pool by path.
+
+    In check mode one that does not exist yet is assumed (an earlier task makes it); capacity is then None.
+    """
+    try:
+        if reference.startswith("/"):
+            vol = conn.storageVolLookupByPath(reference)
+        else:
+            vol = pool.storageVolLookupByName(reference)
+    except libvirt.libvirtError:
+        if check:
+            path = reference
+            if not reference.startswith("/"):
+                path = os.path.join(parse_xml(pool.XMLDesc(0)).findtext("target/path") or "", reference)
+            return path, "qcow2", None
+        where = "no volume of any storage pool has that path" if reference.startswith("/") else (
+            "pool %s has no volume of that name" % pool.name())
+        raise SpecError(option, reference, "%s; the base image must be a volume (a file copied into a pool's "
+                                           "directory shows up after a refresh of the pool)" % where) from None
+    root = parse_xml(vol.XMLDesc(0))
+    fmt = root.find("target/format")
+    return vol.path(), "raw" if fmt is None else fmt.get("type"), vol.info()[1]
 
 
 def plan_storage(conn, spec, check=False):
@@ -160,7 +202,7 @@ def plan_storage(conn, spec, check=False):
             except libvirt.libvirtError:
                 pool = None
             if check and (pool is None or not pool.isActive()):
-                if disk.get("size") is not None and disk["device"] == "disk":
+                if (disk.get("size") is not None or disk.get("backing")) and disk["device"] == "disk":
                     disk.setdefault("format", "qcow2")
                 continue
             name = attrs["volume"]
@@ -184,6 +226,19 @@ def plan_storage(conn, spec, check=False):
                                 % (vol.path(), format_size(capacity)))
             if size is not None and size > capacity:
                 tasks.append(VolumeTask(option, disk, pool, name, size, disk.get("format"), vol))
+        elif disk.get("backing") is not None:
+            if pool is None:
+                raise SpecError(option + ".backing", disk["backing"],
+                                "cannot create %s: its directory is not a storage pool's" % attrs.get("file"))
+            path, fmt, capacity = base_image(conn, pool, disk["backing"], option + ".backing", check)
+            size = disk.get("size") or capacity
+            if capacity is not None and size < capacity:
+                raise SpecError(option + ".size", format_size(size), "the base image %s is %s; an overlay cannot be "
+                                                                     "smaller" % (path, format_size(capacity)))
+            if size is None:  # check mode, base image assumed: its size is not known yet
+                size = 0
+            disk["format"] = "qcow2"
+            tasks.append(VolumeTask(option, disk, pool, name, size, "qcow2", backing=(path, fmt)))
         elif disk.get("size") is not None:
             if pool is None:
                 raise SpecError(option + ".size", format_size(disk["size"]),
@@ -195,6 +250,37 @@ def plan_storage(conn, spec, check=False):
             raise SpecError(option + ".volume", name, "pool %s has no such volume; give size to create it"
                             % pool.name())
     return tasks
+
+
+# ---- the cloud-init seed volume and the Ignition file -------------------------------------------------
+
+def ignition_file_current(path, config):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read() == config.encode("utf-8")
+    except OSError:
+        return False
+
+
+def write_ignition_file(path, config):
+    """Write the config atomically, readable by the qemu process (group libvirt-qemu when it exists)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kvmfleet-ign-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(config.encode("utf-8"))
+        try:
+            import grp
+            os.chown(tmp, 0, grp.getgrnam("libvirt-qemu").gr_gid)
+            os.chmod(tmp, 0o640)
+        except (KeyError, PermissionError):
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # ---- the runner ----------------------------------------------------------------------------------------
@@ -211,6 +297,7 @@ class DomainRunner:
         self.nvram_reset = False
         self.reasons = []
         self.actions = []
+        self.seed_dev = None
 
     # -- power state -------------------------------------------------------------------------------
 
@@ -357,7 +444,7 @@ class DomainRunner:
                 continue
             if change.what in _CONFIG_ONLY:
                 continue  # kvmfleet's own metadata: read from the config, no reboot needed
-            if change.live in (LIVE_MEMORY, LIVE_VCPUS) or change.what in ("title", "description"):
+            if change.live in (LIVE_MEMORY, LIVE_VCPUS, LIVE_SEED) or change.what in ("title", "description"):
                 live.append(change)
             else:
                 later.append((change.what, change.describe()))
@@ -403,6 +490,8 @@ class DomainRunner:
             return "current_memory: %s" % format_size(item.after * 1024)
         if item.live == LIVE_VCPUS:
             return "vcpus: %d" % item.after
+        if item.live == LIVE_SEED:
+            return "cloud-init seed media change"
         return item.what
 
     def _apply_one_live(self, dom, name, item):
@@ -412,10 +501,27 @@ class DomainRunner:
             dom.setMemoryFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         elif item.live == LIVE_VCPUS:
             dom.setVcpusFlags(item.after, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        elif item.live == LIVE_SEED:
+            self._refresh_seed_media(dom, name)
         else:
             kind = libvirt.VIR_DOMAIN_METADATA_TITLE if item.what == "title" else libvirt.VIR_DOMAIN_METADATA_DESCRIPTION
             dom.setMetadata(kind, item.after, None, None, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         self.applied_live.append(self.live_label(item))
+
+    def _refresh_seed_media(self, dom, name):
+        """New bytes in the same seed volume: eject and insert it again (same target, same address), so the
+        guest sees a media change and reads the new content; libvirt skips a change to the same source."""
+        dev = self.seed_dev
+        elem = self._config_device(name, "disks", dev)
+        address = elem.find("address")
+        if address is not None:
+            elem.remove(address)
+        empty = copy.deepcopy(elem)
+        empty.set("type", "file")
+        for source in empty.findall("source"):
+            empty.remove(source)
+        dom.updateDeviceFlags(to_string(empty), libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE)
+        dom.updateDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     def _apply_device_op(self, dom, name, op):
         live_flag = libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -455,6 +561,17 @@ class DomainRunner:
         if plan.changed:
             validate_schema(plan.after)
         self.nvram_reset = nvram_reset_pending(plan.root)
+        seed_task = None
+        if spec.get("cloud_init"):
+            self.seed_dev = spec["cloud_init"]["dev"]
+            current_root = None if current_xml is None else parse_xml(current_xml)
+            seed_task = plan_seed(self.conn, spec["cloud_init"],
+                                  None if current_root is None else stored_hash(current_root, "cloud-init"), self.check)
+        ignition = spec.get("ignition")
+        if ignition is not None and not _is_local_uri(self.conn.getURI()):
+            raise SpecError("ignition", "(hidden)", "the Ignition file is written on the host the module runs on; "
+                                                    "use a local uri (qemu:///system) on the hypervisor")
+        write_ignition = ignition is not None and not ignition_file_current(ignition["path"], ignition["config"])
 
         current_state = _state(dom)
         running = current_state in ("running", "paused")
@@ -465,10 +582,14 @@ class DomainRunner:
         later = [text for _what, text in later]
         wanted_state = self.params["state"]
         restart = bool(later) and running and self.params["restart"] == "if_needed" and wanted_state != "shutoff"
+        if seed_task is not None:
+            self.actions.append(seed_task.describe())
+        if write_ignition:
+            self.actions.append("write Ignition config %s" % ignition["path"])
         for task in volume_tasks:
             self.actions.append(task.describe())
         if not self.check:
-            self._apply(dom, name, plan, volume_tasks, live, running)
+            self._apply(dom, name, plan, volume_tasks, live, running, seed_task, ignition if write_ignition else None)
             dom = self.conn.lookupByName(name)
         else:
             self._predict_live(live)
@@ -511,16 +632,33 @@ class DomainRunner:
     def _predict_live(self, live):
         self.applied_live.extend(self.live_label(item) for item in live)
 
-    def _apply(self, dom, name, plan, volume_tasks, live, running):
+    def _apply(self, dom, name, plan, volume_tasks, live, running, seed_task=None, ignition=None):
         created_volumes = self.created_volumes
+        define_xml = plan.after
         try:
+            if seed_task is not None:
+                instance_id = None
+                if seed_task.seed["derive_instance_id"]:
+                    if dom is None:
+                        # libvirt would pick a UUID at define; this picks it first, for the instance-id.
+                        guest_uuid = str(uuid.uuid4())
+                        define_xml = _with_uuid(plan.after, guest_uuid)
+                    else:
+                        guest_uuid = dom.UUIDString()
+                    instance_id = instance_id_for(guest_uuid)
+                created = write_seed(self.conn, seed_task, instance_id)
+                if created is not None:
+                    created_volumes.append(created)
+            if ignition is not None:
+                write_ignition_file(ignition["path"], ignition["config"])
             for task in volume_tasks:
                 if task.vol is None:
-                    created_volumes.append(task.pool.createXML(_volume_xml(task.name, task.size, task.fmt), 0))
+                    created_volumes.append(task.pool.createXML(
+                        _volume_xml(task.name, task.size, task.fmt, backing=task.backing), 0))
                 else:
                     self._grow(dom, task, running)
             if plan.changed:
-                self.conn.defineXMLFlags(plan.after, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         except libvirt.libvirtError as exc:
             for vol in created_volumes:  # leave no half-made objects behind
                 vol.delete(0)
@@ -568,17 +706,17 @@ class DomainRunner:
         return self.present(dom, ctx)
 
 
+def _with_uuid(xml, guest_uuid):
+    root = parse_xml(xml)
+    node = root.find("uuid")
+    if node is None:
+        node = etree.Element("uuid")
+        root.find("name").addnext(node)
+    node.text = guest_uuid
+    return to_string(root)
+
+
 def run_module(module):
     """Entry point for plugins/modules/domain.py."""
-    conn = connect(module)
-    try:
-        result = DomainRunner(module, conn).run()
-    except SpecError as exc:
-        module.fail_json(msg=str(exc))
-    except DomainError as exc:
-        module.fail_json(msg=str(exc))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error on guest %s: %s" % (module.params["name"], exc))
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    run_guarded(module, lambda conn: DomainRunner(module, conn).run(), "guest %s" % module.params["name"],
+                (SpecError, DomainError, SchemaError))

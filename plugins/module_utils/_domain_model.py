@@ -33,6 +33,12 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     prune_empty,
     reconcile_fields,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import (
+    IGNITION_FWCFG,
+    normalize_cloud_init,
+    normalize_ignition,
+    short_hash,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml, to_string
 
 METADATA_NS = "https://kvmfleet.dev/xmlns/libvirt/guest/1"
@@ -42,6 +48,10 @@ SECRET_MASK = "********"
 # Live kinds: how a running guest takes a change without a restart.
 LIVE_MEMORY = "memory"
 LIVE_VCPUS = "vcpus"
+LIVE_SEED = "seed-media"  # new cloud-init seed content: eject and re-insert the same volume
+
+# Ignition configs are files QEMU reads through fw_cfg; qemu must be able to read them.
+IGNITION_DIR = "/var/lib/libvirt/kvmfleet/ignition"
 
 
 class Context:
@@ -557,6 +567,16 @@ def _normalize_disks(raw_disks):
             raise SpecError(option + "path", None, "a disk needs path, volume (with pool), block or network")
         if raw.get("size") is not None:
             spec["size"] = parse_size(raw["size"], option + "size", "GiB")
+        if raw.get("backing") is not None:
+            if spec["source"][0] not in ("volume", "file") or not dict(spec["source"][1]).get(
+                    "volume", dict(spec["source"][1]).get("file")) or spec["device"] != "disk":
+                raise SpecError(option + "backing", raw["backing"],
+                                "a base image is for a disk (device: disk) made as a volume (pool and volume, or a "
+                                "path in a pool's directory)")
+            if spec.get("format") not in (None, "qcow2"):
+                raise SpecError(option + "format", spec["format"], "a disk with a backing image is a qcow2 overlay; "
+                                                                   "use format: qcow2 or leave format out")
+            spec["backing"] = str(raw["backing"])
         if spec["device"] == "cdrom":
             spec["readonly"] = True
         dev = raw.get("dev")
@@ -684,6 +704,11 @@ def normalize_spec(params, ctx):
         keys = [h["_key"] for h in spec["hostdevs"]]
         if len(set(keys)) != len(keys):
             raise SpecError("hostdevs", params["hostdevs"], "each host device at most once")
+    if params.get("cloud_init") is not None:
+        spec["cloud_init"] = _normalize_seed(params["cloud_init"], spec)
+    if params.get("ignition") is not None:
+        config, digest = normalize_ignition(params["ignition"])
+        spec["ignition"] = {"config": config, "hash": digest, "path": ignition_path(spec["name"])}
     spec["tags"] = _normalize_tags(params.get("tags"))
     spec["xml_edits"] = _normalize_xml_edits(params.get("xml_edits") or [])
     spec["xml"] = params.get("xml")
@@ -693,6 +718,97 @@ def normalize_spec(params, ctx):
         except XMLInputError as exc:
             raise SpecError("xml", "(document)", "expected a libvirt domain XML document: %s" % exc) from None
     return spec
+
+
+# ---- cloud-init seed and Ignition ----------------------------------------------------------------
+
+def _normalize_seed(raw, spec):
+    seed = normalize_cloud_init(raw, "cloud_init", spec["name"])
+    seed["source"] = ("volume", tuple(sorted({"pool": seed["pool"], "volume": seed["volume"]}.items())))
+    for index, disk in enumerate(spec.get("disks") or []):
+        if seed["target"] and disk["_key"] == seed["target"]:
+            raise SpecError("cloud_init.target", seed["target"],
+                            "disks[%d] has that target dev; give the seed cdrom a target of its own" % index)
+        if disk["source"] == seed["source"]:
+            raise SpecError("cloud_init.volume", seed["volume"],
+                            "disks[%d] is that volume; the seed volume is attached by cloud_init itself" % index)
+    return seed
+
+
+def ignition_path(guest_name):
+    return "%s/%s.ign" % (IGNITION_DIR, guest_name)
+
+
+def _seed_target(devices, spec):
+    """The seed cdrom's target dev: declared, or the one the seed volume is attached at, or the next
+    free sdX (the same on every run: the attached seed is found by its volume)."""
+    seed = spec["cloud_init"]
+    if seed["target"]:
+        return seed["target"]
+    kind = DEVICE_KIND["disks"]
+    source_field = Disks.fields[1]
+    for elem in kind.select(devices):
+        if elem.get("device") == "cdrom" and source_field.read(elem) == seed["source"]:
+            return kind.key_of(elem)
+    used = {kind.key_of(e) for e in kind.select(devices)} | {d["_key"] for d in spec.get("disks") or []}
+    number = 0
+    while _disk_dev_name("sd", number) in used:
+        number += 1
+    return _disk_dev_name("sd", number)
+
+
+class _OneDisk(Disks):
+    """The disk list narrowed to one target dev: the seed cdrom when ``disks`` is not managed."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    def select(self, devices):
+        return [e for e in devices.findall(self.tag) if self.key_of(e) == self.dev]
+
+
+def _seed_disk_spec(spec, dev):
+    return {"device": "cdrom", "bus": "sata", "source": spec["cloud_init"]["source"], "format": "raw",
+            "readonly": True, "_key": dev, "dev": dev, "_seed": True}
+
+
+def _content_node(root, tag):
+    return root.find("metadata/%s/%s" % (_q("guest"), _q(tag)))
+
+
+def stored_hash(root, tag):
+    """The content hash kept in our metadata for 'cloud-init' or 'ignition', or None."""
+    node = _content_node(root, tag)
+    return None if node is None else node.get("hash")
+
+
+def reconcile_content_hash(root, tag, what, wanted, live=None):
+    """Keep ``wanted`` (a content hash) in ``<kvmfleet:TAG hash=.../>``; a Change naming only hash prefixes."""
+    current = stored_hash(root, tag)
+    if current == wanted:
+        return []
+    node = _content_node(root, tag)
+    if node is None:
+        node = etree.SubElement(root.find("metadata/" + _q("guest")), _q(tag))
+    node.set("hash", wanted)
+    return [Change(what, "content " + short_hash(current) if current else None,
+                   "content " + short_hash(wanted), live)]
+
+
+def reconcile_ignition(root, ignition):
+    """The fw_cfg entry CoreOS-family guests read their Ignition config from, plus its content hash."""
+    changes = []
+    sysinfo = root.find("sysinfo[@type='fwcfg']")
+    if sysinfo is None:
+        sysinfo = etree.SubElement(root, "sysinfo", type="fwcfg")
+    entry = sysinfo.find("entry[@name='%s']" % IGNITION_FWCFG)
+    if entry is None:
+        entry = etree.SubElement(sysinfo, "entry", name=IGNITION_FWCFG)
+    if entry.get("file") != ignition["path"] or entry.text:
+        changes.append(Change("ignition.file", entry.get("file"), ignition["path"]))
+        entry.text = None
+        entry.set("file", ignition["path"])
+    return changes
 
 
 # ---- new guests -----------------------------------------------------------------------------------
@@ -909,6 +1025,10 @@ def mask_secrets(xml, compare_to=None):
         if graphics.get("passwd") is not None:
             changed = compare_to is not None and old.get(graphics.get("type")) != graphics.get("passwd")
             graphics.set("passwd", SECRET_MASK + (" (changed)" if changed else ""))
+    for tag in ("cloud-init", "ignition"):  # hashes of content that may hold secrets: a prefix shows a change
+        node = _content_node(root, tag)
+        if node is not None and node.get("hash"):
+            node.set("hash", short_hash(node.get("hash")) + "...")
     return to_string(root)
 
 
@@ -978,12 +1098,26 @@ def plan_domain(current_xml, spec, ctx):
     _complete_topology(root)
     devices = ensure_path(root, "devices")
     device_ops = []
+    seed_disk = None
+    if spec.get("cloud_init"):
+        seed_disk = _seed_disk_spec(spec, _seed_target(devices, spec))
+        spec["cloud_init"]["dev"] = seed_disk["_key"]
     for kind in DEVICE_KINDS:
-        if spec.get(kind.name) is not None:
-            kind_changes, kind_ops = _reconcile_device_list(devices, kind, spec[kind.name], ctx)
+        specs = spec.get(kind.name)
+        if kind.name == "disks" and seed_disk is not None:
+            specs, kind = (specs + [seed_disk], kind) if specs is not None else ([seed_disk], _OneDisk(seed_disk["_key"]))
+        if specs is not None:
+            kind_changes, kind_ops = _reconcile_device_list(devices, kind, specs, ctx)
             changes.extend(kind_changes)
             device_ops.extend(kind_ops)
     changes.extend(reconcile_metadata(root, spec.get("tags")))
+    if seed_disk is not None:
+        attached = any(op.key == seed_disk["_key"] and op.kind == "disks" for op in device_ops)
+        changes.extend(reconcile_content_hash(root, "cloud-init", "cloud_init", spec["cloud_init"]["hash"],
+                                              None if attached else LIVE_SEED))
+    if spec.get("ignition"):
+        changes.extend(reconcile_ignition(root, spec["ignition"]))
+        changes.extend(reconcile_content_hash(root, "ignition", "ignition", spec["ignition"]["hash"]))
     if not created and any(c.what in ("firmware", "secure_boot") for c in changes):
         mark_nvram_reset(root, True)
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))

@@ -14,6 +14,22 @@ def _list(**options):
     return {"type": "list", "elements": "dict", "options": options}
 
 
+def seed_content_options():
+    """The seed's content, shared with the cloud_init module. User and vendor data may hold passwords and keys."""
+    return {
+        "user_data": {"type": "raw", "no_log": True},
+        "meta_data": {"type": "dict"},
+        "network_config": {"type": "raw"},
+        "vendor_data": {"type": "raw", "no_log": True},
+    }
+
+
+def cloud_init_option():
+    options = seed_content_options()
+    options.update(pool={"type": "str", "required": True}, volume={"type": "str"}, target={"type": "str"})
+    return {"type": "dict", "options": options}
+
+
 def guest_options():
     """The options that describe one guest (everything but the connection)."""
     return {
@@ -74,6 +90,7 @@ def guest_options():
             block={"type": "str"},
             network={"type": "dict"},
             size={"type": "raw"},
+            backing={"type": "str"},
             bus={"type": "str", "choices": ["virtio", "sata", "scsi", "ide", "usb", "fdc"]},
             format={"type": "str", "choices": ["raw", "qcow2", "vmdk", "vdi", "vpc", "qed", "iso"]},
             cache={"type": "str", "choices": ["default", "none", "writethrough", "writeback", "directsync", "unsafe"]},
@@ -119,6 +136,8 @@ def guest_options():
             usb={"type": "str"},
             managed={"type": "bool", "default": True},
         ),
+        "cloud_init": cloud_init_option(),
+        "ignition": {"type": "raw", "no_log": True},
         "autostart": {"type": "bool"},
         "tags": {"type": "raw"},
         "xml_edits": _list(

@@ -32,7 +32,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff is the guest's persistent XML before and after; graphics passwords are masked.
+      - The diff is the guest's persistent XML before and after; graphics passwords are masked, and cloud-init and
+        Ignition content shows as a prefix of its hash.
 options:
   name:
     description: Name of the guest.
@@ -260,6 +261,14 @@ options:
           - Size of the image (an integer is GiB; a string takes a unit). A missing image is created with
             this size; a smaller one is grown (live when the guest runs); a larger one is refused, never shrunk.
         type: raw
+      backing:
+        description:
+          - Base image for a missing image, which is then created as a thin qcow2 overlay on it (many guests can
+            share one base image, which is never written to). The name of a volume in the disk's pool, or the absolute
+            path of a volume of any pool.
+          - The overlay's size is O(disks[].size), by default the base image's. Used only to create the image; an
+            existing image is not compared with it.
+        type: str
       bus:
         description: Bus. Defaults to V(virtio) for disks and V(sata) for cdroms.
         type: str
@@ -412,6 +421,59 @@ options:
         description: Let libvirt detach the device from its host driver.
         type: bool
         default: true
+  cloud_init:
+    description:
+      - A cloud-init NoCloud seed for the guest - an ISO labelled C(cidata) built in Python (pycdlib), stored as a
+        volume in O(cloud_init.pool) and attached as a read-only SATA cdrom.
+      - The seed is rebuilt and written into its volume only when its content changes; a content hash is kept in the
+        guest's kvmfleet metadata (C(<kvmfleet:cloud-init hash=...>)), the ISO is not read to compare. On a running
+        guest the new content is a live media change on the same target (cloud-init itself reads it at boot).
+      - The cdrom is one of the guest's disks (identity - its target dev); with O(disks) given, it is added to them.
+        Leaving O(cloud_init) out later keeps the seed as it is.
+      - O(cloud_init.user_data) and O(cloud_init.vendor_data) are C(no_log); results and diffs never carry them, the
+        diff shows a prefix of the content hash. Ansible masks every value of a C(no_log) option wherever it appears
+        in the output, so keep short, common values (the hostname) in O(cloud_init.meta_data).
+    type: dict
+    suboptions:
+      pool:
+        description: Storage pool (active) of the seed volume.
+        type: str
+        required: true
+      volume:
+        description:
+          - Name of the seed volume. Defaults to C(<name>-cidata.iso).
+          - An existing volume of that name is written into only when it already holds a C(cidata) ISO.
+        type: str
+      target:
+        description: Target dev of the seed cdrom. Defaults to the one it is attached at, or the next free C(sdX).
+        type: str
+      user_data:
+        description:
+          - User data. A dict is rendered as a C(#cloud-config) document; a string is used as it is and must start
+            with C(#cloud-config) (then it must be a YAML mapping), C(#!), C(#include), C(#cloud-boothook),
+            C(#part-handler), C(## template) or be a MIME multi-part document.
+        type: raw
+      meta_data:
+        description:
+          - Meta data, for example C(local-hostname). C(local-hostname) defaults to O(name); C(instance-id) defaults to
+            C(iid-<guest UUID>), stable for the life of the guest.
+        type: dict
+      network_config:
+        description: Network configuration version 2 (netplan style), a dict or a YAML string with C(version) 2.
+        type: raw
+      vendor_data:
+        description: Vendor data, in the same forms as O(cloud_init.user_data).
+        type: raw
+  ignition:
+    description:
+      - An Ignition config for Fedora CoreOS and other Ignition-based guests, as a dict or a JSON string with
+        C(ignition.version). It is written to C(/var/lib/libvirt/kvmfleet/ignition/<name>.ign) on the hypervisor
+        (readable by QEMU) and passed through QEMU's fw_cfg as C(opt/com.coreos/config)
+        (C(<sysinfo type='fwcfg'>)).
+      - Compared by a content hash kept in the guest's kvmfleet metadata. Ignition runs at the first boot only, so a
+        change on a running guest is reported with RV(reboot_required).
+      - C(no_log). Needs a local O(uri).
+    type: raw
   autostart:
     description: Start the guest when the host boots.
     type: bool
@@ -469,7 +531,8 @@ options:
     type: bool
     default: false
 notes:
-  - Secrets (O(graphics[].password)) are C(no_log) and masked in diffs.
+  - Secrets (O(graphics[].password), O(cloud_init.user_data), O(cloud_init.vendor_data), O(ignition)) are C(no_log)
+    and masked in diffs.
 seealso:
   - module: kvmfleet.libvirt.host_info
 """
@@ -509,6 +572,50 @@ EXAMPLES = r"""
         volume: web01.qcow2
       - device: cdrom
         path: /var/lib/libvirt/images/tools.iso
+
+- name: A configured machine from one entry - an overlay on a shared base image and a cloud-init seed
+  kvmfleet.libvirt.domain:
+    name: web02
+    memory: 2GiB
+    disks:
+      - pool: default
+        volume: web02.qcow2
+        backing: debian-12-genericcloud.qcow2
+        size: 20GiB
+    interfaces:
+      - network: default
+    cloud_init:
+      pool: default
+      meta_data:
+        local-hostname: web02
+      user_data:
+        users:
+          - name: admin
+            ssh_authorized_keys: ["{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"]
+            sudo: ALL=(ALL) NOPASSWD:ALL
+        packages: [nginx]
+      network_config:
+        version: 2
+        ethernets:
+          eth0: {dhcp4: true}
+    state: running
+
+- name: A Fedora CoreOS guest configured by Ignition through fw_cfg
+  kvmfleet.libvirt.domain:
+    name: fcos01
+    memory: 2GiB
+    disks:
+      - pool: default
+        volume: fcos01.qcow2
+        backing: fedora-coreos-qemu.qcow2
+        size: 10GiB
+    ignition:
+      ignition: {version: 3.4.0}
+      passwd:
+        users:
+          - name: core
+            ssh_authorized_keys: ["ssh-ed25519 AAAA... admin@example"]
+    state: running
 
 - name: Anything else, through the escape hatch
   kvmfleet.libvirt.domain:
