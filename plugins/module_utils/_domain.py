@@ -21,9 +21,11 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     LIVE_MEMORY,
     LIVE_SEED,
     LIVE_VCPUS,
+    IGNITION_DIR,
     Context,
     interfaces_of,
     mark_nvram_reset,
+    mask_secrets,
     normalize_spec,
     nvram_reset_pending,
     plan_domain,
@@ -388,7 +390,7 @@ class DomainRunner:
         if dom is None:
             return result
         before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        result["diff"] = {"before": before, "after": ""}
+        result["diff"] = {"before": mask_secrets(before), "after": ""}
         snapshots = dom.snapshotNum(0)
         if snapshots:
             names = ", ".join(dom.snapshotListNames(0))
@@ -405,6 +407,11 @@ class DomainRunner:
             dom.undefineFlags(flags)
         for vol in volumes:
             vol.delete(0)
+        # The Ignition file is this module's own copy of the guest's config: it goes with the guest.
+        for entry in parse_xml(before).iterfind("sysinfo[@type='fwcfg']/entry"):
+            path = entry.get("file") or ""
+            if os.path.dirname(path) == IGNITION_DIR and os.path.exists(path):
+                os.unlink(path)
         return result
 
     # -- present / running / ... ---------------------------------------------------------------------
