@@ -17,24 +17,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import importlib
 import json
-import traceback
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
-PYCDLIB_IMPORT_ERROR = None
-try:
-    import pycdlib
-except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
-    pycdlib = None
-    PYCDLIB_IMPORT_ERROR = traceback.format_exc()
 
-YAML_IMPORT_ERROR = None
-try:
-    import yaml
-except ImportError:  # pragma: no cover
-    yaml = None
-    YAML_IMPORT_ERROR = traceback.format_exc()
+class MissingLibraryError(RuntimeError):
+    """A Python library the seed needs is not installed on the managed host."""
+
+
+def _library(name):
+    """Import PyYAML or pycdlib when cloud-init data is really rendered or built: guests without
+    cloud-init (and every no-op run) do not pay for loading them."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise MissingLibraryError("cloud-init needs the Python library %s on the managed host (it is in the "
+                                  "collection's requirements.txt: pip install %s)"
+                                  % (name, {"yaml": "PyYAML"}.get(name, name))) from None
+
 
 CIDATA_LABEL = "cidata"
 # The ISO's application identifier carries the content hash (its first 160 bits: Joliet allows 64
@@ -69,7 +71,7 @@ def _yaml_problem(exc):
 
 
 def _dump_yaml(data):
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
+    return _library("yaml").safe_dump(data, default_flow_style=False, sort_keys=True, allow_unicode=True)
 
 
 def render_user_data(value, option, secret=True):
@@ -85,6 +87,7 @@ def render_user_data(value, option, secret=True):
     if not any(first.startswith(h) for h in _USER_DATA_HEADERS):
         raise SpecError(option, shown, _ACCEPTED_USER_DATA)
     if first.startswith("#cloud-config"):
+        yaml = _library("yaml")
         try:
             data = yaml.safe_load(value)
         except yaml.YAMLError as exc:
@@ -103,6 +106,7 @@ def render_network_config(value, option):
     accepted = "expected network config version 2: a dict such as {version: 2, ethernets: {...}}"
     data = value
     if isinstance(value, str):
+        yaml = _library("yaml")
         try:
             data = yaml.safe_load(value)
         except yaml.YAMLError as exc:
@@ -166,8 +170,7 @@ def normalize_cloud_init(raw, option="cloud_init", guest_name=None):
         return None
     if not isinstance(raw, dict):
         raise SpecError(option, raw, "expected a dict with pool and user_data, meta_data, network_config, vendor_data")
-    if yaml is None:
-        raise SpecError(option, "(cloud-init)", "PyYAML is needed on the managed host to render cloud-init data")
+    _library("yaml")  # fail early, before anything is rendered, when PyYAML is missing
     if not raw.get("pool"):
         raise SpecError(option + ".pool", raw.get("pool"), "the storage pool that holds the seed ISO volume is needed")
     meta = render_meta_data(raw.get("meta_data"), option + ".meta_data")
@@ -228,6 +231,7 @@ class _FixedClock:
 
 
 def _with_fixed_clock(func):
+    pycdlib = _library("pycdlib")
     names = ("dates", "headervd", "pycdlib", "utils", "rockridge", "inode", "dr")
     modules = [m for m in (getattr(pycdlib, n, None) for n in names) if m is not None and getattr(m, "time", None)]
     saved = [(m, m.time) for m in modules]
@@ -246,8 +250,7 @@ def build_seed_iso(files, hash_value, label=CIDATA_LABEL):
     Deterministic: fixed timestamps, files in sorted order; the application identifier carries the
     content hash.
     """
-    if pycdlib is None:
-        raise RuntimeError("pycdlib is needed to build the cloud-init seed ISO (pip install pycdlib)")
+    pycdlib = _library("pycdlib")
 
     def build():
         iso = pycdlib.PyCdlib()

@@ -31,7 +31,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     plan_domain,
     stored_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import instance_id_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import MissingLibraryError, instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
@@ -726,4 +726,4 @@ def _with_uuid(xml, guest_uuid):
 def run_module(module):
     """Entry point for plugins/modules/domain.py."""
     run_guarded(module, lambda conn: DomainRunner(module, conn).run(), "guest %s" % module.params["name"],
-                (SpecError, DomainError, SchemaError))
+                (SpecError, DomainError, SchemaError, MissingLibraryError))

@@ -16,6 +16,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import
     CIDATA_LABEL,
     PVD_LENGTH,
     PVD_OFFSET,
+    MissingLibraryError,
     build_seed_iso,
     parse_pvd,
     normalize_cloud_init,
@@ -201,4 +202,4 @@ def run_module(module):
             return runner.present() if module.params["state"] == "present" else runner.absent()
         except SpecError as exc:
             raise SeedSpecError(str(exc).replace("option cloud_init.", "option ", 1)) from None
-    run_guarded(module, run, "seed volume %s" % module.params["name"], (SeedSpecError,))
+    run_guarded(module, run, "seed volume %s" % module.params["name"], (SeedSpecError, MissingLibraryError))
