@@ -28,21 +28,23 @@ def test_domain_info_reads_specs_stats_and_leases(conn, prefix, ansible, image, 
     db = prefix + "db"
     cmdline = image["cmdline"] + " kvmfleet.dhcp=1"
     ansible.run([
-        guest(web, image, lab, tags={"role": "web"}, interfaces=[{"network": dhcp_net}],
+        # The run's own tag value: guests of other runs (or the README's demo) also carry role: web.
+        guest(web, image, lab, tags={"role": "web", "run": prefix}, interfaces=[{"network": dhcp_net}],
               boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline}),
-        guest(db, image, lab, tags={"role": "db"}, state="shutoff"),
+        guest(db, image, lab, tags={"role": "db", "run": prefix}, state="shutoff"),
     ])
     conn.defineXML("<domain type='qemu'><name>%sother</name><memory unit='MiB'>64</memory>"
                    "<os><type arch='x86_64'>hvm</type></os></domain>" % prefix)
     report = report_where(web, lambda r: any(n["ipv4"] for n in r["nics"].values()), "a DHCP lease", timeout=120)
     mac, nic = next(iter(report["nics"].items()))
 
-    task = {"name": "info", "kvmfleet.libvirt.domain_info": {"tags": {"role": "web"}}, "register": "info"}
+    task = {"name": "info", "kvmfleet.libvirt.domain_info": {"tags": {"role": "web", "run": prefix}},
+            "register": "info"}
     run = ansible.converge([task], expect_change=False)
     guests = run.result("info")["guests"]
     assert [g["name"] for g in guests] == [web]
     info = guests[0]
-    assert info["state"] == "running" and info["managed"] is True and info["tags"] == {"role": "web"}
+    assert info["state"] == "running" and info["managed"] is True and info["tags"] == {"role": "web", "run": prefix}
     assert info["uuid"] == conn.lookupByName(web).UUIDString()
     assert info["stats"]["cpu_time_ns"] > 0
     assert info["stats"]["disks"][0]["dev"] == "vda"
