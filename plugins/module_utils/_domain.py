@@ -470,8 +470,8 @@ class DomainRunner:
         for key in _LIVE_EXPANDED:
             live_spec.pop(key, None)
         live_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
-        _live, later = self.live_changes(plan_domain(live_xml, live_spec, ctx), True)
-        return later
+        live, later = self.live_changes(plan_domain(live_xml, live_spec, ctx), True)
+        return later, live
 
     def apply_live(self, dom, name, live):
         """Apply each live change; one the guest does not take is left to the next boot, and said so.
@@ -585,7 +585,17 @@ class DomainRunner:
         live, later = self.live_changes(plan, running)
         if running and not plan.created:
             known = {what for what, _text in later}
-            later += [item for item in self.pending_on_running_guest(dom, spec, ctx) if item[0] not in known]
+            pending, unapplied = self.pending_on_running_guest(dom, spec, ctx)
+            later += [item for item in pending if item[0] not in known]
+            # Live-capable changes the config already has but the running guest does not (an attach
+            # or a vCPU unplug an earlier run could not apply live), other than those this run applies.
+            applying = {self.live_label(item) for item in live}
+            for item in unapplied:
+                label = self.live_label(item)
+                # The seed's hash lives in metadata the running guest's XML keeps from its boot.
+                if label not in applying and getattr(item, "live", None) != LIVE_SEED:
+                    later.append((label, "%s: in the config but not in the running guest; applies at next boot"
+                                  % label))
         later = [text for _what, text in later]
         wanted_state = self.params["state"]
         restart = bool(later) and running and self.params["restart"] == "if_needed" and wanted_state != "shutoff"

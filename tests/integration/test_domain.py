@@ -132,24 +132,36 @@ def test_changes_that_need_a_reboot(conn, prefix, ansible, image, lab):
     report_where(name, lambda r: r["nics"], "boot")
     dom_id = conn.lookupByName(name).ID()
     cmdline = image["cmdline"] + " kvmfleet.test=1"
-    changed = guest(name, image, lab, boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline})
+    # A SATA disk cannot be hot-plugged: it goes to the config and stays pending until a restart.
+    disks = [{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"},
+             {"pool": lab["pool"], "volume": name + "-data.qcow2", "size": "16MiB", "bus": "sata", "dev": "sda"}]
+    changed = guest(name, image, lab, disks=disks,
+                    boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline})
     run = ansible.converge([changed])
     result = run.result(changed["name"])
     assert result["reboot_required"] is True
     assert any(r.startswith("boot.cmdline:") for r in result["reasons"])
+    assert any("sda" in r and "not applied to the running guest" in r for r in result["reasons"]), result["reasons"]
+    again = ansible.run([changed]).result(changed["name"])
+    assert again["changed"] is False
+    assert any("attach disk sda" in r and "in the config but not in the running guest" in r
+               for r in again["reasons"]), "a device the guest could not take stays pending: %s" % again["reasons"]
     assert conn.lookupByName(name).ID() == dom_id  # not restarted: restart defaults to never
     live = etree.fromstring(harness.domain_xml(conn, name).encode())
     assert live.findtext("os/cmdline") == image["cmdline"]
+    assert live.find("devices/disk/target[@dev='sda']") is None
 
     # restart: if_needed applies a pending change by a real restart (a new QEMU process)
     cmdline2 = cmdline + " kvmfleet.test=2"
-    restarted = guest(name, image, lab, restart="if_needed",
+    restarted = guest(name, image, lab, restart="if_needed", disks=disks,
                       boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline2})
     result = ansible.converge([restarted]).result(restarted["name"])
     assert result["reboot_required"] is False
     assert any(a.startswith("restart") for a in result["actions"])
     assert conn.lookupByName(name).ID() != dom_id
-    assert etree.fromstring(harness.domain_xml(conn, name).encode()).findtext("os/cmdline") == cmdline2
+    live = etree.fromstring(harness.domain_xml(conn, name).encode())
+    assert live.findtext("os/cmdline") == cmdline2
+    assert live.find("devices/disk/target[@dev='sda']") is not None, "the restart brought the pending disk in"
 
 
 def test_power_states_and_absent(conn, prefix, ansible, image, lab):
