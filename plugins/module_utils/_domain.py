@@ -33,7 +33,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import MissingLibraryError, instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri as _is_local_uri
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import pool_for_path as _pool_for_path
@@ -71,12 +71,7 @@ def host_context(conn, own_name, need_macs=True):
 
 
 def _lookup_domain(conn, name):
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
+    return lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
 
 
 def _state(dom):

@@ -87,6 +87,17 @@ def run_guarded(module, run, what, user_errors=()):
     module.exit_json(**result)
 
 
+def lookup_or_none(lookup, name, missing_code):
+    """``lookup(name)`` (conn.lookupByName, conn.networkLookupByName, ...), or None when libvirt says
+    the object does not exist (``missing_code``, e.g. 'VIR_ERR_NO_NETWORK'); other errors propagate."""
+    try:
+        return lookup(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == getattr(libvirt, missing_code):
+            return None
+        raise
+
+
 def libvirt_error_code(exc):
     """The VIR_ERR_* code of a libvirtError, or None for other exceptions."""
     get = getattr(exc, "get_error_code", None)

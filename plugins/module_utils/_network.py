@@ -12,7 +12,7 @@ autostart. Check mode computes the same plan and stops before the first write.
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model import (
     guest_uses_network,
     live_updates,
@@ -28,12 +28,7 @@ class NetworkError(Exception):
 
 
 def _lookup(conn, name):
-    try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            return None
-        raise
+    return lookup_or_none(conn.networkLookupByName, name, "VIR_ERR_NO_NETWORK")
 
 
 _COMMANDS = {"add": "VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", "delete": "VIR_NETWORK_UPDATE_COMMAND_DELETE"}

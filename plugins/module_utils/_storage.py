@@ -18,7 +18,7 @@ import struct
 from urllib.parse import urlsplit
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 SCHEMA_DIR = "/usr/share/libvirt/schemas"
@@ -203,12 +203,7 @@ def lookup_pool(conn, name, option="pool"):
 
 def find_pool(conn, name):
     """The pool named ``name`` or None."""
-    try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            return None
-        raise
+    return lookup_or_none(conn.storagePoolLookupByName, name, "VIR_ERR_NO_STORAGE_POOL")
 
 
 def pool_for_path(conn, path):
