@@ -8,6 +8,7 @@ import libvirt
 import pytest
 from lxml import etree
 
+import harness
 from harness import guest, report_where
 
 pytestmark = pytest.mark.slow
@@ -97,13 +98,19 @@ def test_static_lease_and_live_dhcp_changes(conn, prefix, ansible, image, lab):
                        expect_rc=2)
     assert vm in gone.result("remove")["msg"] and conn.networkLookupByName(name).isActive()
 
-    # With the guest off, the restart applies the MTU.
-    ansible.run([guest(vm, image, lab, state="shutoff", force_off=True, shutdown_timeout=0,
-                       interfaces=[{"network": name, "mac": mac}])])
-    restarted = ansible.run([_net_task(name, subnet, hosts, mtu=1400, restart="if_needed")])
+    # force: true restarts it under the running guest (whose NIC then needs re-plugging) and applies the MTU.
+    restarted = ansible.run([_net_task(name, subnet, hosts, mtu=1400, restart="if_needed", force=True)])
     assert restarted.result("network " + name)["actions"] == ["restart"]
     assert "<mtu size='1400'/>" in net.XMLDesc(0)
     assert restarted.result("network " + name)["restart_required"] is False
+    assert _dnsmasq_pid(name) != pid, "a new dnsmasq: the network really restarted"
+    assert harness.domain_state(conn, vm) == "running"
+
+    # ... and removes it under the running guest.
+    forced = ansible.run([{"name": "remove", "kvmfleet.libvirt.network": {"name": name, "state": "absent",
+                                                                          "force": True}}])
+    assert forced.result("remove")["changed"] and forced.result("remove")["actions"] == ["destroy", "undefine"]
+    assert name not in [n.name() for n in conn.listAllNetworks(0)]
 
 
 def test_network_kinds_define_and_converge(conn, prefix, ansible):
