@@ -28,30 +28,14 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec impo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume, lookup_pool
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import upload_file, volume_xml
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_file, volume_xml
 
 
 def read_iso_header(conn, vol):
     """(label, content hash prefix) of the ISO in a volume, read through a libvirt stream (2 KiB)."""
     if vol.info()[1] < PVD_OFFSET + PVD_LENGTH:
         return None, None
-    stream = conn.newStream(0)
-    chunks = []
-    try:
-        vol.download(stream, PVD_OFFSET, PVD_LENGTH, 0)
-        while sum(len(c) for c in chunks) < PVD_LENGTH:
-            data = stream.recv(PVD_LENGTH)
-            if not data or isinstance(data, int):
-                break
-            chunks.append(data)
-        stream.finish()
-    except libvirt.libvirtError:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise
-    return parse_pvd(b"".join(chunks))
+    return parse_pvd(read_volume(conn, vol, PVD_OFFSET, PVD_LENGTH))
 
 
 class SeedTask:

@@ -297,6 +297,28 @@ def file_digest(path, algorithm):
 
 # ---- streams ------------------------------------------------------------------------------------------
 
+def read_volume(conn, vol, offset, length):
+    """Up to ``length`` bytes of a volume from ``offset``, read through a libvirt stream."""
+    stream = conn.newStream(0)
+    chunks, received = [], 0
+    try:
+        vol.download(stream, offset, length, 0)
+        while received < length:
+            data = stream.recv(min(length - received, CHUNK))
+            if not data or isinstance(data, int):  # end of stream, or -2 (would block)
+                break
+            chunks.append(data)
+            received += len(data)
+        stream.finish()
+    except BaseException:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        raise
+    return b"".join(chunks)
+
+
 def upload_file(conn, vol, path):
     """Write a local file into a volume through a libvirt stream, a chunk at a time."""
     length = os.path.getsize(path)
