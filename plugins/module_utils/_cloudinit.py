@@ -20,7 +20,7 @@ import io
 import importlib
 import json
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, VOLUME_NAME, SpecError
 
 
 class MissingLibraryError(RuntimeError):
@@ -189,6 +189,8 @@ def normalize_cloud_init(raw, option="cloud_init", guest_name=None):
     }
     if not spec["volume"]:
         raise SpecError(option + ".volume", None, "the name of the seed ISO volume is needed")
+    POOL_NAME.parse(spec["pool"], option + ".pool")
+    VOLUME_NAME.parse(spec["volume"], option + ".volume")
     spec["hash"] = content_hash({
         "meta-data": _dump_yaml(meta) + ("instance-id: (from the guest UUID)\n" if derive else ""),
         "user-data": spec["user_data"] or "",

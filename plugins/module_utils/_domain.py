@@ -32,9 +32,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     stored_hash,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import MissingLibraryError, instance_id_for
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError, format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import GUEST_NAME, SpecError, format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo, libvirt, lookup_or_none, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import guests_using_volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri as _is_local_uri
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import pool_for_path as _pool_for_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import volume_xml as _volume_xml
@@ -259,14 +260,28 @@ def ignition_file_current(path, config):
         return False
 
 
-def write_ignition_file(path, config):
-    """Write the config atomically, readable by the qemu process (group libvirt-qemu when it exists)."""
+def write_ignition_file(path, config, undo=None):
+    """Write the config atomically, readable by the qemu process (group libvirt-qemu when it exists).
+
+    With ``undo``, how to take it back is registered: the previous file comes back, or a new one goes.
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kvmfleet-ign-")
+    previous = None
+    if undo is not None and os.path.lexists(path):
+        with open(path, "rb") as handle:
+            previous = handle.read()
+    _replace_file(path, config.encode("utf-8"))
+    if undo is not None:
+        undo.add("Ignition file %s" % path,
+                 (lambda: os.unlink(path)) if previous is None else (lambda: _replace_file(path, previous)))
+
+
+def _replace_file(path, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".kvmfleet-ign-")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(config.encode("utf-8"))
+            handle.write(data)
         try:
             import grp
             os.chown(tmp, 0, grp.getgrnam("libvirt-qemu").gr_gid)
@@ -290,7 +305,7 @@ class DomainRunner:
         self.check = module.check_mode
         self.applied_live = []
         self.live_failures = []
-        self.created_volumes = []
+        self.undo = Undo()  # what this run made, taken back if a later step fails
         self.nvram_reset = False
         self.reasons = []
         self.actions = []
@@ -380,6 +395,18 @@ class DomainRunner:
                                     % (source.get("file") or source.get("volume")))
         return volumes
 
+    def _refuse_shared(self, dom, volumes):
+        """remove_storage deletes no disk image another guest still uses, unless remove_shared_storage says so."""
+        if self.params.get("remove_shared_storage"):
+            return
+        for vol in volumes:
+            pool = vol.storagePoolLookupByVolume()
+            users = guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(dom.name(),))
+            if users:
+                raise DomainError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
+                                  "pointing at a missing file. Nothing was changed. Detach it from them first, or set "
+                                  "remove_shared_storage: true" % (dom.name(), vol.path(), ", ".join(users)))
+
     def absent(self, dom):
         result = {"changed": dom is not None, "state": "absent", "removed_volumes": []}
         if dom is None:
@@ -392,6 +419,7 @@ class DomainRunner:
             raise DomainError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
                               "absent never deletes snapshots" % (dom.name(), snapshots, names))
         volumes = self._disk_volumes(dom) if self.params["remove_storage"] else []
+        self._refuse_shared(dom, volumes)
         result["removed_volumes"] = [v.path() for v in volumes]
         if self.check:
             return result
@@ -616,9 +644,10 @@ class DomainRunner:
             self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
         except libvirt.libvirtError as exc:
             if plan.created and not self.check:
-                self._undo_create(dom)
+                failed = self._undo_create(dom)
                 raise DomainError("guest %s was defined but could not start, so it was removed again along with "
-                                  "the volumes this task created: %s" % (name, exc)) from None
+                                  "the volumes and files this task created: %s; %s"
+                                  % (name, exc, self.undo.describe_failure(failed))) from None
             raise
         autostart_changed = self._autostart(dom, plan.created)
 
@@ -645,7 +674,9 @@ class DomainRunner:
         self.applied_live.extend(self.live_label(item) for item in live)
 
     def _apply(self, dom, name, plan, volume_tasks, live, running, seed_task=None, ignition=None):
-        created_volumes = self.created_volumes
+        """The writes, in order: seed, Ignition file, new volumes, the define, grown volumes. A failure
+        takes back everything this run made (a grown volume stays grown: shrinking could lose data)."""
+        undo = self.undo
         define_xml = plan.after
         try:
             if seed_task is not None:
@@ -658,33 +689,35 @@ class DomainRunner:
                     else:
                         guest_uuid = dom.UUIDString()
                     instance_id = instance_id_for(guest_uuid)
-                created = write_seed(self.conn, seed_task, instance_id)
-                if created is not None:
-                    created_volumes.append(created)
+                write_seed(self.conn, seed_task, instance_id, undo)
             if ignition is not None:
-                write_ignition_file(ignition["path"], ignition["config"])
+                write_ignition_file(ignition["path"], ignition["config"], undo)
             for task in volume_tasks:
                 if task.vol is None:
-                    created_volumes.append(task.pool.createXML(
-                        _volume_xml(task.name, task.size, task.fmt, backing=task.backing), 0))
-                else:
-                    self._grow(dom, task, running)
+                    vol = task.pool.createXML(_volume_xml(task.name, task.size, task.fmt, backing=task.backing), 0)
+                    undo.add("volume %s" % vol.path(), lambda vol=vol: vol.delete(0))
             if plan.changed:
-                self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-        except libvirt.libvirtError as exc:
-            for vol in created_volumes:  # leave no half-made objects behind
-                vol.delete(0)
-            raise DomainError("libvirt refused the change to guest %s: %s" % (name, exc)) from None
+                defined = self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                if dom is None:
+                    undo.add("guest %s" % name, lambda: defined.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM))
+            for task in volume_tasks:
+                if task.vol is not None:
+                    self._grow(dom, task, running)
+        except (libvirt.libvirtError, OSError) as exc:
+            failed = undo.rollback()
+            raise DomainError("the change to guest %s failed: %s; %s" % (name, exc, undo.describe_failure(failed))) \
+                from None
+        except BaseException:
+            undo.rollback()
+            raise
         if running and live:
             self.apply_live(self.conn.lookupByName(name), name, live)
 
     def _undo_create(self, dom):
-        """Take back a guest this run defined (and its new volumes): no half-made objects."""
+        """Take back a guest this run defined, with everything made for it: no half-made objects."""
         if dom.isActive():
             dom.destroy()
-        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        for vol in self.created_volumes:
-            vol.delete(0)
+        return self.undo.rollback()
 
     def _grow(self, dom, task, running):
         if running and dom is not None:
@@ -709,7 +742,7 @@ class DomainRunner:
         return True
 
     def run(self):
-        name = self.params["name"]
+        name = GUEST_NAME.parse(self.params["name"], "name")
         dom = _lookup_domain(self.conn, name)
         if self.params["state"] == "absent":
             return self.absent(dom)

@@ -20,16 +20,23 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     Choice,
     Codec,
     ElementList,
+    GUEST_NAME,
+    NETWORK_NAME,
+    POOL_NAME,
+    TEXT,
+    VOLUME_NAME,
     Field,
     Int,
     KiB,
     Mac,
     SpecError,
+    Text,
     Toggle,
     YesNo,
+    confined_path,
     ensure_path,
     find_path,
-    parse_size,
+    parse_disk_size,
     prune_empty,
     reconcile_fields,
 )
@@ -43,7 +50,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLIn
 
 METADATA_NS = "https://kvmfleet.dev/xmlns/libvirt/guest/1"
 METADATA_PREFIX = "kvmfleet"
-SECRET_MASK = "********"
+SECRET_MASK = "********"  # a secret's place in a --diff: never its value, old or new
 
 # Live kinds: how a running guest takes a change without a restart.
 LIVE_MEMORY = "memory"
@@ -138,20 +145,27 @@ class SecureBoot(Field):
 
 
 _POLICIES = Choice("force", "require", "optional", "disable", "forbid")
+# Free text that libvirt's schema restricts (domaincommon.rng): checked value by value, naming the option.
+_ABS_PATH = Text("absFilePath")
+_CPUSET = Text("cpuset")
+_DEVICE_NAME = Text("deviceName")
+_HOST_NAME = Text("addrIPorName")
+MAX_VCPUS = 4096
 _AGENT = "org.qemu.guest_agent.0"
 
 DOMAIN_FIELDS = [
     Field("virt_type", "", "type", Choice("kvm", "qemu")),
-    Field("title", "title"),
+    Field("title", "title", codec=Text("objectNameWithSlash")),
     Field("description", "description"),
-    Field("memory", "memory", codec=KiB(), fixed={"unit": "KiB"}),
-    Field("current_memory", "currentMemory", codec=KiB(), fixed={"unit": "KiB"}, live=LIVE_MEMORY),
-    Field("max_vcpus", "vcpu", codec=Int(minimum=1, maximum=4096)),
+    Field("memory", "memory", codec=KiB(minimum=1024), fixed={"unit": "KiB"}),
+    Field("current_memory", "currentMemory", codec=KiB(minimum=1024), fixed={"unit": "KiB"}, live=LIVE_MEMORY),
+    Field("max_vcpus", "vcpu", codec=Int(minimum=1, maximum=MAX_VCPUS)),
     VcpuCurrent(),
     Field("arch", "os/type", "arch"),
-    Field("machine", "os/type", "machine"),  # compared through ctx.machine_aliases (normalize_spec)
-    Field("boot.kernel", "os/kernel"),
-    Field("boot.initrd", "os/initrd"),
+    # machine is compared through ctx.machine_aliases (normalize_spec); its pattern is the schema's, inline there
+    Field("machine", "os/type", "machine", Text(pattern=r"[a-zA-Z0-9_\.\-]+")),
+    Field("boot.kernel", "os/kernel", codec=_ABS_PATH),
+    Field("boot.initrd", "os/initrd", codec=_ABS_PATH),
     Field("boot.cmdline", "os/cmdline"),
     Field("cpu.mode", "cpu", "mode", Choice("host-passthrough", "host-model", "custom", "maximum")),
     Field("cpu.model", "cpu/model"),
@@ -165,16 +179,17 @@ DOMAIN_FIELDS = [
                                                "coredump-destroy", "coredump-restart")),
     Firmware(),
     SecureBoot(),
-    Field("max_memory", "maxMemory", codec=KiB(), fixed={"unit": "KiB"}),
+    Field("max_memory", "maxMemory", codec=KiB(minimum=1024), fixed={"unit": "KiB"}),
     Field("max_memory_slots", "maxMemory", "slots", Int(minimum=1, maximum=255)),
     ElementList("boot.devices", "os", "boot", [("dev", "dev", Choice("hd", "cdrom", "network", "fd"))],
                 shorthand="dev"),
-    ElementList("cpu.features", "cpu", "feature", [("name", "name", Codec()), ("policy", "policy", _POLICIES)],
+    ElementList("cpu.features", "cpu", "feature", [("name", "name", Text("featureName")), ("policy", "policy", _POLICIES)],
                 ordered=False, shorthand="name", defaults={"policy": "require"}),
-    ElementList("cpu.numa", "cpu/numa", "cell", [("cpus", "cpus", Codec()), ("memory", "memory", KiB())],
+    ElementList("cpu.numa", "cpu/numa", "cell", [("cpus", "cpus", _CPUSET), ("memory", "memory", KiB(minimum=1024))],
                 fixed={"unit": "KiB"}, index="id"),
     ElementList("cputune.vcpupin", "cputune", "vcpupin",
-                [("vcpu", "vcpu", Int(minimum=0)), ("cpuset", "cpuset", Codec())], ordered=False),
+                [("vcpu", "vcpu", Int(minimum=0, maximum=MAX_VCPUS - 1)), ("cpuset", "cpuset", _CPUSET)],
+                ordered=False),
     Toggle("hugepages", "memoryBacking/hugepages", "memoryBacking", "<hugepages/>"),
     Toggle("tpm", "devices/tpm", "devices",
            "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"),
@@ -276,9 +291,9 @@ class Disks(DeviceKind):
         Field("discard", "driver", "discard", Choice("unmap", "ignore")),
         Field("readonly", "readonly", PRESENCE),
         Field("shareable", "shareable", PRESENCE),
-        Field("serial", "serial"),
+        Field("serial", "serial", codec=Text("diskSerial")),
         Field("boot_order", "boot", "order", Int(minimum=1)),
-        ElementList("hosts", "source", "host", [("name", "name", Codec()), ("port", "port", Int(1, 65535)),
+        ElementList("hosts", "source", "host", [("name", "name", _HOST_NAME), ("port", "port", Int(1, 65535)),
                                                 ("transport", "transport", Choice("tcp", "rdma", "unix"))]),
     )
 
@@ -306,7 +321,7 @@ class Interfaces(DeviceKind):
     fields = (
         Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode")}),
         Field("mac", "mac", "address", Mac()),
-        Field("model", "model", "type"),
+        Field("model", "model", "type", Text(pattern=r"[a-zA-Z0-9\-_]+")),  # the schema's inline pattern
         Field("link_state", "link", "state", Choice("up", "down")),
         Field("mtu", "mtu", "size", Int(minimum=68, maximum=65535)),
         Field("vlan", "vlan/tag", "id", Int(minimum=0, maximum=4095)),
@@ -361,8 +376,8 @@ class Serials(DeviceKind):
     tag = "serial"
     fields = (
         Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio")),
-        Field("path", "source", "path"),
-        Field("log", "log", "file"),
+        Field("path", "source", "path", _ABS_PATH),
+        Field("log", "log", "file", _ABS_PATH),
         Field("log_append", "log", "append", YesNo()),
     )
 
@@ -397,10 +412,10 @@ class Graphics(DeviceKind):
     name = "graphics"
     tag = "graphics"
     fields = (
-        Field("listen", "listen", "address", fixed={"type": "address"}),
+        Field("listen", "listen", "address", _HOST_NAME, fixed={"type": "address"}),
         Field("autoport", "", "autoport", YesNo("yes", "no")),
         Field("port", "", "port", Int(minimum=-1, maximum=65535)),
-        Field("password", "", "passwd"),
+        Field("password", "", "passwd", secret=True),
     )
 
     def key_of(self, elem):
@@ -519,6 +534,18 @@ def _lookup(raw, dotted):
     return raw
 
 
+_DISK_TARGET = Text("diskTargetDev", accepted="expected a target device name such as vda, sdb or hdc")
+
+
+def host_path(value, option):
+    """An absolute path on the host, as libvirt's schema takes it, and without '..' components (a
+    disk's path is the user's choice; a path that climbs out of where it names is refused)."""
+    path = _ABS_PATH.parse(value, option)
+    if "/../" in path + "/" or "/./" in path + "/":
+        raise SpecError(option, value, "expected an absolute path without '.' or '..' components")
+    return path
+
+
 _DISK_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
 
 
@@ -546,9 +573,11 @@ def _normalize_disks(raw_disks):
         if raw.get("volume") is not None:
             if not raw.get("pool"):
                 raise SpecError(option + "pool", raw.get("pool"), "a pool name is needed with volume")
-            spec["source"] = ("volume", tuple(sorted({"pool": raw["pool"], "volume": raw["volume"]}.items())))
+            pool = POOL_NAME.parse(raw["pool"], option + "pool")
+            volume = VOLUME_NAME.parse(raw["volume"], option + "volume")
+            spec["source"] = ("volume", tuple(sorted({"pool": pool, "volume": volume}.items())))
         elif raw.get("block") is not None:
-            spec["source"] = ("block", (("dev", raw["block"]),))
+            spec["source"] = ("block", (("dev", host_path(raw["block"], option + "block")),))
         elif raw.get("network") is not None:
             net = raw["network"]
             if not isinstance(net, dict) or not net.get("protocol") or not net.get("name"):
@@ -560,13 +589,13 @@ def _normalize_disks(raw_disks):
             if hosts:
                 spec["hosts"] = hosts
         elif raw.get("path") is not None:
-            spec["source"] = ("file", (("file", raw["path"]),))
+            spec["source"] = ("file", (("file", host_path(raw["path"], option + "path")),))
         elif spec["device"] in ("cdrom", "floppy"):
             spec["source"] = ("file", ())  # an empty drive
         else:
             raise SpecError(option + "path", None, "a disk needs path, volume (with pool), block or network")
         if raw.get("size") is not None:
-            spec["size"] = parse_size(raw["size"], option + "size", "GiB")
+            spec["size"] = parse_disk_size(raw["size"], option + "size")
         if raw.get("backing") is not None:
             if spec["source"][0] not in ("volume", "file") or not dict(spec["source"][1]).get(
                     "volume", dict(spec["source"][1]).get("file")) or spec["device"] != "disk":
@@ -579,7 +608,7 @@ def _normalize_disks(raw_disks):
             spec["backing"] = str(raw["backing"])
         if spec["device"] == "cdrom":
             spec["readonly"] = True
-        dev = raw.get("dev")
+        dev = _DISK_TARGET.parse(raw.get("dev"), option + "dev")
         if dev is None:
             prefix = _DISK_PREFIX[spec["bus"]]
             number = 0
@@ -608,13 +637,13 @@ def _normalize_interfaces(raw_nics):
                             "give exactly one of network, bridge or direct (a host interface)")
         kind = kinds[0]
         if kind == "network":
-            attrs = {"network": raw["network"]}
+            attrs = {"network": NETWORK_NAME.parse(raw["network"], option + "network")}
             if raw.get("portgroup"):
-                attrs["portgroup"] = raw["portgroup"]
+                attrs["portgroup"] = _DEVICE_NAME.parse(raw["portgroup"], option + "portgroup")
         elif kind == "bridge":
-            attrs = {"bridge": raw["bridge"]}
+            attrs = {"bridge": _DEVICE_NAME.parse(raw["bridge"], option + "bridge")}
         else:
-            attrs = {"dev": raw["direct"], "mode": raw.get("direct_mode") or "bridge"}
+            attrs = {"dev": _DEVICE_NAME.parse(raw["direct"], option + "direct"), "mode": raw.get("direct_mode") or "bridge"}
         spec["source"] = (kind, tuple(sorted(attrs.items())))
         spec.setdefault("model", "virtio")
         if spec.get("mac"):
@@ -666,7 +695,7 @@ def _normalize_tags(tags):
 
 def normalize_spec(params, ctx):
     """Module parameters -> normalised spec. Raises SpecError, naming the option, on bad input."""
-    spec = {"name": params["name"]}
+    spec = {"name": GUEST_NAME.parse(params["name"], "name")}
     spec.update(_parse_fields(DOMAIN_FIELDS, params, ""))
     if spec.get("machine"):
         # libvirt stores the canonical machine type: 'pc' comes back as 'pc-i440fx-7.2'.
@@ -677,6 +706,8 @@ def normalize_spec(params, ctx):
             and spec["current_memory"] > spec["memory"]:
         raise SpecError("current_memory", params.get("current_memory"),
                         "it must not exceed memory (%s)" % params.get("memory"))
+    if spec.get("vcpus") is not None and spec["vcpus"] > MAX_VCPUS:
+        raise SpecError("vcpus", params.get("vcpus"), "expected a whole number from 1 to %d" % MAX_VCPUS)
     if spec.get("vcpus") is not None and spec.get("max_vcpus") is not None and spec["vcpus"] > spec["max_vcpus"]:
         raise SpecError("vcpus", params.get("vcpus"), "it must not exceed max_vcpus (%s)" % params.get("max_vcpus"))
     if spec.get("secure_boot") and spec.get("firmware", "efi") != "efi":
@@ -735,8 +766,9 @@ def _normalize_seed(raw, spec):
     return seed
 
 
-def ignition_path(guest_name):
-    return "%s/%s.ign" % (IGNITION_DIR, guest_name)
+def ignition_path(guest_name, option="name"):
+    """The guest's Ignition file, confined to IGNITION_DIR (the guest name is checked before this)."""
+    return confined_path(IGNITION_DIR, "%s.ign" % guest_name, option)
 
 
 def _seed_target(devices, spec):
@@ -939,6 +971,7 @@ def _same_tree(a, b):
 def apply_xml_edits(root, edits):
     """Apply the escape-hatch edits; each is idempotent (it writes only what is not there yet)."""
     changes = []
+    secret = secret_attributes()
     for edit in edits:
         xpath, action = edit["xpath"], edit["action"]
         path, attr = xpath, None
@@ -962,15 +995,17 @@ def apply_xml_edits(root, edits):
                         node.set(attr, value)
                     else:
                         node.text = value
-                    changes.append(Change("xml_edits: %s" % xpath, current, value))
+                    changes.append(Change("xml_edits: %s" % xpath, current, value, secret=attr in secret))
             elif action == "attributes":
                 for name, value in edit["value"].items():
                     if value is None:
                         if name in node.attrib:
-                            changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), None))
+                            changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), None,
+                                                  secret=name in secret))
                             node.attrib.pop(name)
                     elif node.get(name) != str(value):
-                        changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), str(value)))
+                        changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), str(value),
+                                              secret=name in secret))
                         node.set(name, str(value))
             else:
                 fragment = edit["fragment"]
@@ -1013,23 +1048,43 @@ class Plan:
                 "before_header": "domain (persistent config)", "after_header": "domain (persistent config)"}
 
 
+def _secret_fields(kind):
+    return [field for field in kind.fields if field.secret]
+
+
 def mask_secrets(xml, compare_to=None):
-    """Replace graphics passwords in an XML string; a changed one is shown as changed, never in clear."""
+    """The XML with every secret field (as the tables declare them) replaced by a mask; one that
+    differs from ``compare_to`` (the before side of a diff) shows as changed, never in clear."""
     if not xml:
         return xml
     root = parse_xml(xml)
-    old = {}
-    if compare_to:
-        old = {g.get("type"): g.get("passwd") for g in parse_xml(compare_to).iterfind("devices/graphics")}
-    for graphics in root.iterfind("devices/graphics"):
-        if graphics.get("passwd") is not None:
-            changed = compare_to is not None and old.get(graphics.get("type")) != graphics.get("passwd")
-            graphics.set("passwd", SECRET_MASK + (" (changed)" if changed else ""))
+    old_root = parse_xml(compare_to) if compare_to else None
+    for kind in DEVICE_KINDS:
+        secret = _secret_fields(kind)
+        devices = root.find("devices")
+        if not secret or devices is None:
+            continue
+        old = {}
+        if old_root is not None and old_root.find("devices") is not None:
+            old = {kind.key_of(e): e for e in kind.select(old_root.find("devices"))}
+        for elem in kind.select(devices):
+            before = old.get(kind.key_of(elem))
+            for field in secret:
+                value = field.read(elem)
+                if value is None:
+                    continue
+                changed = old_root is not None and (before is None or field.read(before) != value)
+                field.write(elem, SECRET_MASK + (" (changed)" if changed else ""))
     for tag in ("cloud-init", "ignition"):  # hashes of content that may hold secrets: a prefix shows a change
         node = _content_node(root, tag)
         if node is not None and node.get("hash"):
             node.set("hash", short_hash(node.get("hash")) + "...")
     return to_string(root)
+
+
+def secret_attributes():
+    """XML attribute names the tables declare secret (an escape-hatch edit of one is masked too)."""
+    return {field.where for kind in DEVICE_KINDS for field in _secret_fields(kind) if field.where != TEXT}
 
 
 def _reconcile_device_list(devices, kind, specs, ctx):
@@ -1122,7 +1177,7 @@ def plan_domain(current_xml, spec, ctx):
         mark_nvram_reset(root, True)
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
     if created:  # a new guest has no "before": list what it is made with
-        changes = [Change(c.what, None, c.after, c.live) for c in changes]
+        changes = [Change(c.what, None, c.after, c.live, c.secret) for c in changes]
     return Plan(before, root, changes, device_ops, created)
 
 
@@ -1151,10 +1206,10 @@ def _set_dotted(target, dotted, value):
     target[parts[-1]] = value
 
 
-def _read_fields(elem, fields, skip=()):
+def _read_fields(elem, fields):
     spec = {}
     for field in fields:
-        if field.key in skip or field.key == "source":
+        if field.key == "source" or field.secret:
             continue
         value = field.read(elem)
         if isinstance(field, ElementList):
@@ -1185,7 +1240,7 @@ def read_spec(xml):
     spec["graphics"] = []
     for elem in DEVICE_KIND["graphics"].select(devices):
         item = {"type": elem.get("type")}
-        item.update(_read_fields(elem, Graphics.fields, skip=("password",)))
+        item.update(_read_fields(elem, Graphics.fields))
         spec["graphics"].append(item)
     spec["hostdevs"] = []
     for elem in DEVICE_KIND["hostdevs"].select(devices):

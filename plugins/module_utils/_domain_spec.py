@@ -152,6 +152,7 @@ def guest_options():
         "shutdown_timeout": {"type": "int", "default": 120},
         "force_off": {"type": "bool", "default": False},
         "remove_storage": {"type": "bool", "default": False},
+        "remove_shared_storage": {"type": "bool", "default": False},
     }
 
 

@@ -11,9 +11,10 @@ so an unchanged spec leaves the document byte for byte as libvirt wrote it.
 
 from __future__ import annotations
 
+import os
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, register_value_type, schema_value_error
 
 
 class SpecError(ValueError):
@@ -58,6 +59,22 @@ def parse_size(value, option, default_unit="MiB"):
     return int(size)
 
 
+def parse_disk_size(value, option):
+    """A disk or volume size in bytes. It must carry its unit: a bare number is refused, not guessed.
+
+    (Until 0.2 a bare number meant GiB in ``disks[].size`` and MiB in the volume module's ``size``;
+    now one rule holds for every disk size, and no playbook silently gets a size it did not mean.)
+    """
+    match = None if isinstance(value, bool) else _SIZE_RE.match(str(value))
+    if match and not match.group(2):
+        raise SpecError(option, value, "a disk size needs its unit, such as %sGiB or %sMiB (a bare number is not "
+                                       "taken: it used to mean GiB in disks[].size and MiB in a volume's size)"
+                        % (match.group(1), match.group(1)))
+    if not match:
+        raise SpecError(option, value, "expected a size with its unit, such as 20GiB, 512MiB or 10G")
+    return parse_size(value, option)
+
+
 def format_size(nbytes):
     """A short human form: the largest binary unit that divides the size exactly."""
     for unit in ("TiB", "GiB", "MiB", "KiB"):
@@ -84,6 +101,34 @@ class Codec:
     def show(self, value):
         """The normalised value as a user would write it in a spec (for read-back)."""
         return value
+
+
+class Text(Codec):
+    """Text that libvirt's schema restricts: the value is checked against the schema's own definition
+    (``schema``: a data type defined in ``schema_file``, such as 'diskSerial' in domaincommon.rng), or
+    against ``pattern`` where the schema writes the pattern inline, so that bad input names its option
+    instead of failing the whole document's validation."""
+
+    def __init__(self, schema=None, pattern=None, schema_file="domaincommon.rng", accepted=None):
+        self.schema, self.schema_file = schema, schema_file
+        self.pattern = None if pattern is None else re.compile(pattern)
+        self.accepted = accepted
+        if schema and etree is not None:
+            register_value_type(schema, schema_file)
+
+    def parse(self, value, option):
+        if value is None:
+            return None
+        if isinstance(value, (dict, list, bool)):
+            raise SpecError(option, value, "expected a string")
+        text = str(value)
+        bad = bool(self.pattern and not self.pattern.fullmatch(text))
+        if not bad and self.schema:
+            bad = bool(schema_value_error(text, self.schema, self.schema_file))
+        if bad:
+            raise SpecError(option, value, self.accepted or "libvirt's schema does not accept it (%s)" % (
+                "pattern %s" % self.pattern.pattern if self.pattern else "%s in %s" % (self.schema, self.schema_file)))
+        return text
 
 
 class Int(Codec):
@@ -168,8 +213,9 @@ class Mac(Codec):
 class KiB(Codec):
     """Sizes stored as ``<elem unit='KiB'>n</elem>``; spec values in MiB or with a unit."""
 
-    def __init__(self, default_unit="MiB"):
+    def __init__(self, default_unit="MiB", minimum=0):
         self.default_unit = default_unit
+        self.minimum = minimum  # in KiB
 
     def parse(self, value, option):
         if value is None:
@@ -177,6 +223,8 @@ class KiB(Codec):
         nbytes = parse_size(value, option, self.default_unit)
         if nbytes % 1024:
             raise SpecError(option, value, "expected a size that is a whole number of KiB")
+        if nbytes // 1024 < self.minimum:
+            raise SpecError(option, value, "expected a size of at least %s" % format_size(self.minimum * 1024))
         return nbytes // 1024
 
     def load(self, text):
@@ -184,6 +232,51 @@ class KiB(Codec):
 
     def show(self, value):
         return format_size(value * 1024)
+
+
+# ---- names that libvirt (and this collection) turn into file names ---------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ObjectName(Codec):
+    """The name of a guest, network, pool or volume.
+
+    libvirt keeps each of these as a file name (``/etc/libvirt/qemu/NAME.xml``, the volume's own
+    file, NVRAM and Ignition files named after the guest), and its schema allows almost anything
+    else; its drivers refuse '/' only at define time, and for a guest named '.' or '..' they act on
+    the directories that name resolves to. One rule for all of them, checked before anything is
+    written and in check mode alike: 1 to ``max_bytes`` bytes (UTF-8), no '/', no control
+    characters, not '.' or '..'.
+    """
+
+    def __init__(self, what, max_bytes=200):
+        self.what, self.max_bytes = what, max_bytes
+
+    def parse(self, value, option):
+        text = value if isinstance(value, str) else None
+        if not text or "/" in text or text in (".", "..") or _CONTROL.search(text) \
+                or len(text.encode("utf-8")) > self.max_bytes:
+            raise SpecError(option, value, "expected a %s name of 1 to %d bytes without '/' or control characters, "
+                                           "and not '.' or '..' (libvirt keeps it as a file name)"
+                            % (self.what, self.max_bytes))
+        return text
+
+
+GUEST_NAME = ObjectName("guest")
+NETWORK_NAME = ObjectName("network")
+POOL_NAME = ObjectName("pool")
+VOLUME_NAME = ObjectName("volume", 255)  # a file in the pool's directory: the file system's limit
+
+
+def confined_path(directory, filename, option):
+    """``directory/filename``, refused unless it stays inside ``directory`` once resolved (no '..',
+    no separator, no symlink that points elsewhere). For files the collection names after user input."""
+    VOLUME_NAME.parse(filename, option)
+    path = os.path.join(directory, filename)
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory):
+        raise SpecError(option, filename, "the file %s would resolve outside %s (a symlink?); refused" % (path, directory))
+    return path
 
 
 # ---- fields ----------------------------------------------------------------------------------------
@@ -227,16 +320,18 @@ class Field:
 
     ``where`` is TEXT (the element's text), PRESENCE (a boolean: whether the element exists), or an
     attribute name. ``live`` names how a running guest can take a change of this field without a
-    restart (None: only at the next boot).
+    restart (None: only at the next boot). ``secret`` fields (passwords) are declared so here, once:
+    their values never leave the module, old or new.
     """
 
-    def __init__(self, key, path, where=TEXT, codec=None, live=None, fixed=None):
+    def __init__(self, key, path, where=TEXT, codec=None, live=None, fixed=None, secret=False):
         self.key = key
         self.path = path
         self.where = where
         self.codec = codec or Codec()
         self.live = live
         self.fixed = fixed or {}  # attributes written along with the value, e.g. unit='KiB'
+        self.secret = secret  # the value never appears in a result, warning, error or diff
 
     def read(self, elem):
         node = find_path(elem, self.path)
@@ -265,16 +360,31 @@ class Field:
             node.set(self.where, self.codec.dump(value))
 
 
-class Change:
-    """One difference the reconcile found: where, what was there, what is wanted, and how it can apply."""
+SECRET_SET, SECRET_CHANGED, SECRET_REMOVED = "<secret set>", "<secret changed>", "<secret removed>"
 
-    def __init__(self, what, before, after, live=None):
-        self.what, self.before, self.after, self.live = what, before, after, live
+
+class Change:
+    """One difference the reconcile found: where, what was there, what is wanted, and how it can apply.
+
+    A ``secret`` change never shows its values: describe() says only that the secret changed.
+    """
+
+    def __init__(self, what, before, after, live=None, secret=False):
+        self.what, self.before, self.after, self.live, self.secret = what, before, after, live, secret
 
     def __repr__(self):
+        if self.secret:
+            return "Change(%s: %s, live=%s)" % (self.what, self.describe_secret(), self.live)
         return "Change(%s: %r -> %r, live=%s)" % (self.what, self.before, self.after, self.live)
 
+    def describe_secret(self):
+        if self.before is None:
+            return SECRET_SET
+        return SECRET_REMOVED if self.after is None else SECRET_CHANGED
+
     def describe(self):
+        if self.secret:
+            return "%s: %s" % (self.what, self.describe_secret())
         return "%s: %s -> %s" % (self.what, _show(self.before), _show(self.after))
 
 
@@ -292,7 +402,7 @@ def reconcile_fields(elem, fields, wanted, label=""):
         current = field.read(elem)
         if current != value:
             field.write(elem, value)
-            changes.append(Change(label + field.key, current, value, field.live))
+            changes.append(Change(label + field.key, current, value, field.live, field.secret))
     return changes
 
 

@@ -87,6 +87,37 @@ def run_guarded(module, run, what, user_errors=()):
     module.exit_json(**result)
 
 
+class Undo:
+    """What a multi-step change has made so far, so that a failure part way takes it back.
+
+    Each write that makes or overwrites something registers how to take it back (delete the volume
+    it created, put back the file it replaced, undefine the guest it defined); ``rollback`` runs
+    them newest first and returns what could not be taken back (for the error message).
+    """
+
+    def __init__(self):
+        self._steps = []
+
+    def add(self, what, take_back):
+        self._steps.append((what, take_back))
+
+    def rollback(self):
+        failed = []
+        for what, take_back in reversed(self._steps):
+            try:
+                take_back()
+            except Exception as exc:  # pylint: disable=broad-except  # report, keep taking the rest back
+                failed.append("%s (%s)" % (what, exc))
+        self._steps = []
+        return failed
+
+    def describe_failure(self, failed):
+        """The sentence an error message ends with: what was taken back, and what could not be."""
+        if not failed:
+            return "everything this task had made was taken back"
+        return "some of what this task made could not be taken back: %s" % "; ".join(failed)
+
+
 def lookup_or_none(lookup, name, missing_code):
     """``lookup(name)`` (conn.lookupByName, conn.networkLookupByName, ...), or None when libvirt says
     the object does not exist (``missing_code``, e.g. 'VIR_ERR_NO_NETWORK'); other errors propagate."""

@@ -22,8 +22,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     ElementList,
     Field,
     Int,
+    NETWORK_NAME,
     Mac,
     SpecError,
+    Text,
     YesNo,
     prune_empty,
     reconcile_fields,
@@ -70,6 +72,9 @@ class BridgeName(Codec):
         return str(value)
 
 
+_DNS_NAME = Text("dnsName", schema_file="network.rng", accepted="expected a DNS name: letters, digits, '.' and '-'")
+_DEVICE_NAME = Text("deviceName", schema_file="network.rng")
+
 # ---- the field table --------------------------------------------------------------------------------
 
 NETWORK_FIELDS = (
@@ -78,13 +83,13 @@ NETWORK_FIELDS = (
     Field("bridge_delay", "bridge", "delay", Int(0)),
     Field("mtu", "mtu", "size", Int(68, 65535)),
     Field("mac", "mac", "address", Mac()),
-    Field("domain", "domain", "name"),
+    Field("domain", "domain", "name", _DNS_NAME),
     Field("domain_local_only", "domain", "localOnly", YesNo("yes", "no")),
-    Field("forward_dev", "forward", "dev"),
+    Field("forward_dev", "forward", "dev", _DEVICE_NAME),
 )
 
 # Forward interfaces of a macvtap network: a pool of host NICs (<forward><interface dev=.../>).
-FORWARD_INTERFACES = ElementList("interfaces", "forward", "interface", [("dev", "dev", Codec())],
+FORWARD_INTERFACES = ElementList("interfaces", "forward", "interface", [("dev", "dev", _DEVICE_NAME)],
                                  ordered=False, shorthand="dev")
 
 # Inside one <ip> element. Items of unordered lists compare as sets.
@@ -118,6 +123,8 @@ class DnsHosts(Field):
                 names = [names]
             if ip is None or not names or not all(isinstance(n, str) and n for n in names):
                 raise SpecError(where, raw, "expected ip and a non-empty list of hostnames")
+            for position, name in enumerate(names):
+                _DNS_NAME.parse(name, "%s.hostnames[%d]" % (where, position))
             if ip in seen:
                 raise SpecError(where + ".ip", ip, "each address once (it is also dns_hosts[%d]); list all "
                                                    "its names in hostnames" % seen[ip])
@@ -318,7 +325,7 @@ def normalize_ip(raw, family, option):
 
 def normalize_spec(params):
     """The user's parameters checked and normalised. Raises SpecError before anything changes."""
-    spec = {"name": params["name"], "forward": params.get("forward"),
+    spec = {"name": NETWORK_NAME.parse(params["name"], "name"), "forward": params.get("forward"),
             "macvtap_mode": params.get("macvtap_mode")}
     for field in NETWORK_FIELDS:
         spec[field.key] = field.codec.parse(params.get(field.key), field.key)

@@ -12,8 +12,9 @@ started is undefined again.
 from __future__ import annotations
 
 import os
+import stat
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, libvirt_error_code, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
     POOL_TYPES,
@@ -37,6 +38,8 @@ DIRECTORY_TYPES = ("dir", "fs", "netfs")
 FORMATTING_TYPES = ("fs", "disk", "logical")
 # Pool types whose source devices are local block devices.
 LOCAL_DEVICE_TYPES = ("fs", "disk", "logical")
+# Pool types whose build does nothing but make the target directory (with the declared owner and mode).
+MKDIR_ONLY_TYPES = ("dir", "netfs")
 
 
 def argument_spec():
@@ -95,6 +98,9 @@ class PoolRunner:
             return
         path = pool_target_path(plan.after)
         if plan.type in DIRECTORY_TYPES and path:
+            if will_build and os.path.islink(path):
+                raise SpecError("path", path, "it is a symlink (to %s); build would change the owner and mode of what "
+                                              "it points to. Give the real directory's path" % os.readlink(path))
             if os.path.exists(path) and not os.path.isdir(path):
                 raise SpecError("path", path, "it exists and is not a directory; a %s pool's target path must be a "
                                               "directory (or not exist yet, with build: true)" % plan.type)
@@ -127,9 +133,15 @@ class PoolRunner:
             self.actions.append("define" if plan.created else "redefine")
             if not self.check:
                 pool = self.conn.storagePoolDefineXML(plan.after, 0)
+        existing = self.existing_directory(plan.type, path) if will_build else None
+        if existing is not None and plan.type in MKDIR_ONLY_TYPES:
+            will_build = False  # all build would do is chmod/chown the existing directory: leave it alone
+            self.actions.append("build skipped: %s exists (its owner and mode are left as they are)" % path)
         try:
             if will_build:
                 self._build(pool, plan.type)
+                if existing is not None:
+                    self._restore_directory(path, existing)
             if will_start:
                 self.actions.append("start")
                 if not self.check:
@@ -165,6 +177,39 @@ class PoolRunner:
             "target_path": path,
             "uuid": None if pool is None or self.check and plan.created else pool.UUIDString(),
         }
+
+    def existing_directory(self, pool_type, path):
+        """(mode, uid, gid) of the pool's target directory when it exists on this host, else None.
+
+        libvirt's build makes the directory and gives it the declared owner and mode, also when it
+        exists already; an existing directory is left as it is (the declared owner and mode apply to a
+        directory that build creates).
+        """
+        if not self.local or pool_type not in DIRECTORY_TYPES or not path:
+            return None
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(info.st_mode):
+            return None
+        return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+    def _restore_directory(self, path, existing):
+        """Put an existing directory's owner and mode back after a build (fs pools: build formats the
+        device and also chmods the mount point). Through a descriptor opened without following links."""
+        if self.check:
+            return
+        mode, uid, gid = existing
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if (info.st_uid, info.st_gid) != (uid, gid):
+                os.fchown(fd, uid, gid)
+            if stat.S_IMODE(info.st_mode) != mode:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
     def _build(self, pool, pool_type):
         self.actions.append("build")
@@ -275,7 +320,7 @@ class PoolRunner:
         return self._target_description(root)
 
     def run(self):
-        pool = find_pool(self.conn, self.params["name"])
+        pool = find_pool(self.conn, POOL_NAME.parse(self.params["name"], "name"))
         if self.params["state"] == "absent":
             return self.absent(pool)
         return self.present(pool)

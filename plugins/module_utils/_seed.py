@@ -10,7 +10,6 @@ volume's ISO header (label, content hash) is read back through a libvirt stream.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import (
     CIDATA_LABEL,
@@ -28,7 +27,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec impo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume, lookup_pool
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_file, volume_xml
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_data, volume_xml
 
 
 def read_iso_header(conn, vol):
@@ -75,26 +74,41 @@ def plan_seed(conn, seed, current_hash, check=False):
     return SeedTask(seed, pool, vol)
 
 
-def write_seed(conn, task, instance_id):
-    """Build the ISO into a temporary file and stream it into the volume; returns a volume this created."""
+def write_seed(conn, task, instance_id, undo=None):
+    """Build the ISO and stream it into the volume (created when missing); returns a volume this created.
+
+    With ``undo`` (an _libvirt.Undo), how to take it back is registered: a created volume is deleted,
+    an existing seed gets its previous bytes back.
+    """
     data = build_seed_iso(seed_files(task.seed, instance_id), task.seed["hash"])
     created = None
     vol = task.vol
     if vol is None:
         vol = created = task.pool.createXML(volume_xml(task.seed["volume"], len(data), "raw"), 0)
-    elif vol.info()[1] != len(data):
-        shrink = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if len(data) < vol.info()[1] else 0
-        vol.resize(len(data), shrink)
-    with tempfile.NamedTemporaryFile(prefix="kvmfleet-cidata-", suffix=".iso") as handle:
-        handle.write(data)
-        handle.flush()
-        try:
-            upload_file(conn, vol, handle.name)
-        except libvirt.libvirtError:
-            if created is not None:
-                created.delete(0)
-            raise
+        if undo is not None:
+            undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
+    else:
+        if undo is not None:
+            previous = read_volume(conn, vol, 0, vol.info()[1])
+            undo.add("the previous content of seed volume %s" % vol.path(), lambda: _put_back(conn, vol, previous))
+        _resize_to(vol, len(data))
+    try:
+        upload_data(conn, vol, data)
+    except libvirt.libvirtError:
+        if created is not None and undo is None:
+            created.delete(0)
+        raise
     return created
+
+
+def _resize_to(vol, length):
+    if vol.info()[1] != length:
+        vol.resize(length, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if length < vol.info()[1] else 0)
+
+
+def _put_back(conn, vol, data):
+    _resize_to(vol, len(data))
+    upload_data(conn, vol, data)
 
 
 # ---- the cloud_init module: a seed volume on its own ---------------------------------------------------
@@ -185,5 +199,6 @@ def run_module(module):
         try:
             return runner.present() if module.params["state"] == "present" else runner.absent()
         except SpecError as exc:
-            raise SeedSpecError(str(exc).replace("option cloud_init.", "option ", 1)) from None
+            message = str(exc).replace("option cloud_init.volume:", "option name:", 1)
+            raise SeedSpecError(message.replace("option cloud_init.", "option ", 1)) from None
     run_guarded(module, run, "seed volume %s" % module.params["name"], (SeedSpecError, MissingLibraryError))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import io
 import os
 import pwd
 import re
@@ -225,15 +226,30 @@ def find_volume(pool, name):
         return None
 
 
-def running_guests_using(conn, path, pool_name=None, vol_name=None):
-    """Names of running guests with a disk on this volume (by path, or by pool and volume name)."""
+def disk_uses_volume(domain_xml, path, pool_name=None, vol_name=None):
+    """Whether a guest's XML has a disk on this volume: by path (file or block), or by pool and name."""
+    for source in parse_xml(domain_xml).iterfind("devices/disk/source"):
+        if path in (source.get("file"), source.get("dev")) or (
+                pool_name and (source.get("pool"), source.get("volume")) == (pool_name, vol_name)):
+            return True
+    return False
+
+
+def guests_using_volume(conn, path, pool_name=None, vol_name=None, exclude=(), active_only=False):
+    """Names of guests with a disk on this volume, in their persistent config or while they run
+    (``active_only``: running guests only, as they run now). Guests named in ``exclude`` are skipped."""
+    flags = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE if active_only else 0
     users = []
-    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        for source in parse_xml(dom.XMLDesc(0)).iterfind("devices/disk/source"):
-            if path in (source.get("file"), source.get("dev")) or (
-                    pool_name and (source.get("pool"), source.get("volume")) == (pool_name, vol_name)):
-                users.append(dom.name())
-                break
+    for dom in conn.listAllDomains(flags):
+        if dom.name() in exclude:
+            continue
+        documents = []
+        if dom.isActive():
+            documents.append(dom.XMLDesc(0))
+        if not active_only and dom.isPersistent():
+            documents.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if any(disk_uses_volume(xml, path, pool_name, vol_name) for xml in documents):
+            users.append(dom.name())
     return sorted(users)
 
 
@@ -321,12 +337,20 @@ def read_volume(conn, vol, offset, length):
 
 def upload_file(conn, vol, path):
     """Write a local file into a volume through a libvirt stream, a chunk at a time."""
-    length = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        upload_stream(conn, vol, handle, os.path.getsize(path))
+
+
+def upload_data(conn, vol, data):
+    """Write ``data`` (bytes) into a volume from its start."""
+    upload_stream(conn, vol, io.BytesIO(data), len(data))
+
+
+def upload_stream(conn, vol, handle, length):
     stream = conn.newStream(0)
     try:
         vol.upload(stream, 0, length, 0)
-        with open(path, "rb") as handle:
-            stream.sendAll(lambda _stream, nbytes, fh: fh.read(min(nbytes, CHUNK)), handle)
+        stream.sendAll(lambda _stream, nbytes, fh: fh.read(min(nbytes, CHUNK)), handle)
         stream.finish()
     except BaseException:
         try:

@@ -20,7 +20,14 @@ import tempfile
 
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Choice, SpecError, format_size, parse_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+    POOL_NAME,
+    VOLUME_NAME,
+    Choice,
+    SpecError,
+    format_size,
+    parse_disk_size,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     CHUNK,
@@ -35,7 +42,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     parse_checksum,
     parse_permissions,
     pool_type,
-    running_guests_using,
+    guests_using_volume,
     sniff_image,
     upload_file,
     volume_facts,
@@ -71,6 +78,7 @@ def argument_spec():
         "mode": {"type": "raw"},
         "owner": {"type": "raw"},
         "group": {"type": "raw"},
+        "force": {"type": "bool", "default": False},
     }
 
 
@@ -82,12 +90,10 @@ REQUIRED_BY = {"url": "checksum", "clone_pool": "clone"}
 
 def normalize_volume_spec(params):
     """Module parameters -> normalised spec. Raises SpecError naming the option."""
-    name = params.get("name")
-    if not name or "/" in name or name in (".", ".."):
-        raise SpecError("name", name, "expected a volume name without '/' (the file name in a directory pool)")
-    spec = {"name": name, "pool": params.get("pool")}
+    name = VOLUME_NAME.parse(params.get("name"), "name")
+    spec = {"name": name, "pool": POOL_NAME.parse(params.get("pool"), "pool")}
     size = params.get("size")
-    spec["size"] = None if size is None else parse_size(size, "size", "MiB")
+    spec["size"] = None if size is None else parse_disk_size(size, "size")
     if spec["size"] == 0:
         raise SpecError("size", size, "expected a size above zero")
     spec["format"] = Choice(*FORMATS).parse(params.get("format"), "format")
@@ -295,6 +301,24 @@ def _plan_existing(plan, spec, current):
     plan.before, plan.after = before, after
 
 
+def set_permissions(path, permissions):
+    """chown/chmod a volume file without following a symlink: the file is opened with O_NOFOLLOW and
+    changed through its descriptor, so a link swapped in meanwhile is refused, not followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise StorageError("volume %s: cannot change its owner/group/mode: %s (a symlink is refused)"
+                           % (path, exc.strerror)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError("volume %s is not a regular file; its owner/group/mode are left as they are" % path)
+        os.fchown(fd, permissions.get("owner", -1), permissions.get("group", -1))
+        if "mode" in permissions:
+            os.fchmod(fd, permissions["mode"])
+    finally:
+        os.close(fd)
+
+
 # ---- the runner ----------------------------------------------------------------------------------------
 
 class VolumeRunner:
@@ -382,7 +406,7 @@ class VolumeRunner:
             spec["backing_path"] = self._volume_by_reference(pool, spec["backing"], "backing").path()
         plan = plan_volume(current, spec, source, kind)
         if plan.permissions:
-            users = running_guests_using(self.conn, current["path"], pool.name(), spec["name"])
+            users = guests_using_volume(self.conn, current["path"], pool.name(), spec["name"], active_only=True)
             if users:
                 self.module.warn("volume %s: owner/group/mode differ from the declared ones, but running guest(s) %s use "
                                  "it and libvirt's dynamic ownership manages them while they run; left as they are"
@@ -414,7 +438,13 @@ class VolumeRunner:
 
     def _check_permissions_possible(self, vol, current):
         """libvirt has no call that changes an existing volume's permissions. For a file volume on this host
-        the module sets them itself (os.chown/os.chmod); anything else is refused before any change."""
+        the module sets them itself (set_permissions); anything else is refused before any change. A volume
+        that is a symlink is refused: its owner and mode are those of whatever it points to."""
+        if self.local and os.path.islink(vol.path()):
+            raise StorageError("option owner/group/mode: volume %s is a symlink (to %s); the owner and mode of what it "
+                               "points to are not this volume's to change, so nothing was changed. Replace the link "
+                               "with the image itself, or leave owner/group/mode out"
+                               % (vol.path(), os.readlink(vol.path())))
         if self.local and current.get("type") == "file" and os.path.isfile(vol.path()):
             return
         raise StorageError("option owner/group/mode: volume %s has owner %s, group %s, mode %s; libvirt cannot change "
@@ -448,10 +478,7 @@ class VolumeRunner:
                                    "kvmfleet.libvirt.domain, disks[].size, which resizes it live)"
                                    % (vol.path(), format_size(plan.grow_to), exc)) from None
         if plan.permissions:
-            path = vol.path()
-            os.chown(path, plan.permissions.get("owner", -1), plan.permissions.get("group", -1))
-            if "mode" in plan.permissions:
-                os.chmod(path, plan.permissions["mode"])
+            set_permissions(vol.path(), plan.permissions)
         return vol
 
     def _create(self, spec, pool, plan, source):
@@ -526,6 +553,11 @@ class VolumeRunner:
         if dependents:
             raise StorageError("volume %s is the backing image of %s; delete those first (deleting it would break them)"
                                % (facts["path"], ", ".join(dependents)))
+        users = guests_using_volume(self.conn, facts["path"], pool.name(), facts["name"])
+        if users and not self.params["force"]:
+            raise StorageError("volume %s is a disk of guest(s) %s; deleting it would leave them pointing at a missing "
+                               "file, so nothing was changed. Detach it from them first (or remove them), or set "
+                               "force: true" % (facts["path"], ", ".join(users)))
         result.update(removed=facts["path"], actions=["delete %s" % facts["path"]],
                       diff={"before": describe(facts), "after": {"state": "absent"},
                             "before_header": "volume %s" % facts["name"], "after_header": "volume %s" % facts["name"]})

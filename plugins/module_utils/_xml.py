@@ -71,6 +71,47 @@ def schema_error(xml, schema):
     return str(checker.error_log.last_error)
 
 
+_RNG = "http://relaxng.org/ns/structure/1.0"
+_VALUE_TYPES = {}  # schema file -> the data types of it that values are checked against
+_VALUE_CHECKERS = {}  # schema file -> (types compiled in, the grammar)
+
+
+def register_value_type(define, schema_file="domaincommon.rng"):
+    """Declare (at import time, from a field table) that values are checked against ``define``."""
+    _VALUE_TYPES.setdefault(schema_file, set()).add(define)
+
+
+def _value_checker(schema_file):
+    """One RelaxNG grammar per schema file, compiled once per process: its document is
+    ``<DEFINE>text</DEFINE>`` for each registered data type, checked by libvirt's own definition."""
+    types = frozenset(_VALUE_TYPES.get(schema_file, ()))
+    compiled = _VALUE_CHECKERS.get(schema_file)
+    if compiled is None or compiled[0] != types:
+        path = os.path.join(SCHEMA_DIR, schema_file)
+        has_start = etree.parse(path).getroot().find("{%s}start" % _RNG) is not None
+        start = "<start><choice>%s</choice></start>" % "".join(
+            '<element name="%s"><ref name="%s"/></element>' % (define, define) for define in sorted(types))
+        grammar = ('<grammar xmlns="%s" datatypeLibrary="http://www.w3.org/2001/XMLSchema-datatypes">'
+                   '<include href="%s">%s</include>%s</grammar>'
+                   % (_RNG, path, start if has_start else "", "" if has_start else start))
+        compiled = _VALUE_CHECKERS[schema_file] = (types, etree.RelaxNG(etree.fromstring(grammar)))
+    return compiled[1]
+
+
+def schema_value_error(text, define, schema_file="domaincommon.rng"):
+    """None when ``text`` is a valid value of libvirt's schema data type ``define`` (or the schema is
+    not installed here); else the validation error."""
+    if not os.path.exists(os.path.join(SCHEMA_DIR, schema_file)):
+        return None
+    register_value_type(define, schema_file)
+    checker = _value_checker(schema_file)
+    node = etree.Element(define)
+    node.text = text
+    if checker.validate(node):
+        return None
+    return str(checker.error_log.last_error)
+
+
 def validate_schema(xml, schema, what):
     """Raise SchemaError naming ``what`` and the schema when ``xml`` does not validate."""
     error = schema_error(xml, schema)

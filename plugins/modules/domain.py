@@ -71,7 +71,7 @@ options:
     type: str
   memory:
     description:
-      - Memory at boot. An integer is MiB; a string takes a unit, for example V(2GiB) or V(512MiB).
+      - Memory at boot, at least 1 MiB. An integer is MiB; a string takes a unit, for example V(2GiB) or V(512MiB).
       - A new guest gets 1 GiB. When O(current_memory) is not given it follows O(memory).
     type: raw
   current_memory:
@@ -86,7 +86,7 @@ options:
     description: Memory hotplug slots. Defaults to 16 when O(max_memory) is given.
     type: int
   vcpus:
-    description: Number of vCPUs online. Applied live to a running guest, up to O(max_vcpus).
+    description: Number of vCPUs online (1 to 4096). Applied live to a running guest, up to O(max_vcpus).
     type: int
   max_vcpus:
     description: Maximum number of vCPUs (the hotplug ceiling). Defaults to O(vcpus).
@@ -258,8 +258,10 @@ options:
         type: dict
       size:
         description:
-          - Size of the image (an integer is GiB; a string takes a unit). A missing image is created with
-            this size; a smaller one is grown (live when the guest runs); a larger one is refused, never shrunk.
+          - Size of the image, with its unit, for example V(20GiB) or V(512MiB). A bare number is refused (it meant
+            GiB before version 0.2; every disk size in the collection now needs its unit).
+          - A missing image is created with this size; a smaller one is grown (live when the guest runs); a larger one
+            is refused, never shrunk.
         type: raw
       backing:
         description:
@@ -527,12 +529,25 @@ options:
     type: bool
     default: false
   remove_storage:
-    description: With O(state=absent), also delete the guest's disk volumes.
+    description:
+      - With O(state=absent), also delete the guest's disk volumes.
+      - A disk image that another guest also uses (a C(shareable) disk, say) is not deleted behind its back; the
+        task is refused, naming the other guest, unless O(remove_shared_storage=true).
+    type: bool
+    default: false
+  remove_shared_storage:
+    description:
+      - With O(remove_storage=true), also delete disk images that other guests still use. They are then left
+        pointing at a missing file.
     type: bool
     default: false
 notes:
-  - Secrets (O(graphics[].password), O(cloud_init.user_data), O(cloud_init.vendor_data), O(ignition)) are C(no_log)
-    and masked in diffs.
+  - Secrets (O(graphics[].password), O(cloud_init.user_data), O(cloud_init.vendor_data), O(ignition)) are C(no_log).
+    They never appear in a result, warning, error or diff, old or new value alike; a changed password shows as
+    C(<secret changed>) in RV(changes) and as C(******** (changed)) in the diff.
+  - Names of guests, and of the networks, pools and volumes a guest refers to, are 1 to 200 bytes (volumes 255)
+    without C(/) or control characters and not C(.) or C(..) (libvirt keeps them as file names). They are checked
+    before anything is written, in check mode too.
 seealso:
   - module: kvmfleet.libvirt.host_info
 """

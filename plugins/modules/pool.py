@@ -106,7 +106,8 @@ options:
   mode:
     description:
       - Permissions of the target directory, in octal (V('0755'); quote it in YAML, or write C(0755) unquoted).
-      - Stored in the definition; libvirt applies O(mode), O(owner) and O(group) to the directory when it builds it.
+      - Stored in the definition; O(mode), O(owner) and O(group) are given to the directory when O(build) creates it.
+        An existing directory keeps its own (the diff shows the definition only).
     type: raw
   owner:
     description: Owner of the target directory, a user name (resolved on the managed host) or a uid.
@@ -131,6 +132,9 @@ options:
         the volume group (V(logical)).
       - Never overwrites. A device that already holds a file system, partition table or volume group is left as it is
         (libvirt's C(VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)), and the pool is started on it.
+      - An existing target directory is left as it is, owner and mode included; O(mode), O(owner) and O(group) apply
+        to a directory that build creates (for V(dir) and V(netfs) pools the build is then skipped, and the result's
+        RV(actions) says so). A target path that is a symlink is refused: build would change what it points to.
     type: bool
     default: false
   refresh:

@@ -53,13 +53,15 @@ options:
     description:
       - V(present) creates the volume if needed and grows it to O(size).
       - V(absent) deletes the volume and its data. A volume that is the backing image of another volume of the pool is
-        refused. When the pool does not exist, there is nothing to delete.
+        refused. A volume that is a disk of a guest (defined or running) is refused, naming the guests, unless
+        O(force=true). When the pool does not exist, there is nothing to delete.
     type: str
     choices: [present, absent]
     default: present
   size:
     description:
-      - Capacity. An integer is MiB; a string takes a unit, for example V(20GiB) or V(512MiB).
+      - Capacity, with its unit, for example V(20GiB) or V(512MiB). A bare number is refused (it meant MiB before
+        version 0.2; every disk size in the collection now needs its unit).
       - Needed to create an empty volume. For an overlay, a clone or an import it defaults to the size of the base
         image, the volume cloned or the image, and may only be larger.
       - An existing volume smaller than O(size) is grown; a larger one is refused, never shrunk.
@@ -109,6 +111,8 @@ options:
         on the host the module runs on (a local O(uri)) the module changes them itself, otherwise it fails and says so.
       - While a guest runs from the volume, libvirt's dynamic ownership gives it to the qemu user; the module then
         leaves O(owner), O(group) and O(mode) of that volume alone and warns.
+      - A volume that is a symlink is refused (its owner and mode are those of what it points to); the module never
+        follows a link when it changes owner or mode.
     type: raw
   owner:
     description: Owner of the volume file, a user name (resolved on the managed host) or a uid. See O(mode).
@@ -116,6 +120,12 @@ options:
   group:
     description: Group of the volume file, a group name (resolved on the managed host) or a gid. See O(mode).
     type: raw
+  force:
+    description:
+      - With O(state=absent), delete the volume even when guests still have it as a disk (they are then left pointing
+        at a missing file).
+    type: bool
+    default: false
 notes:
   - To grow the disk of a running guest, declare the size on the guest's disk (M(kvmfleet.libvirt.domain)
     C(disks[].size)); it is resized live there. A qcow2 image in use by a running guest cannot be resized here.

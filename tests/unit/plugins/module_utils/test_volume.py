@@ -80,9 +80,14 @@ def error_of(fn, *args, **kwargs):
 
 @pytest.mark.parametrize("kwargs,option,words", [
     ({"name": "a/b"}, "name", "without '/'"),
-    ({"size": 0}, "size", "above zero"),
+    ({"name": ".."}, "name", "not '.' or '..'"),
+    ({"name": "x\ny"}, "name", "control characters"),
+    ({"pool": "../p"}, "pool", "without '/'"),
+    ({"size": "0MiB"}, "size", "above zero"),
     ({"size": "12 parsecs"}, "size", "512MiB"),
-    ({"size": -1}, "size", "whole number"),
+    ({"size": -1}, "size", "with its unit"),
+    ({"size": 64}, "size", "needs its unit, such as 64GiB or 64MiB"),
+    ({"size": "64"}, "size", "needs its unit"),
     ({"format": "vmdk"}, "format", "qcow2, raw"),
     ({"backing": "base.qcow2", "format": "raw"}, "format", "qcow2 overlay"),
     ({"backing": "b", "clone": "c"}, "clone", "one of backing, clone, src or url"),
@@ -93,7 +98,7 @@ def error_of(fn, *args, **kwargs):
     ({"src": "/x.img", "checksum": "sha256:abc"}, "checksum", "64 hex digits"),
     ({"src": "/x.img", "checksum": "crc32:00000000"}, "checksum", "sha256"),
     ({"src": "/x.img", "checksum": SHA256_EMPTY}, "checksum", "ALGORITHM:HEX"),
-    ({"size": 10, "checksum": "sha256:" + SHA256_EMPTY}, "checksum", "give one of them"),
+    ({"size": "10MiB", "checksum": "sha256:" + SHA256_EMPTY}, "checksum", "give one of them"),
     ({"mode": "rw-r--r--"}, "mode", "octal"),
     ({"owner": "no-such-user-kvmfleet"}, "owner", "no such user"),
 ])
@@ -110,7 +115,8 @@ def test_spec_normalises_sizes_checksums_and_permissions():
     assert result["size"] == 2 * 2 ** 30
     assert result["checksum"] == ("sha256", SHA256_EMPTY)
     assert (result["mode"], result["owner"], result["group"]) == (0o640, 0, 0)
-    assert spec(size=64)["size"] == 64 * 2 ** 20  # an int is MiB, as in the domain module
+    assert spec(size="64 MiB")["size"] == 64 * 2 ** 20
+    assert spec(size="1G")["size"] == 2 ** 30
 
 
 # ---- planning a new volume ----------------------------------------------------------------------------------
@@ -120,8 +126,8 @@ def test_new_empty_volume_defaults_to_qcow2_in_file_pools_only():
     assert (plan.create, plan.capacity, plan.format, plan.grow_to) == ("empty", 64 * 2 ** 20, "qcow2", None)
     assert plan.diff()["before"] == {"state": "absent"}
     assert plan.diff()["after"] == {"state": "present", "capacity": "64MiB", "format": "qcow2", "backing": None}
-    assert volume.plan_volume(None, spec(size=64), pool_kind="logical").format is None
-    error = error_of(volume.plan_volume, None, spec(size=64, format="qcow2"), pool_kind="logical")
+    assert volume.plan_volume(None, spec(size="64MiB"), pool_kind="logical").format is None
+    error = error_of(volume.plan_volume, None, spec(size="64MiB", format="qcow2"), pool_kind="logical")
     assert error.option == "format" and "logical pool" in str(error)
 
 
@@ -148,7 +154,7 @@ def test_clone_keeps_the_origin_format_and_grows_after_the_copy():
     assert (plan.create, plan.capacity, plan.format, plan.grow_to) == ("clone", 32 * 2 ** 20, "raw", 48 * 2 ** 20)
     assert plan.actions == ["clone v1.qcow2 from /srv/golden.raw", "grow v1.qcow2 to 48MiB"]
     assert volume.plan_volume(None, spec(clone="golden.raw", format="qcow2"), origin).format == "qcow2"
-    assert error_of(volume.plan_volume, None, spec(clone="golden.raw", size=16), origin).option == "size"
+    assert error_of(volume.plan_volume, None, spec(clone="golden.raw", size="16MiB"), origin).option == "size"
 
 
 def test_import_is_what_the_image_is():

@@ -88,7 +88,7 @@ def test_clone_uses_create_xml_from(conn, name):
 
 
 def test_absent_deletes_and_says_what(conn, name):
-    run(conn, name=name, size=8)
+    run(conn, name=name, size="8MiB")
     predicted = run(conn, check=True, name=name, state="absent")
     assert name in names(conn)
     result = run(conn, name=name, state="absent")
@@ -101,16 +101,16 @@ def test_absent_deletes_and_says_what(conn, name):
 
 def test_missing_pool_fails_naming_the_existing_ones_but_check_mode_assumes_it(conn, name):
     with pytest.raises(SpecError) as info:
-        run(conn, name=name, pool="no-such-pool", size=8)
+        run(conn, name=name, pool="no-such-pool", size="8MiB")
     assert info.value.option == "pool" and "default-pool" in str(info.value)
-    module = FakeModule(True, name=name, pool="no-such-pool", size=8)
+    module = FakeModule(True, name=name, pool="no-such-pool", size="8MiB")
     result = volume.VolumeRunner(module, conn).run()
     assert result["changed"] is True and "assuming an earlier task makes it" in module.warnings[0]
     assert run(conn, name=name, pool="no-such-pool", state="absent")["changed"] is False
 
 
 def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(conn, name):
-    run(conn, name=name, size=8)
+    run(conn, name=name, size="8MiB")
     # The test driver's volumes are not files on this machine: libvirt cannot chmod, and neither may we.
     with pytest.raises(StorageError, match="libvirt cannot change the permissions of an existing volume"):
         run(conn, name=name, mode="0644")
