@@ -18,6 +18,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import PO
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, libvirt_error_code, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
     POOL_TYPES,
+    with_permissions,
     normalize_pool_spec,
     plan_pool,
     pool_source_devices,
@@ -25,6 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model impor
     strip_runtime,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
+    PERMISSION_CODECS,
     POOL_SCHEMA,
     StorageError,
     find_pool,
@@ -38,8 +40,7 @@ DIRECTORY_TYPES = ("dir", "fs", "netfs")
 FORMATTING_TYPES = ("fs", "disk", "logical")
 # Pool types whose source devices are local block devices.
 LOCAL_DEVICE_TYPES = ("fs", "disk", "logical")
-# Pool types whose build does nothing but make the target directory (with the declared owner and mode).
-MKDIR_ONLY_TYPES = ("dir", "netfs")
+PERMISSION_KEYS = ("mode", "owner", "group")
 
 
 def argument_spec():
@@ -93,14 +94,17 @@ class PoolRunner:
 
     # -- validation against the host (local URIs only: a remote host's files are not ours to look at) ----
 
+    def declares_permissions(self):
+        return any(self.params.get(key) is not None for key in PERMISSION_KEYS)
+
     def check_host_paths(self, plan, will_build, will_start):
         if not self.local:
             return
         path = pool_target_path(plan.after)
         if plan.type in DIRECTORY_TYPES and path:
-            if will_build and os.path.islink(path):
-                raise SpecError("path", path, "it is a symlink (to %s); build would change the owner and mode of what "
-                                              "it points to. Give the real directory's path" % os.readlink(path))
+            if os.path.islink(path) and (will_build or self.declares_permissions()):
+                raise SpecError("path", path, "it is a symlink (to %s); the owner and mode of what it points to are not "
+                                              "this pool's to change. Give the real directory's path" % os.readlink(path))
             if os.path.exists(path) and not os.path.isdir(path):
                 raise SpecError("path", path, "it exists and is not a directory; a %s pool's target path must be a "
                                               "directory (or not exist yet, with build: true)" % plan.type)
@@ -120,28 +124,31 @@ class PoolRunner:
         spec = normalize_pool_spec(self.params)
         current_xml = config_xml(pool) if pool is not None else None
         plan = plan_pool(current_xml, spec, name)
+        path = pool_target_path(plan.after)
+        directory = self.directory_permissions(plan.type, path) if state == "active" else None
+        if directory is not None and current_xml is not None:
+            # libvirt rewrites a started pool's definition from its directory at every start and refresh:
+            # compare the declared owner and mode with the directory itself, as libvirt will report them.
+            plan = plan_pool(with_permissions(current_xml, directory), spec, name)
         if plan.changed:
             validate_schema(plan.after, POOL_SCHEMA, "pool")
         active = pool is not None and bool(pool.isActive())
         will_start = state == "active" and not active
         will_build = self.params["build"] and (plan.created or will_start)
         self.check_host_paths(plan, will_build, will_start)
-        path = pool_target_path(plan.after)
         path_existed = bool(path) and os.path.exists(path)
+        to_set = {key: spec[key] for key in PERMISSION_KEYS
+                  if directory is not None and spec.get(key) is not None and spec[key] != directory[key]}
 
         if plan.changed:
             self.actions.append("define" if plan.created else "redefine")
             if not self.check:
                 pool = self.conn.storagePoolDefineXML(plan.after, 0)
-        existing = self.existing_directory(plan.type, path) if will_build else None
-        if existing is not None and plan.type in MKDIR_ONLY_TYPES:
-            will_build = False  # all build would do is chmod/chown the existing directory: leave it alone
-            self.actions.append("build skipped: %s exists (its owner and mode are left as they are)" % path)
+        if to_set:
+            self._set_directory_permissions(path, to_set)
         try:
             if will_build:
                 self._build(pool, plan.type)
-                if existing is not None:
-                    self._restore_directory(path, existing)
             if will_start:
                 self.actions.append("start")
                 if not self.check:
@@ -159,10 +166,10 @@ class PoolRunner:
                 pool.destroy()
         autostart = self._autostart(pool, plan.created)
         refreshed = False
-        if self.params["refresh"] and state == "active" and not will_start and not self.check:
-            pool.refresh(0)  # rescans the volumes: libvirt's view changes, the configuration does not
+        if (self.params["refresh"] or to_set and active) and state == "active" and not will_start and not self.check:
+            pool.refresh(0)  # rescans the volumes (and the directory's owner and mode); the configuration stays
             refreshed = True
-        restart_required = active and state == "active" and bool(plan.changes)
+        restart_required = active and state == "active" and any(c.what not in PERMISSION_KEYS for c in plan.changes)
         return {
             "changed": plan.changed or bool(self.actions),
             "diff": plan.diff(),
@@ -178,13 +185,8 @@ class PoolRunner:
             "uuid": None if pool is None or self.check and plan.created else pool.UUIDString(),
         }
 
-    def existing_directory(self, pool_type, path):
-        """(mode, uid, gid) of the pool's target directory when it exists on this host, else None.
-
-        libvirt's build makes the directory and gives it the declared owner and mode, also when it
-        exists already; an existing directory is left as it is (the declared owner and mode apply to a
-        directory that build creates).
-        """
+    def directory_permissions(self, pool_type, path):
+        """{'mode', 'owner', 'group'} of the pool's target directory when it exists on this host, else None."""
         if not self.local or pool_type not in DIRECTORY_TYPES or not path:
             return None
         try:
@@ -193,21 +195,22 @@ class PoolRunner:
             return None
         if not stat.S_ISDIR(info.st_mode):
             return None
-        return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+        return {"mode": stat.S_IMODE(info.st_mode), "owner": info.st_uid, "group": info.st_gid}
 
-    def _restore_directory(self, path, existing):
-        """Put an existing directory's owner and mode back after a build (fs pools: build formats the
-        device and also chmods the mount point). Through a descriptor opened without following links."""
+    def _set_directory_permissions(self, path, to_set):
+        """Give the existing target directory the declared owner/group/mode, through a descriptor opened
+        without following a symlink (libvirt's build would chmod it too, following links)."""
+        for key, value in to_set.items():
+            shown = PERMISSION_CODECS[key].show(value) if key == "mode" else value
+            self.actions.append("set %s of %s to %s" % (key, path, shown))
         if self.check:
             return
-        mode, uid, gid = existing
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            info = os.fstat(fd)
-            if (info.st_uid, info.st_gid) != (uid, gid):
-                os.fchown(fd, uid, gid)
-            if stat.S_IMODE(info.st_mode) != mode:
-                os.fchmod(fd, mode)
+            if "owner" in to_set or "group" in to_set:
+                os.fchown(fd, to_set.get("owner", -1), to_set.get("group", -1))
+            if "mode" in to_set:
+                os.fchmod(fd, to_set["mode"])
         finally:
             os.close(fd)
 

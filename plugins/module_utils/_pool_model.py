@@ -282,6 +282,16 @@ def plan_pool(current_xml, spec, name):
     return PoolPlan(before, root, changes, created, pool_type)
 
 
+def with_permissions(xml, permissions):
+    """The pool XML with its target permissions set to ``permissions`` ({'mode', 'owner', 'group'}, as
+    normalised values): what libvirt reports once it has refreshed the pool from its directory."""
+    root = parse_xml(xml)
+    for key in _PERMS:
+        if permissions.get(key) is not None:
+            _BY_KEY[key].write(root, permissions[key])
+    return to_string(root)
+
+
 def pool_target_path(xml):
     """The target path of a pool XML (None for pools without one, such as rbd)."""
     return AbsPath().load(parse_xml(xml).findtext("target/path"))

@@ -106,8 +106,13 @@ options:
   mode:
     description:
       - Permissions of the target directory, in octal (V('0755'); quote it in YAML, or write C(0755) unquoted).
-      - Stored in the definition; O(mode), O(owner) and O(group) are given to the directory when O(build) creates it.
-        An existing directory keeps its own (the diff shows the definition only).
+      - The target directory's own mode. libvirt rewrites a started pool's definition from its directory at every start
+        and refresh, so for a pool of type V(dir), V(fs) or V(netfs) on the host the module runs on (a local O(uri)),
+        O(mode), O(owner) and O(group) are converged on the directory itself, an existing one too, whenever the pool is
+        (or becomes) active. The change shows in the diff (the definition's C(<permissions>)), in RV(changes) and in
+        RV(actions) (C(set mode of DIR to 0750)), in check mode alike. A symlinked target path is refused; the
+        directory is changed through a descriptor that never follows a link.
+      - For an inactive pool (O(state=inactive)) only the definition holds them.
     type: raw
   owner:
     description: Owner of the target directory, a user name (resolved on the managed host) or a uid.
@@ -132,9 +137,8 @@ options:
         the volume group (V(logical)).
       - Never overwrites. A device that already holds a file system, partition table or volume group is left as it is
         (libvirt's C(VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)), and the pool is started on it.
-      - An existing target directory is left as it is, owner and mode included; O(mode), O(owner) and O(group) apply
-        to a directory that build creates (for V(dir) and V(netfs) pools the build is then skipped, and the result's
-        RV(actions) says so). A target path that is a symlink is refused: build would change what it points to.
+      - Build does not only create a missing directory: on an existing one it sets the declared O(mode), O(owner) and
+        O(group) too (see O(mode)). A target path that is a symlink is refused: build would change what it points to.
     type: bool
     default: false
   refresh:

@@ -275,18 +275,19 @@ def test_remove_storage_refuses_a_disk_another_guest_uses(conn):
     assert removed["removed_volumes"] == ["/default-pool/%s-shared.raw" % first]
 
 
-# ---- 8. pool build leaves an existing directory alone ----------------------------------------------------
+# ---- 8. pool permissions are the directory's: converged, shown, never through a link ----------------------
 
-def test_pool_build_on_an_existing_directory_leaves_its_mode(conn, tmp_path):
+def test_pool_mode_on_an_existing_directory_is_shown_and_converged(conn, tmp_path):
     existing = tmp_path / "images"
     existing.mkdir()
     existing.chmod(0o700)
-    module = FakeModule(_pool.argument_spec(), name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(existing),
-                        mode="0777", build=True)
-    result = _pool.PoolRunner(module, conn).run()
-    assert result["actions"][:2] == ["define", "build skipped: %s exists (its owner and mode are left as they are)"
-                                     % existing]
-    assert stat.S_IMODE(existing.stat().st_mode) == 0o700
+    params = dict(name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(existing), mode="0750", build=True)
+    predicted = _pool.PoolRunner(FakeModule(_pool.argument_spec(), True, **params), conn).run()
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "check mode changed the directory"
+    made = _pool.PoolRunner(FakeModule(_pool.argument_spec(), **params), conn).run()
+    assert predicted["actions"] == made["actions"]
+    assert "set mode of %s to 0750" % existing in made["actions"]
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o750
 
 
 # ---- sizes: one rule for every disk size -----------------------------------------------------------------
