@@ -18,7 +18,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
     Change,
     Choice,
-    Codec,
     ElementList,
     GUEST_NAME,
     NETWORK_NAME,

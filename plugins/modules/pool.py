@@ -137,8 +137,9 @@ options:
         the volume group (V(logical)).
       - Never overwrites. A device that already holds a file system, partition table or volume group is left as it is
         (libvirt's C(VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)), and the pool is started on it.
-      - Build does not only create a missing directory: on an existing one it sets the declared O(mode), O(owner) and
-        O(group) too (see O(mode)). A target path that is a symlink is refused: build would change what it points to.
+      - Build does not only create a missing directory; on an existing one it sets the declared O(mode), O(owner) and
+        O(group) too (see O(mode)). A target path that is a symlink is refused, since build would change what it
+        points to.
     type: bool
     default: false
   refresh:

@@ -92,8 +92,8 @@ def test_owner_and_mode_never_follow_a_symlink(conn, prefix, ansible, lab, tmp_p
     link = lab["pool_dir"] / (prefix + "link.raw")
     os.symlink(target, link)
     conn.storagePoolLookupByName(lab["pool"]).refresh(0)
-    task = {"name": "volume", "kvmfleet.libvirt.volume": {"pool": lab["pool"], "name": link.name, "mode": "0644",
-                                                           "owner": "nobody"}}
+    args = {"pool": lab["pool"], "name": link.name, "mode": "0644", "owner": "nobody"}
+    task = {"name": "volume", "kvmfleet.libvirt.volume": args}
     fails_alike(ansible, task, "is a symlink")
     info = target.stat()
     assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == 0
@@ -169,8 +169,7 @@ def test_remove_storage_keeps_a_disk_another_guest_uses(conn, prefix, ansible, l
     message = fails_alike(ansible, absent, "also used by guest(s) %s" % second)
     assert "remove_shared_storage" in message
     assert volume.exists() and inactive_xml(conn, first) == before
-    delete = {"name": "delete", "kvmfleet.libvirt.volume": {"pool": lab["pool"], "name": volume.name,
-                                                             "state": "absent"}}
+    delete = {"name": "delete", "kvmfleet.libvirt.volume": {"pool": lab["pool"], "name": volume.name, "state": "absent"}}
     fails_alike(ansible, delete, "is a disk of guest(s) %s, %s" % (first, second))
     assert volume.exists()
 
