@@ -20,10 +20,11 @@ import io
 import importlib
 import json
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, VOLUME_NAME, SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, VOLUME_NAME
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 
-class MissingLibraryError(RuntimeError):
+class MissingLibraryError(UserError):
     """A Python library the seed needs is not installed on the managed host."""
 
 

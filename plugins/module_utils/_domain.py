@@ -31,25 +31,28 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model imp
     plan_domain,
     stored_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import MissingLibraryError, instance_id_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import GUEST_NAME, SpecError, format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo, libvirt, lookup_or_none, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    Undo,
+    converge_autostart,
+    libvirt,
+    lookup_or_none,
+    run_guarded,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume as _find_volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import guests_using_volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri as _is_local_uri
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import pool_for_path as _pool_for_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import volume_xml as _volume_xml
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._seed import plan_seed, write_seed
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema as validate_xml_schema
 
 STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
 _CONFIG_ONLY = ("tags", "metadata.managed")
 _LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
-
-
-class DomainError(Exception):
-    """A failure with a message for the user (the module fails with it)."""
 
 
 # ---- host context -------------------------------------------------------------------------------
@@ -332,7 +335,7 @@ class DomainRunner:
             if self._wait_shutoff(dom, timeout):
                 return
         if not self.params["force_off"]:
-            raise DomainError("guest %s did not shut down within shutdown_timeout=%ss (%s); set force_off: true "
+            raise UserError("guest %s did not shut down within shutdown_timeout=%ss (%s); set force_off: true "
                               "to power it off, or raise shutdown_timeout" % (dom.name(), timeout, why))
         dom.destroy()
 
@@ -403,7 +406,7 @@ class DomainRunner:
             pool = vol.storagePoolLookupByVolume()
             users = guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(dom.name(),))
             if users:
-                raise DomainError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
+                raise UserError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
                                   "pointing at a missing file. Nothing was changed. Detach it from them first, or set "
                                   "remove_shared_storage: true" % (dom.name(), vol.path(), ", ".join(users)))
 
@@ -416,7 +419,7 @@ class DomainRunner:
         snapshots = dom.snapshotNum(0)
         if snapshots:
             names = ", ".join(dom.snapshotListNames(0))
-            raise DomainError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
+            raise UserError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
                               "absent never deletes snapshots" % (dom.name(), snapshots, names))
         volumes = self._disk_volumes(dom) if self.params["remove_storage"] else []
         self._refuse_shared(dom, volumes)
@@ -645,7 +648,7 @@ class DomainRunner:
         except libvirt.libvirtError as exc:
             if plan.created and not self.check:
                 failed = self._undo_create(dom)
-                raise DomainError("guest %s was defined but could not start, so it was removed again along with "
+                raise UserError("guest %s was defined but could not start, so it was removed again along with "
                                   "the volumes and files this task created: %s; %s"
                                   % (name, exc, self.undo.describe_failure(failed))) from None
             raise
@@ -705,7 +708,7 @@ class DomainRunner:
                     self._grow(dom, task, running)
         except (libvirt.libvirtError, OSError) as exc:
             failed = undo.rollback()
-            raise DomainError("the change to guest %s failed: %s; %s" % (name, exc, undo.describe_failure(failed))) \
+            raise UserError("the change to guest %s failed: %s; %s" % (name, exc, undo.describe_failure(failed))) \
                 from None
         except BaseException:
             undo.rollback()
@@ -730,16 +733,10 @@ class DomainRunner:
         task.vol.resize(task.size, 0)
 
     def _autostart(self, dom, created):
-        wanted = self.params["autostart"]
-        if wanted is None:
-            return False
-        current = False if dom is None or created and self.check else bool(dom.autostart())
-        if current == wanted:
-            return False
-        self.actions.append("autostart %s" % ("on" if wanted else "off"))
-        if not self.check:
-            dom.setAutostart(1 if wanted else 0)
-        return True
+        action = converge_autostart(dom, self.params["autostart"], self.check, dom is not None and not (created and self.check))
+        if action:
+            self.actions.append(action)
+        return bool(action)
 
     def run(self):
         name = GUEST_NAME.parse(self.params["name"], "name")
@@ -763,5 +760,4 @@ def _with_uuid(xml, guest_uuid):
 
 def run_module(module):
     """Entry point for plugins/modules/domain.py."""
-    run_guarded(module, lambda conn: DomainRunner(module, conn).run(), "guest %s" % module.params["name"],
-                (SpecError, DomainError, SchemaError, MissingLibraryError))
+    run_guarded(module, lambda conn: DomainRunner(module, conn).run(), "guest %s" % module.params["name"])

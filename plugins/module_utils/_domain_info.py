@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_model import read_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import DOMAIN_STATE_NAMES
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import connect, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 
 
 def shape_stats(flat):
@@ -128,13 +128,20 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     return sorted(guests, key=lambda g: g["name"])
 
 
+def argument_spec():
+    return {
+        "uri": {"type": "str", "default": DEFAULT_URI},
+        "name": {"type": "str"},
+        "tags": {"type": "raw"},
+        "managed_only": {"type": "bool", "default": False},
+        "stats": {"type": "bool", "default": True},
+        "addresses": {"type": "bool", "default": True},
+    }
+
+
 def run_module(module):
-    conn = connect(module)
-    try:
-        p = module.params
-        guests = gather(conn, p["name"], p["tags"], p["managed_only"], p["stats"], p["addresses"])
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error while reading guests: %s" % exc)
-    finally:
-        conn.close()
-    module.exit_json(changed=False, guests=guests)
+    """Entry point for plugins/modules/domain_info.py."""
+    p = module.params
+    run_guarded(module, lambda conn: {"changed": False, "guests": gather(conn, p["name"], p["tags"], p["managed_only"],
+                                                                          p["stats"], p["addresses"])},
+                "the guests of %s" % p["uri"])

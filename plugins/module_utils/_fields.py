@@ -14,15 +14,8 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, register_value_type, schema_value_error
-
-
-class SpecError(ValueError):
-    """Bad input, found before anything changed. The message names the option and what is accepted."""
-
-    def __init__(self, option, value, accepted):
-        self.option = option
-        super().__init__("option %s: got %r; %s" % (option, value, accepted))
 
 
 # ---- sizes --------------------------------------------------------------------------------------
@@ -87,7 +80,16 @@ def format_size(nbytes):
 # ---- codecs: spec value <-> normalised value <-> XML string --------------------------------------
 
 class Codec:
-    """Text as it is. Subclasses normalise: ``parse`` takes the user's value, ``load`` the XML's."""
+    """Text as it is. Subclasses normalise: ``parse`` takes the user's value, ``load`` the XML's.
+
+    ``argspec`` is the option's entry in the module's argument spec (type, choices), so that a field's
+    type is declared once, here.
+    """
+
+    argtype = "str"
+
+    def argspec(self):
+        return {"type": self.argtype}
 
     def parse(self, value, option):
         return None if value is None else str(value)
@@ -132,6 +134,8 @@ class Text(Codec):
 
 
 class Int(Codec):
+    argtype = "int"
+
     def __init__(self, minimum=None, maximum=None):
         self.minimum, self.maximum = minimum, maximum
 
@@ -169,6 +173,9 @@ class Choice(Codec):
     def __init__(self, *choices):
         self.choices = choices
 
+    def argspec(self):
+        return {"type": "str", "choices": list(self.choices)}
+
     def parse(self, value, option):
         if value is None:
             return None
@@ -179,6 +186,8 @@ class Choice(Codec):
 
 class YesNo(Codec):
     """libvirt's on/off or yes/no attributes, as booleans in the spec."""
+
+    argtype = "bool"
 
     def __init__(self, true="on", false="off"):
         self.true, self.false = true, false
@@ -212,6 +221,8 @@ class Mac(Codec):
 
 class KiB(Codec):
     """Sizes stored as ``<elem unit='KiB'>n</elem>``; spec values in MiB or with a unit."""
+
+    argtype = "raw"  # an int (MiB) or a string with a unit
 
     def __init__(self, default_unit="MiB", minimum=0):
         self.default_unit = default_unit
@@ -324,14 +335,27 @@ class Field:
     their values never leave the module, old or new.
     """
 
-    def __init__(self, key, path, where=TEXT, codec=None, live=None, fixed=None, secret=False):
+    def __init__(self, key, path, where=TEXT, codec=None, live=None, fixed=None, secret=False, option=None):
         self.key = key
         self.path = path
         self.where = where
-        self.codec = codec or Codec()
+        self.codec = codec or (YesNo() if where == PRESENCE else Codec())
         self.live = live
         self.fixed = fixed or {}  # attributes written along with the value, e.g. unit='KiB'
         self.secret = secret  # the value never appears in a result, warning, error or diff
+        self.option = option or {}  # more of the option's argument spec: default, required
+
+    def argspec(self):
+        """This field's entry in the module's argument spec."""
+        spec = dict(self.codec.argspec(), **self.option)
+        if self.secret:
+            spec["no_log"] = True
+        return spec
+
+    def parse(self, value, option):
+        if self.where == TEXT and isinstance(value, str):
+            value = value.strip()  # as read() sees the element's text: otherwise it would differ on every run
+        return self.codec.parse(value, option)
 
     def read(self, elem):
         node = find_path(elem, self.path)
@@ -369,8 +393,18 @@ class Change:
     A ``secret`` change never shows its values: describe() says only that the secret changed.
     """
 
-    def __init__(self, what, before, after, live=None, secret=False):
+    def __init__(self, what, before, after, live=None, secret=False, field=None):
         self.what, self.before, self.after, self.live, self.secret = what, before, after, live, secret
+        self.field = field  # the field that found it: its codec shows the values as a user writes them
+
+    def show(self, value):
+        """A value as the user wrote it (128MiB, not 131072; a list of names, not tuples)."""
+        if value is None:
+            return "(none)"
+        if self.field is not None:
+            shown = self.field.codec.show(value)
+            return shown if shown is not None else value
+        return value
 
     def __repr__(self):
         if self.secret:
@@ -385,11 +419,7 @@ class Change:
     def describe(self):
         if self.secret:
             return "%s: %s" % (self.what, self.describe_secret())
-        return "%s: %s -> %s" % (self.what, _show(self.before), _show(self.after))
-
-
-def _show(value):
-    return "(none)" if value is None else value
+        return "%s: %s -> %s" % (self.what, self.show(self.before), self.show(self.after))
 
 
 def reconcile_fields(elem, fields, wanted, label=""):
@@ -402,8 +432,91 @@ def reconcile_fields(elem, fields, wanted, label=""):
         current = field.read(elem)
         if current != value:
             field.write(elem, value)
-            changes.append(Change(label + field.key, current, value, field.live, field.secret))
+            changes.append(Change(label + field.key, current, value, field.live, field.secret, field))
     return changes
+
+
+def lookup_dotted(raw, dotted):
+    """raw['cpu']['mode'] for 'cpu.mode' (None where a level is missing)."""
+    for part in dotted.split("."):
+        if not isinstance(raw, dict):
+            return None
+        raw = raw.get(part)
+    return raw
+
+
+def parse_fields(fields, raw, option_prefix=""):
+    """The declared (non-None) values of a raw spec dict, normalised through a field table, by key.
+    Bad input raises SpecError naming the option (``option_prefix`` + the field's key)."""
+    result = {}
+    for field in fields:
+        if getattr(field, "spec_only", False):
+            continue
+        value = lookup_dotted(raw, field.key)
+        if value is not None:
+            result[field.key] = field.parse(value, option_prefix + field.key)
+    return result
+
+
+def read_fields(elem, fields):
+    """The values an element has for a field table, as a user would write them (nested by dotted
+    key), for reading a spec back. Secret fields are never read back; absent flags are left out."""
+    spec = {}
+    for field in fields:
+        if field.secret or getattr(field, "spec_only", False) or getattr(field, "composite", False):
+            continue
+        value = field.read(elem)
+        if isinstance(field, ElementList):
+            value = field.show(value) or None
+        elif value is not None:
+            value = field.codec.show(value)
+        if value is not None and not (value is False and field.where == PRESENCE):
+            target = spec
+            parts = field.key.split(".")
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = value
+    return spec
+
+
+class Option:
+    """A spec key with no XML place of its own (a disk's ``pool`` and ``volume``, which make up its
+    source; a NIC's ``network``): declared in the same table so that the argument spec comes from it."""
+
+    spec_only = True
+
+    def __init__(self, key, argspec):
+        self.key = key
+        self._argspec = argspec
+
+    def argspec(self):
+        return dict(self._argspec)
+
+
+def argument_spec_of(fields):
+    """The AnsibleModule argument spec of a field table: dotted keys become nested dict options."""
+    spec = {}
+    for field in fields:
+        entry = field.argspec()
+        if entry is None:
+            continue
+        target = spec
+        parts = field.key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {"type": "dict", "options": {}})["options"]
+        target[parts[-1]] = entry
+    return spec
+
+
+class LiveKind:
+    """How a running guest takes a change without a restart: the words ``applied_live`` shows (the
+    same in check mode) and the libvirt call that applies it. Fields name their live kind."""
+
+    def __init__(self, name, label, call):
+        self.name, self.label, self.call = name, label, call
+
+    def __repr__(self):
+        return "LiveKind(%s)" % self.name
 
 
 class ElementList(Field):
@@ -421,12 +534,23 @@ class ElementList(Field):
     """
 
     def __init__(self, key, parent, tag, attrs, ordered=True, shorthand=None, defaults=None, fixed=None,
-                 index=None):
-        super().__init__(key, parent, tag)
+                 index=None, required=(), option=None):
+        super().__init__(key, parent, tag, option=option)
+        self.required = required  # item keys the argument spec requires
         self.parent, self.tag, self.attrs = parent, tag, attrs
         self.ordered, self.shorthand = ordered, shorthand
         self.defaults, self.item_fixed, self.index = defaults or {}, fixed or {}, index
         self.codec = self
+
+    def argspec(self):
+        if self.shorthand is not None:
+            return dict({"type": "list", "elements": "raw"}, **self.option)
+        options = {}
+        for key, _attr, codec in self.attrs:
+            options[key] = codec.argspec()
+            if key in self.required:
+                options[key]["required"] = True
+        return dict({"type": "list", "elements": "dict", "options": options}, **self.option)
 
     # codec side: the user's list -> canonical tuple
     def parse(self, value, option):

@@ -10,7 +10,9 @@ unit-tested without a daemon; ``gather_host_facts`` is the only function that ca
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    DEFAULT_URI,
     libvirt,
+    run_guarded,
     version_string,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
@@ -208,3 +210,12 @@ def gather_host_facts(conn):
         "networks": _networks(conn),
         "pools": _pools(conn),
     }
+
+
+def argument_spec():
+    return {"uri": {"type": "str", "default": DEFAULT_URI}}
+
+
+def run_module(module):
+    """Entry point for plugins/modules/host_info.py, through the guarded entry (a libvirt error is a message)."""
+    run_guarded(module, lambda conn: dict(gather_host_facts(conn), changed=False), "host %s" % module.params["uri"])

@@ -12,6 +12,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import LXML_IMPORT_ERROR, etree
 
 LIBVIRT_IMPORT_ERROR = None
@@ -24,7 +25,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
 DEFAULT_URI = "qemu:///system"
 
 
-class LibvirtConnectionError(Exception):
+class LibvirtConnectionError(UserError):
     """The daemon at a URI cannot be reached or refused us."""
 
 
@@ -68,17 +69,17 @@ def connect(module, readonly=False):
         module.fail_json(msg=str(exc))
 
 
-def run_guarded(module, run, what, user_errors=()):
+def run_guarded(module, run, what):
     """Open the connection, ``run(conn)`` and exit with its result; every failure becomes a message.
 
-    ``user_errors`` are the exception types whose text is meant for the user as it is (bad input,
-    a refused operation); a libvirt error is prefixed with ``what`` ('network lab'). The connection
-    is closed either way. Never a traceback.
+    The one entry of every module. A UserError's text is meant for the user as it is (bad input, a
+    refused operation); a libvirt error is prefixed with ``what`` ('network lab'). The connection is
+    closed either way. Never a traceback. ``run`` returns the result dict (with ``changed``).
     """
-    conn = connect(module, readonly=False)
+    conn = connect(module)
     try:
         result = run(conn)
-    except user_errors as exc:
+    except UserError as exc:
         module.fail_json(msg=str(exc))
     except libvirt.libvirtError as exc:
         module.fail_json(msg="libvirt error on %s: %s" % (what, exc))
@@ -116,6 +117,19 @@ class Undo:
         if not failed:
             return "everything this task had made was taken back"
         return "some of what this task made could not be taken back: %s" % "; ".join(failed)
+
+
+def converge_autostart(obj, wanted, check, exists=True):
+    """Set autostart of a guest, network or pool to ``wanted`` (None: leave it); returns the action taken
+    ('autostart on'/'autostart off') or None. ``exists`` is false for an object check mode only predicts."""
+    if wanted is None:
+        return None
+    current = bool(obj.autostart()) if exists and obj is not None and obj.isPersistent() else False
+    if current == wanted:
+        return None
+    if not check:
+        obj.setAutostart(1 if wanted else 0)
+    return "autostart on" if wanted else "autostart off"
 
 
 def lookup_or_none(lookup, name, missing_code):

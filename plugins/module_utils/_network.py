@@ -12,7 +12,12 @@ autostart. Check mode computes the same plan and stops before the first write.
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    converge_autostart,
+    libvirt,
+    lookup_or_none,
+    run_guarded,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model import (
     guest_uses_network,
     live_updates,
@@ -20,11 +25,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model im
     plan_network,
     read_spec,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, validate_schema, xml_diff
-
-
-class NetworkError(Exception):
-    """A failure with a message for the user."""
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema, xml_diff
 
 
 def _lookup(conn, name):
@@ -60,7 +62,7 @@ class NetworkRunner:
             return
         guests = self.guests_on(net)
         if guests:
-            raise NetworkError("network %s is used by running guest(s) %s; %s would cut them off. Move or stop "
+            raise UserError("network %s is used by running guest(s) %s; %s would cut them off. Move or stop "
                                "them first, or set force: true" % (net.name(), ", ".join(guests), doing))
 
     # -- absent ------------------------------------------------------------------------------------
@@ -162,14 +164,9 @@ class NetworkRunner:
                 net.destroy()
 
     def _autostart(self, net):
-        wanted = self.params["autostart"]
-        if wanted is None:
-            return
-        current = bool(net.autostart()) if net is not None and net.isPersistent() else False
-        if current != wanted:
-            self.actions.append("autostart on" if wanted else "autostart off")
-            if not self.check:
-                net.setAutostart(1 if wanted else 0)
+        action = converge_autostart(net, self.params["autostart"], self.check)
+        if action:
+            self.actions.append(action)
 
     @staticmethod
     def _final_state(net, state, active):
@@ -184,5 +181,4 @@ def run_module(module):
         normalize_spec(module.params)  # bad input fails before we even connect
     except SpecError as exc:
         module.fail_json(msg=str(exc))
-    run_guarded(module, lambda conn: NetworkRunner(module, conn).run(), "network %s" % module.params["name"],
-                (SpecError, NetworkError, SchemaError))
+    run_guarded(module, lambda conn: NetworkRunner(module, conn).run(), "network %s" % module.params["name"])

@@ -15,7 +15,13 @@ import os
 import stat
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, libvirt_error_code, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    DEFAULT_URI,
+    converge_autostart,
+    libvirt,
+    libvirt_error_code,
+    run_guarded,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
     POOL_TYPES,
     with_permissions,
@@ -28,11 +34,11 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model impor
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     PERMISSION_CODECS,
     POOL_SCHEMA,
-    StorageError,
     find_pool,
     is_local_uri,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, parse_xml, to_string, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string, validate_schema
 
 # Pool types whose target path is a directory on the host (the mount point for fs and netfs).
 DIRECTORY_TYPES = ("dir", "fs", "netfs")
@@ -156,9 +162,9 @@ class PoolRunner:
         except libvirt.libvirtError as exc:
             if plan.created and not self.check:
                 self._undo_define(pool, will_build and self.local and not path_existed)
-                raise StorageError("pool %s was defined but could not be %s, so its definition was removed again: %s"
+                raise UserError("pool %s was defined but could not be %s, so its definition was removed again: %s"
                                    % (name, "built or started" if will_build else "started", exc)) from None
-            raise StorageError("pool %s could not be %s: %s" % (
+            raise UserError("pool %s could not be %s: %s" % (
                 name, "built or started" if will_build else "started", exc)) from None
         if state == "inactive" and active:
             self.actions.append("stop")
@@ -238,14 +244,14 @@ class PoolRunner:
         pool.undefine()
 
     def _autostart(self, pool, created):
-        wanted = self.params["autostart"]
-        current = False if pool is None or created and self.check else bool(pool.autostart())
-        if wanted is None or current == wanted:
-            return current
-        self.actions.append("autostart %s" % ("on" if wanted else "off"))
-        if not self.check:
-            pool.setAutostart(1 if wanted else 0)
-        return wanted
+        """The pool's autostart after this task (set when declared)."""
+        exists = pool is not None and not (created and self.check)
+        action = converge_autostart(pool, self.params["autostart"], self.check, exists)
+        if action:
+            self.actions.append(action)
+        if self.params["autostart"] is not None:
+            return self.params["autostart"]
+        return bool(pool.autostart()) if exists else False
 
     # -- absent ------------------------------------------------------------------------------------------
 
@@ -318,7 +324,7 @@ class PoolRunner:
                 self.module.warn("libvirt cannot delete the storage of a %s pool; only its volumes were deleted"
                                  % root.get("type"))
                 return None
-            raise StorageError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
+            raise UserError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
                                "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc)) from None
         return self._target_description(root)
 
@@ -331,5 +337,4 @@ class PoolRunner:
 
 def run_module(module):
     """Entry point for plugins/modules/pool.py."""
-    run_guarded(module, lambda conn: PoolRunner(module, conn).run(), "pool %s" % module.params["name"],
-                (SpecError, StorageError, SchemaError))
+    run_guarded(module, lambda conn: PoolRunner(module, conn).run(), "pool %s" % module.params["name"])

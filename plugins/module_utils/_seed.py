@@ -15,7 +15,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import
     CIDATA_LABEL,
     PVD_LENGTH,
     PVD_OFFSET,
-    MissingLibraryError,
     build_seed_iso,
     parse_pvd,
     normalize_cloud_init,
@@ -24,7 +23,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import
     short_hash,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec import seed_content_options
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume, lookup_pool
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_data, volume_xml
@@ -188,10 +187,6 @@ class SeedVolumeRunner:
         return result
 
 
-class SeedSpecError(Exception):
-    """Bad input to the cloud_init module (its options are top-level: no ``cloud_init.`` prefix)."""
-
-
 def run_module(module):
     """Entry point for plugins/modules/cloud_init.py."""
     def run(conn):
@@ -200,5 +195,5 @@ def run_module(module):
             return runner.present() if module.params["state"] == "present" else runner.absent()
         except SpecError as exc:
             message = str(exc).replace("option cloud_init.volume:", "option name:", 1)
-            raise SeedSpecError(message.replace("option cloud_init.", "option ", 1)) from None
-    run_guarded(module, run, "seed volume %s" % module.params["name"], (SeedSpecError, MissingLibraryError))
+            raise UserError(message.replace("option cloud_init.", "option ", 1)) from None
+    run_guarded(module, run, "seed volume %s" % module.params["name"])

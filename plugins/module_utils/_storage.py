@@ -18,22 +18,17 @@ import re
 import struct
 from urllib.parse import urlsplit
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError, parse_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
-SCHEMA_DIR = "/usr/share/libvirt/schemas"
-POOL_SCHEMA = SCHEMA_DIR + "/storagepool.rng"
-VOLUME_SCHEMA = SCHEMA_DIR + "/storagevol.rng"
+POOL_SCHEMA = "storagepool.rng"  # in _xml.SCHEMA_DIR
+VOLUME_SCHEMA = "storagevol.rng"
 
 # Pool types whose volumes are files in a directory (qcow2 is possible, permissions are file modes).
 FILE_POOL_TYPES = ("dir", "fs", "netfs")
 
 CHUNK = 1024 * 1024  # bytes per read when hashing or streaming a file
-
-
-class StorageError(Exception):
-    """A failure with a message for the user (the module fails with it)."""
 
 
 # ---- permissions: mode, owner, group --------------------------------------------------------------
@@ -174,12 +169,8 @@ def volume_facts(xml):
     return facts
 
 
-_SCALE = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2, "mib": 1024 ** 2, "mb": 1000 ** 2,
-          "g": 1024 ** 3, "gib": 1024 ** 3, "gb": 1000 ** 3, "t": 1024 ** 4, "tib": 1024 ** 4, "tb": 1000 ** 4}
-
-
 def _bytes(elem):
-    return int(elem.text.strip()) * _SCALE.get((elem.get("unit") or "bytes").lower(), 1)
+    return parse_size("%s%s" % (elem.text.strip(), elem.get("unit") or "bytes"), elem.tag)
 
 
 # ---- schema -----------------------------------------------------------------------------------------

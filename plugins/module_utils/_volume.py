@@ -34,7 +34,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     FILE_POOL_TYPES,
     PERMISSION_CODECS,
     VOLUME_SCHEMA,
-    StorageError,
     file_digest,
     find_pool,
     is_local_uri,
@@ -48,7 +47,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     volume_facts,
     volume_xml,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, parse_xml, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
 
 FORMATS = ("qcow2", "raw")
 # Formats libvirt reports for raw data it recognises by content (an ISO image is raw data).
@@ -307,11 +307,11 @@ def set_permissions(path, permissions):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise StorageError("volume %s: cannot change its owner/group/mode: %s (a symlink is refused)"
+        raise UserError("volume %s: cannot change its owner/group/mode: %s (a symlink is refused)"
                            % (path, exc.strerror)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StorageError("volume %s is not a regular file; its owner/group/mode are left as they are" % path)
+            raise UserError("volume %s is not a regular file; its owner/group/mode are left as they are" % path)
         os.fchown(fd, permissions.get("owner", -1), permissions.get("group", -1))
         if "mode" in permissions:
             os.fchmod(fd, permissions["mode"])
@@ -441,13 +441,13 @@ class VolumeRunner:
         the module sets them itself (set_permissions); anything else is refused before any change. A volume
         that is a symlink is refused: its owner and mode are those of whatever it points to."""
         if self.local and os.path.islink(vol.path()):
-            raise StorageError("option owner/group/mode: volume %s is a symlink (to %s); the owner and mode of what it "
+            raise UserError("option owner/group/mode: volume %s is a symlink (to %s); the owner and mode of what it "
                                "points to are not this volume's to change, so nothing was changed. Replace the link "
                                "with the image itself, or leave owner/group/mode out"
                                % (vol.path(), os.readlink(vol.path())))
         if self.local and current.get("type") == "file" and os.path.isfile(vol.path()):
             return
-        raise StorageError("option owner/group/mode: volume %s has owner %s, group %s, mode %s; libvirt cannot change "
+        raise UserError("option owner/group/mode: volume %s has owner %s, group %s, mode %s; libvirt cannot change "
                            "the permissions of an existing volume, and this module changes them itself only for a "
                            "file volume on the host it runs on (uri %s). Set them when the volume is created, or change "
                            "them on the host" % (current["path"], current.get("owner"), current.get("group"),
@@ -467,14 +467,14 @@ class VolumeRunner:
                     vol.resize(plan.grow_to, 0)
             except libvirt.libvirtError as exc:
                 vol.delete(0)
-                raise StorageError("volume %s was created but could not be grown to %s, so it was deleted again: %s"
+                raise UserError("volume %s was created but could not be grown to %s, so it was deleted again: %s"
                                    % (spec["name"], format_size(plan.grow_to), exc)) from None
             return vol
         if plan.grow_to:
             try:
                 vol.resize(plan.grow_to, 0)
             except libvirt.libvirtError as exc:
-                raise StorageError("volume %s could not be grown to %s: %s (a disk of a running guest is grown through "
+                raise UserError("volume %s could not be grown to %s: %s (a disk of a running guest is grown through "
                                    "kvmfleet.libvirt.domain, disks[].size, which resizes it live)"
                                    % (vol.path(), format_size(plan.grow_to), exc)) from None
         if plan.permissions:
@@ -514,7 +514,7 @@ class VolumeRunner:
             upload_file(self.conn, vol, path)
         except BaseException as exc:
             vol.delete(0)
-            raise StorageError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
+            raise UserError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
                                % (spec["name"], spec["src"] or spec["url"], exc)) from None
         return pool.storageVolLookupByName(spec["name"])
 
@@ -525,7 +525,7 @@ class VolumeRunner:
         status = info.get("status")
         if response is None or status != 200:
             why = "HTTP %s %s" % (status, info.get("msg")) if isinstance(status, int) and status > 0 else info.get("msg")
-            raise StorageError("option url: cannot download %s: %s" % (spec["url"], why))
+            raise UserError("option url: cannot download %s: %s" % (spec["url"], why))
         hasher = hashlib.new(algorithm)
         handle, path = tempfile.mkstemp(prefix="kvmfleet-volume-", dir=self.module.tmpdir)
         try:
@@ -551,11 +551,11 @@ class VolumeRunner:
         facts = volume_facts(vol.XMLDesc(0))
         dependents = self._overlays_of(pool, facts["path"])
         if dependents:
-            raise StorageError("volume %s is the backing image of %s; delete those first (deleting it would break them)"
+            raise UserError("volume %s is the backing image of %s; delete those first (deleting it would break them)"
                                % (facts["path"], ", ".join(dependents)))
         users = guests_using_volume(self.conn, facts["path"], pool.name(), facts["name"])
         if users and not self.params["force"]:
-            raise StorageError("volume %s is a disk of guest(s) %s; deleting it would leave them pointing at a missing "
+            raise UserError("volume %s is a disk of guest(s) %s; deleting it would leave them pointing at a missing "
                                "file, so nothing was changed. Detach it from them first (or remove them), or set "
                                "force: true" % (facts["path"], ", ".join(users)))
         result.update(removed=facts["path"], actions=["delete %s" % facts["path"]],
@@ -613,4 +613,4 @@ class VolumeRunner:
 def run_module(module):
     """Entry point for plugins/modules/volume.py."""
     run_guarded(module, lambda conn: VolumeRunner(module, conn).run(),
-                "volume %s/%s" % (module.params["pool"], module.params["name"]), (SpecError, StorageError, SchemaError))
+                "volume %s/%s" % (module.params["pool"], module.params["name"]))

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import traceback
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import diff as _diff
+
 LXML_IMPORT_ERROR = None
 try:
     from lxml import etree
@@ -16,7 +19,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
     LXML_IMPORT_ERROR = traceback.format_exc()
 
 
-class XMLInputError(ValueError):
+class XMLInputError(UserError, ValueError):
     """XML given by the user (or returned by libvirt) could not be parsed."""
 
 
@@ -46,14 +49,14 @@ def xml_diff(before, after, header):
     """A --diff entry for a document: both sides serialised the same way, so only real changes show."""
     def side(xml):
         return to_string(parse_xml(xml)) + "\n" if xml else ""
-    return {"before": side(before), "after": side(after), "before_header": header, "after_header": header}
+    return _diff(side(before), side(after), header)
 
 
 SCHEMA_DIR = "/usr/share/libvirt/schemas"
 _SCHEMAS = {}
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A document the collection is about to write does not validate against libvirt's schema."""
 
 

@@ -121,22 +121,11 @@ guests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_info import run_module
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_info import argument_spec, run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": DEFAULT_URI},
-            "name": {"type": "str"},
-            "tags": {"type": "raw"},
-            "managed_only": {"type": "bool", "default": False},
-            "stats": {"type": "bool", "default": True},
-            "addresses": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     run_module(module)
 
 

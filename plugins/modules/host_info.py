@@ -164,19 +164,12 @@ pools:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import gather_host_facts
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, connect
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import argument_spec, run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec={"uri": {"type": "str", "default": DEFAULT_URI}},
-                           supports_check_mode=True)
-    conn = connect(module)
-    try:
-        facts = gather_host_facts(conn)
-    finally:
-        conn.close()
-    module.exit_json(changed=False, **facts)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run_module(module)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     confined_path,
     parse_disk_size,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import StorageError, disk_uses_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import disk_uses_volume
 
 URI = "test:///default"
 POOL = "default-pool"
@@ -133,7 +134,7 @@ class RefusingDefine:
 
 def test_a_refused_define_takes_back_the_ignition_file_and_the_volumes(conn, ignition_dir):
     name = guest_name()
-    with pytest.raises(_domain.DomainError) as info:
+    with pytest.raises(UserError) as info:
         domain(RefusingDefine(conn), name=name, memory=256, ignition=IGNITION,
                disks=[{"pool": POOL, "volume": name + ".qcow2", "size": "16MiB"}])
     assert "refused for the test" in str(info.value) and "taken back" in str(info.value)
@@ -148,7 +149,7 @@ def test_a_refused_define_puts_back_an_existing_ignition_file(conn, ignition_dir
     path = ignition_dir / (name + ".ign")
     before = path.read_bytes()
     changed = dict(IGNITION, storage={"files": [{"path": "/etc/motd"}]})
-    with pytest.raises(_domain.DomainError):
+    with pytest.raises(UserError):
         domain(RefusingDefine(conn), name=name, memory=512, ignition=changed)
     assert path.read_bytes() == before
 
@@ -186,7 +187,7 @@ def test_volume_permissions_refuse_a_symlink_and_leave_its_target_alone(tmp_path
     target.chmod(0o600)
     link = tmp_path / "vol.qcow2"
     os.symlink(target, link)
-    with pytest.raises(StorageError, match="symlink"):
+    with pytest.raises(UserError, match="symlink"):
         _volume.set_permissions(str(link), {"mode": 0o644, "owner": 0})
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     plain = tmp_path / "plain.qcow2"
@@ -263,11 +264,11 @@ def test_remove_storage_refuses_a_disk_another_guest_uses(conn):
     domain(conn, name=first, memory=256, disks=[dict(d) for d in shared])
     domain(conn, name=second, memory=256, disks=[dict(d) for d in shared])
     for check in (True, False):
-        with pytest.raises(_domain.DomainError, match="also used by guest\\(s\\) %s" % second):
+        with pytest.raises(UserError, match="also used by guest\\(s\\) %s" % second):
             domain(conn, check, name=first, state="absent", remove_storage=True)
     assert first in [d.name() for d in conn.listAllDomains(0)]
     assert first + "-shared.raw" in conn.storagePoolLookupByName(POOL).listVolumes()
-    with pytest.raises(StorageError, match="a disk of guest"):
+    with pytest.raises(UserError, match="a disk of guest"):
         _volume.VolumeRunner(FakeModule(_volume.argument_spec(), pool=POOL, name=first + "-shared.raw",
                                         state="absent"), conn).run()
     # (check mode: the test driver does not take the NVRAM flag of a real undefine)

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _volume as volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import StorageError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
 URI = "test:///default"
 POOL = "default-pool"  # the test driver's own dir pool, at /default-pool
@@ -112,7 +112,7 @@ def test_missing_pool_fails_naming_the_existing_ones_but_check_mode_assumes_it(c
 def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(conn, name):
     run(conn, name=name, size="8MiB")
     # The test driver's volumes are not files on this machine: libvirt cannot chmod, and neither may we.
-    with pytest.raises(StorageError, match="libvirt cannot change the permissions of an existing volume"):
+    with pytest.raises(UserError, match="libvirt cannot change the permissions of an existing volume"):
         run(conn, name=name, mode="0644")
 
 
