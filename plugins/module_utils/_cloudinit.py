@@ -57,6 +57,17 @@ _ACCEPTED_USER_DATA = ("expected a dict (rendered as #cloud-config), or a string
 SEED_FILES = ("meta-data", "user-data", "network-config", "vendor-data")
 
 
+def seed_content_options():
+    """The seed's content options (argument spec), shared by the domain module's cloud_init option and the
+    cloud_init module. User and vendor data may hold passwords and keys."""
+    return {
+        "user_data": {"type": "raw", "no_log": True},
+        "meta_data": {"type": "dict"},
+        "network_config": {"type": "raw"},
+        "vendor_data": {"type": "raw", "no_log": True},
+    }
+
+
 def _hidden(text):
     """How a secret value is named in an error: never its content."""
     return "(hidden, %d characters)" % len(text) if isinstance(text, str) else "(hidden %s)" % type(text).__name__

@@ -345,8 +345,12 @@ class Field:
         self.secret = secret  # the value never appears in a result, warning, error or diff
         self.option = option or {}  # more of the option's argument spec: default, required
 
+    composite = False  # True: part of other options (a device's source), no argument spec entry of its own
+
     def argspec(self):
-        """This field's entry in the module's argument spec."""
+        """This field's entry in the module's argument spec (None: it has none of its own)."""
+        if self.composite:
+            return None
         spec = dict(self.codec.argspec(), **self.option)
         if self.secret:
             spec["no_log"] = True
@@ -463,7 +467,7 @@ def read_fields(elem, fields):
     key), for reading a spec back. Secret fields are never read back; absent flags are left out."""
     spec = {}
     for field in fields:
-        if field.secret or getattr(field, "spec_only", False) or getattr(field, "composite", False):
+        if field.secret or getattr(field, "spec_only", False) or field.composite:
             continue
         value = field.read(elem)
         if isinstance(field, ElementList):
@@ -543,6 +547,11 @@ class ElementList(Field):
         self.codec = self
 
     def argspec(self):
+        if self.composite:
+            return None
+        if self.shorthand is not None and len(self.attrs) == 1:  # a list of scalars: boot devices
+            item = self.attrs[0][2].argspec()
+            return dict({"type": "list", "elements": item.pop("type")}, **dict(item, **self.option))
         if self.shorthand is not None:
             return dict({"type": "list", "elements": "raw"}, **self.option)
         options = {}

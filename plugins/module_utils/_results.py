@@ -20,8 +20,12 @@ class SpecError(UserError, ValueError):
     """Bad input, found before anything changed. The message names the option and what is accepted."""
 
     def __init__(self, option, value, accepted):
-        self.option = option
+        self.option, self.value, self.accepted = option, value, accepted
         super().__init__("option %s: got %r; %s" % (option, value, accepted))
+
+    def under(self, prefix):
+        """The same error for an option nested under ``prefix`` ('disks[0].' + 'size')."""
+        return SpecError(prefix + self.option, self.value, self.accepted)
 
 
 def diff(before, after, header):

@@ -19,10 +19,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import
     parse_pvd,
     normalize_cloud_init,
     same_seed_hash,
+    seed_content_options,
     seed_files,
     short_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec import seed_content_options
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume, lookup_pool

@@ -207,6 +207,21 @@ def pool_for_path(conn, path):
     return None
 
 
+def volume_by_reference(conn, pool, reference, option):
+    """A volume by name in ``pool``, or by absolute path in any pool; a SpecError naming ``option`` if none."""
+    try:
+        if reference.startswith("/"):
+            return conn.storageVolLookupByPath(reference)
+        return pool.storageVolLookupByName(reference)
+    except libvirt.libvirtError:
+        if reference.startswith("/"):
+            raise SpecError(option, reference, "no volume of any storage pool has that path (a file copied into a "
+                                               "pool's directory shows up after a refresh of the pool)") from None
+        names = ", ".join(sorted(v.name() for v in pool.listAllVolumes(0) or [])) or "(none)"
+        raise SpecError(option, reference, "pool %s has no volume of that name; its volumes: %s"
+                        % (pool.name(), names)) from None
+
+
 def find_volume(pool, name):
     """The volume ``name`` of an active pool, or None (also for an inactive pool)."""
     if not pool.isActive():

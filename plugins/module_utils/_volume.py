@@ -44,6 +44,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     guests_using_volume,
     sniff_image,
     upload_file,
+    volume_by_reference,
     volume_facts,
     volume_xml,
 )
@@ -184,18 +185,19 @@ def describe(facts):
     return view
 
 
-def plan_volume(current, spec, source=None, pool_kind="dir"):
+def plan_volume(current, spec, source=None, pool_kind="dir", disk=False):
     """Compare the spec with the volume's facts (None: it does not exist) and plan.
 
     ``source`` describes what a new volume is made from (gathered by the runner): for an overlay the
     base image's facts, for a clone the source volume's, for an import the image's format and
-    virtual size (None when it is a URL not downloaded yet).
+    virtual size (None when it is a URL not downloaded yet). ``disk``: planned for a guest's disk
+    (the domain module), which words a refusal as such.
     """
     plan = VolumePlan(spec["name"], pool_kind)
     if current is None:
         _plan_new(plan, spec, source or {}, pool_kind)
     else:
-        _plan_existing(plan, spec, current)
+        _plan_existing(plan, spec, current, "a disk " if disk else "")
     return plan
 
 
@@ -270,7 +272,7 @@ def _refuse_smaller(size, capacity, what):
                         % (what, _size_text(capacity), _size_text(size)))
 
 
-def _plan_existing(plan, spec, current):
+def _plan_existing(plan, spec, current, what=""):
     name = spec["name"]
     if spec["format"] is not None and not same_format(spec["format"], current["format"]):
         raise SpecError("format", spec["format"], "volume %s is %s; the format of an existing volume cannot change "
@@ -283,9 +285,9 @@ def _plan_existing(plan, spec, current):
                                                                 if current["backing"] else "no backing image"))
     size = spec["size"]
     if size is not None and size < current["capacity"]:
-        raise SpecError("size", format_size(size), "volume %s is %s and the requested size is %s; shrinking is refused "
+        raise SpecError("size", format_size(size), "volume %s is %s and the requested size is %s; shrinking %sis refused "
                                                    "(it would lose data)" % (name, _size_text(current["capacity"]),
-                                                                             _size_text(size)))
+                                                                             _size_text(size), what))
     before, after = {}, {}
     if size is not None and size > current["capacity"]:
         plan.grow_to = size
@@ -333,18 +335,7 @@ class VolumeRunner:
     # -- facts about what a new volume is made from ------------------------------------------------------
 
     def _volume_by_reference(self, pool, reference, option):
-        """A volume by name in ``pool``, or by absolute path in any pool."""
-        try:
-            if reference.startswith("/"):
-                return self.conn.storageVolLookupByPath(reference)
-            return pool.storageVolLookupByName(reference)
-        except libvirt.libvirtError:
-            if reference.startswith("/"):
-                raise SpecError(option, reference, "no volume of any storage pool has that path (a file copied into a "
-                                                   "pool's directory shows up after a refresh of the pool)") from None
-            names = ", ".join(sorted(v.name() for v in pool.listAllVolumes(0) or [])) or "(none)"
-            raise SpecError(option, reference, "pool %s has no volume of that name; its volumes: %s"
-                            % (pool.name(), names)) from None
+        return volume_by_reference(self.conn, pool, reference, option)
 
     def source_facts(self, spec, pool):
         if spec["backing"] is not None:

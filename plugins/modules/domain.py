@@ -707,8 +707,8 @@ removed_volumes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import run_module
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.module import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import argument_spec
 
 
 def main():

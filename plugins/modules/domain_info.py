@@ -121,7 +121,7 @@ guests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain_info import argument_spec, run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import argument_spec, run_module
 
 
 def main():

@@ -10,17 +10,19 @@ import yaml
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _cloudinit as ci
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _domain_model as model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, metadata, normalize, readback, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng")
 FIXTURE = "domain-running-guest.xml"
-NS = {"k": model.METADATA_NS}
+NS = {"k": table.METADATA_NS}
 SECRET = "s3cr3t-Pa55w0rd-4711"
 
 
 def ctx():
-    return model.Context({"pc": "pc-i440fx-7.2"}, [])
+    return HostContext({"pc": "pc-i440fx-7.2"})
 
 
 def params(**kwargs):
@@ -33,7 +35,7 @@ def params(**kwargs):
 
 def plan(current, **kwargs):
     context = ctx()
-    return model.plan_domain(current, model.normalize_spec(params(**kwargs), context), context)
+    return planner.plan_domain(current, normalize.normalize_guest(params(**kwargs), context), context)
 
 
 def seed(**kwargs):
@@ -78,7 +80,7 @@ def test_user_data_strings_cloud_init_knows_pass_through(text):
 def test_invalid_yaml_user_data_names_the_option_and_hides_the_value():
     bad = "#cloud-config\npassword: %s\nusers: [unclosed\n" % SECRET
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(cloud_init=seed(user_data=bad)), ctx())
+        normalize.normalize_guest(params(cloud_init=seed(user_data=bad)), ctx())
     message = str(err.value)
     assert err.value.option == "cloud_init.user_data"
     assert "valid YAML" in message and "line" in message and "hidden" in message
@@ -97,7 +99,7 @@ def test_network_config_must_be_version_2():
     assert yaml.safe_load(ci.render_network_config({"version": 2, "ethernets": {"eth0": {"dhcp4": True}}}, "n"))
     assert ci.render_network_config("network:\n  version: 2\n", "n")
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(cloud_init=seed(network_config={"version": 1, "config": []})), ctx())
+        normalize.normalize_guest(params(cloud_init=seed(network_config={"version": 1, "config": []})), ctx())
     assert err.value.option == "cloud_init.network_config.version" and "version 2" in str(err.value)
     with pytest.raises(SpecError):
         ci.render_network_config("[not, a, mapping]", "n")
@@ -108,7 +110,7 @@ def test_ignition_must_be_json_with_a_version():
     assert text == '{"ignition":{"version":"3.4.0"}}\n' and digest.startswith("sha256:")
     assert ci.normalize_ignition('{"ignition": {"version": "3.4.0"}}')[1] == digest
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(ignition='{"ignition": {"version": "3.4.0", "x": "%s"' % SECRET), ctx())
+        normalize.normalize_guest(params(ignition='{"ignition": {"version": "3.4.0", "x": "%s"' % SECRET), ctx())
     assert err.value.option == "ignition" and "not JSON" in str(err.value) and SECRET not in str(err.value)
     with pytest.raises(SpecError) as err:
         ci.normalize_ignition({"passwd": {}})
@@ -148,10 +150,10 @@ def test_seed_iso_is_deterministic_nocloud():
 # ---- the guest model ----------------------------------------------------------------------------------
 
 def test_seed_cdrom_is_added_with_its_hash_and_converges(fixture_text):
-    xml = model.plan_domain(fixture_text(FIXTURE), model.normalize_spec(params(), ctx()), ctx()).after
+    xml = planner.plan_domain(fixture_text(FIXTURE), normalize.normalize_guest(params(), ctx()), ctx()).after
     first = plan(xml, cloud_init=seed())
     root = valid(first.after)
-    spec = model.normalize_spec(params(cloud_init=seed()), ctx())
+    spec = normalize.normalize_guest(params(cloud_init=seed()), ctx())
     [cdrom] = [d for d in root.iterfind("devices/disk") if d.find("source") is not None
                and d.find("source").get("volume") == "guest1-cidata.iso"]
     assert cdrom.get("device") == "cdrom" and cdrom.find("readonly") is not None
@@ -168,7 +170,7 @@ def test_changed_user_data_changes_only_the_hash_live_and_never_shows_it(fixture
     first = plan(fixture_text(FIXTURE), cloud_init=seed())
     changed = plan(first.after, cloud_init=seed(user_data={"users": [{"name": "admin", "passwd": SECRET + "2"}]}))
     assert [c.what for c in changed.changes] == ["cloud_init"]
-    assert changed.changes[0].live == model.LIVE_SEED and not changed.device_ops
+    assert changed.changes[0].live == table.LIVE_SEED and not changed.device_ops
     before, after = etree.fromstring(first.after.encode()), etree.fromstring(changed.after.encode())
     assert [d.find("target").get("dev") for d in before.iterfind("devices/disk")] == \
         [d.find("target").get("dev") for d in after.iterfind("devices/disk")]
@@ -190,10 +192,10 @@ def test_seed_keeps_its_target_with_disks_declared(fixture_text):
 
 def test_seed_target_and_volume_must_not_clash_with_disks():
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(disks=[{"path": "/x.img"}], cloud_init=seed(target="vda")), ctx())
+        normalize.normalize_guest(params(disks=[{"path": "/x.img"}], cloud_init=seed(target="vda")), ctx())
     assert err.value.option == "cloud_init.target"
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(disks=[{"pool": "default", "volume": "guest1-cidata.iso"}], cloud_init=seed()),
+        normalize.normalize_guest(params(disks=[{"pool": "default", "volume": "guest1-cidata.iso"}], cloud_init=seed()),
                              ctx())
     assert err.value.option == "cloud_init.volume"
 
@@ -213,11 +215,11 @@ def test_ignition_fw_cfg_entry_and_hash(fixture_text):
 
 
 def test_backing_is_for_volume_disks_and_qcow2():
-    spec = model.normalize_spec(params(disks=[{"pool": "p", "volume": "a.qcow2", "backing": "base.qcow2"}]), ctx())
+    spec = normalize.normalize_guest(params(disks=[{"pool": "p", "volume": "a.qcow2", "backing": "base.qcow2"}]), ctx())
     assert spec["disks"][0]["backing"] == "base.qcow2"
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(disks=[{"pool": "p", "volume": "a", "backing": "b", "format": "raw"}]), ctx())
+        normalize.normalize_guest(params(disks=[{"pool": "p", "volume": "a", "backing": "b", "format": "raw"}]), ctx())
     assert err.value.option == "disks[0].format"
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(disks=[{"block": "/dev/sdz", "backing": "b"}]), ctx())
+        normalize.normalize_guest(params(disks=[{"block": "/dev/sdz", "backing": "b"}]), ctx())
     assert err.value.option == "disks[0].backing"

@@ -7,7 +7,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _domain_model as model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, metadata, normalize, readback, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng")
@@ -16,7 +18,7 @@ CTX_ARGS = ({"pc": "pc-i440fx-7.2", "q35": "pc-q35-7.2"}, ["52:54:00:de:ad:01"])
 
 
 def ctx():
-    return model.Context(*CTX_ARGS)
+    return HostContext(CTX_ARGS[0], {"another-guest": CTX_ARGS[1]})
 
 
 def params(**kwargs):
@@ -33,7 +35,7 @@ def params(**kwargs):
 
 def plan(current, **kwargs):
     context = ctx()
-    return model.plan_domain(current, model.normalize_spec(params(**kwargs), context), context)
+    return planner.plan_domain(current, normalize.normalize_guest(params(**kwargs), context), context)
 
 
 def assert_valid(xml):
@@ -112,7 +114,7 @@ def test_memory_units(fixture_text, value, kib):
 ])
 def test_bad_input_names_the_option(kwargs, option, accepted):
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(**kwargs), ctx())
+        normalize.normalize_guest(params(**kwargs), ctx())
     assert err.value.option == option
     assert "option %s:" % option in str(err.value)
     assert accepted in str(err.value)
@@ -120,7 +122,7 @@ def test_bad_input_names_the_option(kwargs, option, accepted):
 
 def test_long_vnc_password_is_refused_without_showing_it():
     with pytest.raises(SpecError) as err:
-        model.normalize_spec(params(graphics=[{"type": "vnc", "password": "much-too-long"}]), ctx())
+        normalize.normalize_guest(params(graphics=[{"type": "vnc", "password": "much-too-long"}]), ctx())
     assert err.value.option == "graphics[0].password" and "at most 8" in str(err.value)
     assert "much-too-long" not in str(err.value)
 
@@ -139,7 +141,7 @@ def test_vcpus_current_and_maximum(fixture_text):
     vcpu = etree.fromstring(converges(xml, max_vcpus=1).after.encode()).find("vcpu")
     assert (vcpu.text, vcpu.get("current")) == ("1", None)
     change = [c for c in plan(xml, vcpus=2).changes if c.what == "vcpus"][0]
-    assert change.live == model.LIVE_VCPUS
+    assert change.live == table.LIVE_VCPUS
 
 
 def test_machine_alias_compares_equal(fixture_text):
@@ -177,13 +179,13 @@ def test_nic_without_mac_keeps_the_mac_at_its_position(fixture_text):
 def test_new_nic_gets_a_derived_mac_that_is_stable_and_unique():
     first = converges(None, interfaces=[{"network": "a"}, {"network": "b"}])
     again = plan(None, interfaces=[{"network": "a"}, {"network": "b"}])
-    macs = [i["mac"] for i in model.interfaces_of(first.after)]
-    assert macs == [i["mac"] for i in model.interfaces_of(again.after)]
+    macs = [i["mac"] for i in readback.interfaces_of(first.after)]
+    assert macs == [i["mac"] for i in readback.interfaces_of(again.after)]
     assert len(set(macs)) == 2 and all(m.startswith("52:54:00:") for m in macs)
-    assert macs[0] == model.derive_mac("guest1", 0, set())
+    assert macs[0] == devices.derive_mac("guest1", 0, set())
     # a MAC taken by another guest on the host is skipped
-    taken = model.derive_mac("guest1", 0, set())
-    assert model.derive_mac("guest1", 0, {taken}) != taken
+    taken = devices.derive_mac("guest1", 0, set())
+    assert devices.derive_mac("guest1", 0, {taken}) != taken
 
 
 def test_adding_a_nic_and_a_disk_are_attach_ops(fixture_text):
@@ -215,10 +217,10 @@ def test_link_state_is_a_live_update(fixture_text):
 def test_tags_in_our_namespace(fixture_text):
     result = converges(fixture_text(FIXTURE), tags={"role": "web", "env": "prod"})
     root = etree.fromstring(result.after.encode())
-    assert model.read_tags(root) == {"role": "web", "env": "prod"}
-    assert model.is_managed(root)
+    assert metadata.read_tags(root) == {"role": "web", "env": "prod"}
+    assert metadata.is_managed(root)
     as_list = converges(result.after, tags=["a", "b"])
-    assert model.read_tags(etree.fromstring(as_list.after.encode())) == {"a": None, "b": None}
+    assert metadata.read_tags(etree.fromstring(as_list.after.encode())) == {"a": None, "b": None}
 
 
 def test_graphics_password_never_in_the_diff(fixture_text):
@@ -283,13 +285,13 @@ def test_hand_made_pflash_loader_reads_as_efi():
     xml = ("<domain type='qemu'><name>guest1</name><memory unit='KiB'>65536</memory><os>"
            "<type arch='x86_64' machine='pc-q35-7.2'>hvm</type>"
            "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader></os></domain>")
-    assert model.read_spec(xml)["firmware"] == "efi"
+    assert readback.read_spec(xml)["firmware"] == "efi"
     assert [c.what for c in plan(xml, firmware="efi").changes] == ["metadata.managed"]
 
 
 def test_secure_boot_needs_efi():
     with pytest.raises(SpecError, match="option secure_boot: .*firmware: efi"):
-        model.normalize_spec(params(secure_boot=True, firmware="bios"), ctx())
+        normalize.normalize_guest(params(secure_boot=True, firmware="bios"), ctx())
 
 
 def test_boot_order_cpu_features_numa_and_pins(fixture_text):
@@ -309,7 +311,7 @@ def test_boot_order_cpu_features_numa_and_pins(fixture_text):
     spec["cputune"]["vcpupin"] = spec["cputune"]["vcpupin"][::-1]
     assert not plan(result.after, **spec).changed
     assert [c.what for c in plan(result.after, boot={"devices": ["hd", "network"]}).changes] == ["boot.devices"]
-    read = model.read_spec(result.after)
+    read = readback.read_spec(result.after)
     assert read["boot"]["devices"] == ["network", "hd"]
     assert read["cpu"]["numa"] == [{"cpus": "0", "memory": "64MiB"}, {"cpus": "1", "memory": "64MiB"}]
     assert read["cpu"]["features"] == [{"name": "vmx", "policy": "disable"}, "x2apic"]
@@ -317,7 +319,7 @@ def test_boot_order_cpu_features_numa_and_pins(fixture_text):
 
 def test_element_list_rejects_unknown_keys():
     with pytest.raises(SpecError, match=r"option cpu.numa\[0\].*unknown key\(s\) mem"):
-        model.normalize_spec(params(cpu={"numa": [{"cpus": "0", "mem": 64}]}), ctx())
+        normalize.normalize_guest(params(cpu={"numa": [{"cpus": "0", "mem": 64}]}), ctx())
 
 
 def test_toggles_and_singletons(fixture_text):
@@ -354,12 +356,12 @@ def test_hostdevs_by_host_address(fixture_text):
     assert (usb.find("source/vendor").get("id"), usb.get("managed")) == ("0x1d6b", "no")
     same = plan(result.after, hostdevs=[{"usb": "1d6b:0002", "managed": False}, {"pci": "0000:03:00.0"}])
     assert not same.changed
-    assert model.read_spec(result.after)["hostdevs"] == [{"pci": "0000:03:00.0", "managed": True},
+    assert readback.read_spec(result.after)["hostdevs"] == [{"pci": "0000:03:00.0", "managed": True},
                                                          {"usb": "1d6b:0002", "managed": False}]
     removed = plan(result.after, hostdevs=[{"pci": "0000:03:00.0"}])
     assert [(op.op, op.label) for op in removed.device_ops] == [("detach", "hostdev usb:1d6b:0002")]
     with pytest.raises(SpecError, match=r"option hostdevs\[0\]\.pci"):
-        model.normalize_spec(params(hostdevs=[{"pci": "zz:00"}]), ctx())
+        normalize.normalize_guest(params(hostdevs=[{"pci": "zz:00"}]), ctx())
 
 
 def test_bridge_and_macvtap_nics():
@@ -384,10 +386,10 @@ def test_network_disks_with_hosts():
     assert disk.get("type") == "network"
     assert disk.find("source").get("protocol") == "rbd" and disk.find("source").get("name") == "pool/image"
     assert [(h.get("name"), h.get("port")) for h in disk.iterfind("source/host")] == [("mon1", "6789"), ("mon2", "6789")]
-    assert model.read_spec(result.after)["disks"][0]["network"] == {
+    assert readback.read_spec(result.after)["disks"][0]["network"] == {
         "protocol": "rbd", "name": "pool/image", "hosts": [{"name": "mon1", "port": 6789}, {"name": "mon2", "port": 6789}]}
     with pytest.raises(SpecError, match=r"option disks\[0\]\.network\.protocol"):
-        model.normalize_spec(params(disks=[{"network": {"protocol": "smb", "name": "x"}}]), ctx())
+        normalize.normalize_guest(params(disks=[{"network": {"protocol": "smb", "name": "x"}}]), ctx())
 
 
 # ---- properties ---------------------------------------------------------------------------------
@@ -468,7 +470,7 @@ def _as_params(spec):
 
 def test_read_spec_round_trips(fixture_text):
     xml = plan(fixture_text(FIXTURE)).after  # managed, so the marker is not a change
-    spec = model.read_spec(xml)
+    spec = readback.read_spec(xml)
     assert spec["memory"] == "128MiB" and spec["vcpus"] == 1 and spec["max_vcpus"] == 2
     assert spec["disks"][0] == {"dev": "vda", "device": "disk", "bus": "virtio", "format": "raw",
                                 "path": "/var/lib/libvirt/images/x.img"}
@@ -488,6 +490,6 @@ def test_property_read_spec_is_a_fixed_point(fixture_text, spec):
         xml = plan(fixture_text(FIXTURE), **spec).after
     except SpecError:
         assume(False)
-    params_ = _as_params(model.read_spec(xml))
+    params_ = _as_params(readback.read_spec(xml))
     params_.pop("name")
     assert not plan(xml, **params_).changed

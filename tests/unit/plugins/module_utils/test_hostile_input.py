@@ -14,7 +14,11 @@ import uuid
 import libvirt
 import pytest
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _domain, _domain_model, _domain_spec, _pool, _volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool, _volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, spec as domain_spec, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _network_model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     GUEST_NAME,
@@ -53,7 +57,7 @@ def conn():
 @pytest.fixture
 def ignition_dir(tmp_path, monkeypatch):
     path = tmp_path / "ignition"
-    monkeypatch.setattr(_domain_model, "IGNITION_DIR", str(path))
+    monkeypatch.setattr(normalize, "IGNITION_DIR", str(path))
     return path
 
 
@@ -61,8 +65,9 @@ def domain(conn, check=False, **params):
     params.setdefault("virt_type", "qemu")
     for disk in params.get("disks") or []:
         disk.setdefault("device", "disk")
-    module = FakeModule(_domain_spec.argument_spec(), check, **params)
-    return _domain.DomainRunner(module, conn).run()
+    module = FakeModule(domain_spec.argument_spec(), check, **params)
+    host = gather_host(conn)
+    return converge_guest(conn, host, normalize.normalize_guest(module.params, host), apply_options(module.params), check)
 
 
 def guest_name():
@@ -168,12 +173,12 @@ def test_a_changed_graphics_password_shows_neither_value(conn):
 
 
 def test_secret_changes_through_xml_edits_are_masked_too(fixture_text):
-    ctx = _domain_model.Context()
-    current = _domain_model.plan_domain(fixture_text("domain-running-guest.xml"), _domain_model.normalize_spec(
+    ctx = HostContext()
+    current = planner.plan_domain(fixture_text("domain-running-guest.xml"), normalize.normalize_guest(
         {"name": "guest1", "graphics": [{"type": "vnc", "password": "old-pw"}]}, ctx), ctx).after
-    spec = _domain_model.normalize_spec({"name": "guest1", "xml_edits": [
+    spec = normalize.normalize_guest({"name": "guest1", "xml_edits": [
         {"xpath": "/domain/devices/graphics/@passwd", "value": "new-pw"}]}, ctx)
-    plan = _domain_model.plan_domain(current, spec, ctx)
+    plan = planner.plan_domain(current, spec, ctx)
     described = [c.describe() for c in plan.changes]
     assert described == ["xml_edits: /domain/devices/graphics/@passwd: <secret changed>"]
     assert "old-pw" not in repr(plan.changes) and "old-pw" not in repr(plan.diff())
@@ -217,7 +222,7 @@ def test_pool_build_refuses_a_symlinked_target_directory(conn, tmp_path):
 ])
 def test_values_libvirt_refuses_fail_in_the_model(params, option):
     with pytest.raises(SpecError) as info:
-        _domain_model.normalize_spec(dict({"name": "g1"}, **params), _domain_model.Context())
+        normalize.normalize_guest(dict({"name": "g1"}, **params), HostContext())
     assert info.value.option == option
 
 
@@ -235,7 +240,7 @@ def test_values_libvirt_refuses_fail_in_the_model(params, option):
 ])
 def test_schema_refusals_name_the_option(params, option):
     with pytest.raises(SpecError) as info:
-        _domain_model.normalize_spec(dict({"name": "g1"}, **params), _domain_model.Context())
+        normalize.normalize_guest(dict({"name": "g1"}, **params), HostContext())
     assert info.value.option == option, str(info.value)
 
 

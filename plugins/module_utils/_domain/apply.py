@@ -1,0 +1,586 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: converging one guest. The only code that calls libvirt for a guest.
+
+``converge_guest(conn, host, spec, options, check)`` takes a connection, the host's facts (read once
+by the caller, see host.py), a normalised spec (never changed) and the apply options (how to
+converge: restart, shutdown_timeout, force_off, remove_storage, remove_shared_storage), and returns
+the result; warnings go into it. It knows nothing of AnsibleModule: the ``domain`` module calls it
+once, a fleet of guests once per guest.
+
+Order of work, so that bad input never leaves anything half-made: validate everything (spec,
+references, storage, schema) -> seed, Ignition file, new volumes -> one define of the persistent
+config -> grown volumes -> live changes on a running guest (each through its live kind: table.py,
+devices.py) -> a restart when asked and needed -> power state -> autostart. A failed write takes
+back everything this run made (_libvirt.Undo).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import instance_id_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, find_device
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
+    mark_nvram_reset,
+    nvram_reset_pending,
+    stored_hash,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.storage import plan_storage
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, IGNITION_DIR, LIVE_SEED
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo, converge_autostart, libvirt, lookup_or_none
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._seed import plan_seed, write_seed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
+    find_pool,
+    guests_using_volume,
+    is_local_uri,
+    names_of,
+    volume_xml,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, validate_schema
+
+STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
+# How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
+APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
+                 "remove_shared_storage": False}
+# libvirt expands these in the live XML (host-model becomes a model with features): not a pending change.
+_LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
+
+
+def apply_options(params):
+    """The apply options out of module parameters (their defaults where not given)."""
+    return {key: params.get(key, default) if params.get(key) is not None else default
+            for key, default in APPLY_OPTIONS.items()}
+
+
+def lookup_domain(conn, name):
+    return lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
+
+
+def state_of(dom):
+    return "absent" if dom is None else STATE_NAMES.get(dom.state(0)[0], "shutoff")
+
+
+# ---- checks before anything changes ------------------------------------------------------------------------
+
+def check_references(conn, spec, check=False):
+    """Networks and pools named in the spec must exist: fail before any change if one does not.
+
+    In check mode a missing one is assumed to come from an earlier task of the same play (which in
+    check mode predicted it and made nothing); the returned warnings say so.
+    """
+    warnings = []
+
+    def missing(kind, name, option, existing):
+        if check:
+            warnings.append(assumed(kind, name))
+            return
+        raise SpecError(option, name, "no %s has that name; existing %ss: %s" % (
+            "libvirt network" if kind == "network" else kind, "network" if kind == "network" else "pool",
+            names_of(existing())))
+
+    for index, nic in enumerate(spec.get("interfaces") or []):
+        kind, attrs = nic["source"]
+        if kind == "network":
+            name = dict(attrs)["network"]
+            if lookup_or_none(conn.networkLookupByName, name, "VIR_ERR_NO_NETWORK") is None:
+                missing("network", name, "interfaces[%d].network" % index, lambda: conn.listAllNetworks(0))
+    for index, disk in enumerate(spec.get("disks") or []):
+        kind, attrs = disk["source"]
+        if kind == "volume":
+            name = dict(attrs)["pool"]
+            if find_pool(conn, name) is None:
+                missing("storage pool", name, "disks[%d].pool" % index, lambda: conn.listAllStoragePools(0))
+    seed = spec.get("cloud_init")
+    if seed:
+        pool = find_pool(conn, seed["pool"])
+        if pool is None:
+            missing("storage pool", seed["pool"], "cloud_init.pool", lambda: conn.listAllStoragePools(0))
+        elif not pool.isActive() and not check:
+            raise SpecError("cloud_init.pool", seed["pool"], "the pool is not active; start it first")
+    return warnings
+
+
+# ---- the Ignition file ---------------------------------------------------------------------------------------
+
+def ignition_file_current(path, config):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read() == config.encode("utf-8")
+    except OSError:
+        return False
+
+
+def write_ignition_file(path, config, undo=None):
+    """Write the config atomically, readable by the qemu process (group libvirt-qemu when it exists).
+
+    With ``undo``, how to take it back is registered: the previous file comes back, or a new one goes.
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    previous = None
+    if undo is not None and os.path.lexists(path):
+        with open(path, "rb") as handle:
+            previous = handle.read()
+    _replace_file(path, config.encode("utf-8"))
+    if undo is not None:
+        undo.add("Ignition file %s" % path,
+                 (lambda: os.unlink(path)) if previous is None else (lambda: _replace_file(path, previous)))
+
+
+def _replace_file(path, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".kvmfleet-ign-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        try:
+            import grp
+            os.chown(tmp, 0, grp.getgrnam("libvirt-qemu").gr_gid)
+            os.chmod(tmp, 0o640)
+        except (KeyError, PermissionError):
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---- a running guest taking live changes -------------------------------------------------------------------
+
+class LiveGuest:
+    """The calls the live kinds make on a running guest (see table.py and devices.py)."""
+
+    def __init__(self, conn, name, seed_dev=None):
+        self.conn, self.name, self.seed_dev = conn, name, seed_dev
+        self.dom = conn.lookupByName(name)
+
+    def config_device(self, kind, key):
+        """A device element from the new persistent config (with the address libvirt gave it)."""
+        return find_device(parse_xml(self.dom.XMLDesc(config_xml_flags())), kind, key)
+
+    def detach(self, op):
+        elem = find_device(parse_xml(self.dom.XMLDesc(0)), op.kind, op.key)
+        if elem is not None:
+            self.dom.detachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def update(self, op):
+        elem = self.config_device(op.kind, op.key)
+        _drop_address(elem)
+        self.dom.updateDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def attach(self, op):
+        elem = self.config_device(op.kind, op.key)
+        try:
+            self.dom.attachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError:
+            # The config's address may be taken in the running guest: let libvirt pick one live.
+            if elem.find("address") is None:
+                raise
+            _drop_address(elem)
+            self.dom.attachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def refresh_seed_media(self):
+        """New bytes in the same seed volume: eject and insert it again (same target, same address), so the
+        guest sees a media change and reads the new content; libvirt skips a change to the same source."""
+        elem = self.config_device("disks", self.seed_dev)
+        _drop_address(elem)
+        empty = etree.fromstring(to_string(elem))
+        empty.set("type", "file")
+        for source in empty.findall("source"):
+            empty.remove(source)
+        self.dom.updateDeviceFlags(to_string(empty), libvirt.VIR_DOMAIN_AFFECT_LIVE
+                                   | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE)
+        self.dom.updateDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+
+def _drop_address(elem):
+    address = elem.find("address")
+    if address is not None:
+        elem.remove(address)
+
+
+def split_live(plan, running):
+    """(live, later): what a running guest takes now (Changes and DeviceOps with a live kind), and
+    (what, reason) pairs for what waits for the next boot."""
+    live, later = [], []
+    if not running or plan.created:
+        return live, later
+    device_whats = set()
+    for op in plan.device_ops:
+        device_whats.update(c.what for c in op.changes)
+        device_whats.add(DEVICE_KIND[op.kind].label(op.key))
+        if op.live is not None:
+            live.append(op)
+        else:
+            later.append((op.label, "%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes))))
+    for change in plan.changes:
+        if change.what in device_whats or change.live is CONFIG_ONLY:
+            continue
+        if change.live is not None:
+            live.append(change)
+        else:
+            later.append((change.what, change.describe()))
+    return live, later
+
+
+def live_label(item):
+    """How a live change is listed in applied_live (the same words in check mode)."""
+    return item.live.label(item)
+
+
+# ---- one guest -------------------------------------------------------------------------------------------
+
+def converge_guest(conn, host, spec, options, check):
+    """Converge one guest to ``spec`` on ``conn``; the result dict (changed, diff, actions, applied_live,
+    reboot_required, reasons, warnings, ...). Raises UserError (or a libvirt error) on failure, having
+    taken back what it made."""
+    return _GuestRun(conn, host, spec, options, check).run()
+
+
+class _GuestRun:
+    def __init__(self, conn, host, spec, options, check):
+        self.conn, self.host, self.spec, self.options, self.check = conn, host, spec, options, check
+        self.warnings = []
+        self.actions = []
+        self.applied_live = []
+        self.live_failures = []
+        self.undo = Undo()  # what this run made, taken back if a later step fails
+        self.nvram_reset = False
+
+    def run(self):
+        dom = lookup_domain(self.conn, self.spec["name"])
+        result = self.absent(dom) if self.spec["state"] == "absent" else self.present(dom)
+        result["warnings"] = self.warnings
+        return result
+
+    # -- power state -----------------------------------------------------------------------------------
+
+    def _wait_shutoff(self, dom, timeout):
+        deadline = time.monotonic() + timeout
+        while dom.isActive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    def _stop(self, dom, why):
+        """Graceful shutdown; force it off after shutdown_timeout only when force_off says so."""
+        timeout = self.options["shutdown_timeout"]
+        if timeout > 0:
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError:
+                pass  # not running any more, or no ACPI: fall through to the wait/force
+            if self._wait_shutoff(dom, timeout):
+                return
+        if not self.options["force_off"]:
+            raise UserError("guest %s did not shut down within shutdown_timeout=%ss (%s); set force_off: true "
+                            "to power it off, or raise shutdown_timeout" % (dom.name(), timeout, why))
+        dom.destroy()
+
+    def converge_state(self, dom, current, wanted):
+        """Actions to bring the guest from ``current`` to ``wanted`` power state (performed unless check)."""
+        if wanted in ("present", current):
+            return
+        if wanted == "running" and current == "paused":
+            self.actions.append("resume")
+            if not self.check:
+                dom.resume()
+        elif wanted == "running":
+            self.actions.append("start")
+            self._start(dom)
+        elif wanted == "paused" and current == "running":
+            self.actions.append("suspend")
+            if not self.check:
+                dom.suspend()
+        elif wanted == "paused":
+            self.actions.append("start paused")
+            self._start(dom, libvirt.VIR_DOMAIN_START_PAUSED)
+        elif wanted == "shutoff":
+            self.actions.append("shutdown")
+            if not self.check:
+                self._stop(dom, "state: shutoff")
+
+    def _start(self, dom, flags=0):
+        """Start the guest (unless check mode). A pending firmware change (metadata.mark_nvram_reset) first
+        re-creates its UEFI variables from the firmware's template, then clears the mark."""
+        if self.nvram_reset:
+            self.actions.append("reset UEFI variables (NVRAM) from the firmware template")
+        if self.check:
+            return
+        if not self.nvram_reset:
+            dom.createWithFlags(flags)
+            return
+        dom.createWithFlags(flags | libvirt.VIR_DOMAIN_START_RESET_NVRAM)
+        root = parse_xml(dom.XMLDesc(config_xml_flags()))
+        mark_nvram_reset(root, False)
+        self.conn.defineXML(to_string(root))
+        self.nvram_reset = False
+
+    # -- absent ------------------------------------------------------------------------------------------
+
+    def _disk_volumes(self, dom, reasons):
+        volumes = []
+        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        for disk in root.iterfind("devices/disk[@device='disk']"):
+            source = disk.find("source")
+            if source is None:
+                continue
+            try:
+                if disk.get("type") == "volume":
+                    pool = self.conn.storagePoolLookupByName(source.get("pool"))
+                    volumes.append(pool.storageVolLookupByName(source.get("volume")))
+                elif disk.get("type") == "file" and source.get("file"):
+                    volumes.append(self.conn.storageVolLookupByPath(source.get("file")))
+            except libvirt.libvirtError:
+                reasons.append("disk image %s is in no storage pool and was kept"
+                               % (source.get("file") or source.get("volume")))
+        return volumes
+
+    def _refuse_shared(self, dom, volumes):
+        """remove_storage deletes no disk image another guest still uses, unless remove_shared_storage says so."""
+        if self.options["remove_shared_storage"]:
+            return
+        for vol in volumes:
+            pool = vol.storagePoolLookupByVolume()
+            users = guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(dom.name(),))
+            if users:
+                raise UserError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
+                                "pointing at a missing file. Nothing was changed. Detach it from them first, or set "
+                                "remove_shared_storage: true" % (dom.name(), vol.path(), ", ".join(users)))
+
+    def absent(self, dom):
+        result = {"changed": dom is not None, "state": "absent", "removed_volumes": []}
+        if dom is None:
+            return result
+        before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        result["diff"] = diff(mask_secrets(before), "", "domain (persistent config)")
+        snapshots = dom.snapshotNum(0)
+        if snapshots:
+            names = ", ".join(dom.snapshotListNames(0))
+            raise UserError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
+                            "absent never deletes snapshots" % (dom.name(), snapshots, names))
+        reasons = []
+        volumes = self._disk_volumes(dom, reasons) if self.options["remove_storage"] else []
+        self._refuse_shared(dom, volumes)
+        result["removed_volumes"] = [v.path() for v in volumes]
+        if self.check:
+            return result
+        if dom.isActive():
+            dom.destroy()
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        if dom.isPersistent():
+            dom.undefineFlags(flags)
+        for vol in volumes:
+            vol.delete(0)
+        # The Ignition file is this module's own copy of the guest's config: it goes with the guest.
+        for entry in parse_xml(before).iterfind("sysinfo[@type='fwcfg']/entry"):
+            path = entry.get("file") or ""
+            if os.path.dirname(path) == IGNITION_DIR and os.path.exists(path):
+                os.unlink(path)
+        self.host.forget(dom.name())
+        return result
+
+    # -- present / running / ... ---------------------------------------------------------------------------
+
+    def pending_on_running_guest(self, dom, formats):
+        """What the running guest differs in from the spec in ways only a restart applies.
+
+        Planned against the live XML, so a change written to the config by an earlier run is still
+        reported (and restarted for) until the guest has rebooted into it. The escape hatch, our
+        metadata, and the CPU definition (libvirt expands host-model in the live XML) are left out.
+        """
+        live_spec = {key: value for key, value in self.spec.items() if key not in _LIVE_EXPANDED}
+        live_spec.update(xml_edits=[], tags=None)
+        live, later = split_live(plan_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE), live_spec, self.host, formats),
+                                 True)
+        return later, live
+
+    def apply_live(self, name, live, seed_dev):
+        """Apply each live change through its live kind; one the guest does not take is left to the next
+        boot, and said so. The persistent config already holds every change at this point, so a refused or
+        timed-out live operation (a vCPU unplug the guest ignores, say) is not a failure of the task."""
+        guest = LiveGuest(self.conn, name, seed_dev)
+        for item in live:
+            try:
+                item.live.call(guest, item)
+            except libvirt.libvirtError as exc:
+                what = item.label if getattr(item, "op", None) else item.what
+                reason = "%s: not applied to the running guest (%s); applies at next boot" % (what, exc)
+                self.live_failures.append(reason)
+                self.warnings.append(reason)
+                continue
+            self.applied_live.append(live_label(item))
+
+    def present(self, dom):
+        spec, conn, check = self.spec, self.conn, self.check
+        name = spec["name"]
+        self.warnings.extend(check_references(conn, spec, check))
+        volume_tasks, formats = plan_storage(conn, spec, check)
+        current_xml = None
+        if dom is not None:
+            current_xml = self.host.guest_xml.get(name) or dom.XMLDesc(config_xml_flags())
+        plan = plan_domain(current_xml, spec, self.host, formats)
+        if plan.changed:
+            validate_schema(plan.after, "domain.rng", "domain")
+        self.nvram_reset = nvram_reset_pending(plan.root)
+        seed_task = None
+        if spec.get("cloud_init"):
+            current_root = None if current_xml is None else parse_xml(current_xml)
+            seed_task = plan_seed(conn, spec["cloud_init"],
+                                  None if current_root is None else stored_hash(current_root, "cloud-init"), check)
+        ignition = spec.get("ignition")
+        if ignition is not None and not is_local_uri(conn.getURI()):
+            raise SpecError("ignition", "(hidden)", "the Ignition file is written on the host the module runs on; "
+                                                    "use a local uri (qemu:///system) on the hypervisor")
+        write_ignition = ignition is not None and not ignition_file_current(ignition["path"], ignition["config"])
+
+        current_state = state_of(dom)
+        running = current_state in ("running", "paused")
+        live, later = split_live(plan, running)
+        if running and not plan.created:
+            known = {what for what, _text in later}
+            pending, unapplied = self.pending_on_running_guest(dom, formats)
+            later += [item for item in pending if item[0] not in known]
+            # Live-capable changes the config already has but the running guest does not (an attach
+            # or a vCPU unplug an earlier run could not apply live), other than those this run applies.
+            applying = {live_label(item) for item in live}
+            for item in unapplied:
+                label = live_label(item)
+                # The seed's hash lives in metadata the running guest's XML keeps from its boot.
+                if label not in applying and item.live is not LIVE_SEED:
+                    later.append((label, "%s: in the config but not in the running guest; applies at next boot"
+                                  % label))
+        later = [text for _what, text in later]
+        wanted_state = spec["state"]
+        restart = bool(later) and running and self.options["restart"] == "if_needed" and wanted_state != "shutoff"
+        if seed_task is not None:
+            self.actions.append(seed_task.describe())
+        if write_ignition:
+            self.actions.append("write Ignition config %s" % ignition["path"])
+        for task in volume_tasks:
+            self.actions.append(task.describe())
+        if not check:
+            self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None)
+            dom = conn.lookupByName(name)
+            if running and live:
+                self.apply_live(name, live, plan.seed_dev)
+        else:
+            self.applied_live.extend(live_label(item) for item in live)
+        if restart:
+            self.actions.append("restart (to apply: %s)" % "; ".join(later))
+            if not check:
+                self._stop(dom, "restart: if_needed")
+            self._start(dom)
+        later.extend(self.live_failures)
+        reboot_required = bool(later) and not restart and wanted_state != "shutoff"
+        try:
+            self.converge_state(dom, "shutoff" if plan.created else current_state, wanted_state)
+        except libvirt.libvirtError as exc:
+            if plan.created and not check:
+                failed = self._undo_create(dom)
+                raise UserError("guest %s was defined but could not start, so it was removed again along with "
+                                "the volumes and files this task created: %s; %s"
+                                % (name, exc, self.undo.describe_failure(failed))) from None
+            raise
+        action = converge_autostart(dom, spec.get("autostart"), check, dom is not None and not (plan.created and check))
+        if action:
+            self.actions.append(action)
+
+        final_xml = plan.after
+        if dom is not None and not check:
+            final_xml = dom.XMLDesc(config_xml_flags())
+            self.host.remember(name, final_xml)
+        else:  # check mode: the guests converged after this one must not be predicted with its MACs
+            self.host.guest_macs[name] = set(plan.macs)
+        changed = plan.changed or bool(volume_tasks) or bool(self.actions)
+        return {
+            "changed": changed,
+            "diff": plan.diff(),
+            "created": plan.created,
+            "changes": [c.describe() for c in plan.changes],
+            "applied_live": self.applied_live,
+            "reboot_required": reboot_required,
+            "reasons": later if reboot_required else [],
+            "actions": self.actions,
+            "uuid": None if dom is None else dom.UUIDString(),
+            "state": wanted_state if wanted_state != "present" else (
+                "shutoff" if plan.created else current_state),
+            "interfaces": interfaces_of(final_xml),
+        }
+
+    def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None):
+        """The writes, in order: seed, Ignition file, new volumes, the define, grown volumes. A failure
+        takes back everything this run made (a grown volume stays grown: shrinking could lose data)."""
+        undo = self.undo
+        define_xml = plan.after
+        try:
+            if seed_task is not None:
+                instance_id = None
+                if seed_task.seed["derive_instance_id"]:
+                    if dom is None:
+                        # libvirt would pick a UUID at define; this picks it first, for the instance-id.
+                        guest_uuid = str(uuid.uuid4())
+                        define_xml = _with_uuid(plan.after, guest_uuid)
+                    else:
+                        guest_uuid = dom.UUIDString()
+                    instance_id = instance_id_for(guest_uuid)
+                write_seed(self.conn, seed_task, instance_id, undo)
+            if ignition is not None:
+                write_ignition_file(ignition["path"], ignition["config"], undo)
+            for task in volume_tasks:
+                if task.vol is None:
+                    pool = task.pool["obj"]
+                    vol = pool.createXML(volume_xml(task.name, task.size, task.plan.format, backing=task.plan.backing), 0)
+                    undo.add("volume %s" % vol.path(), lambda vol=vol: vol.delete(0))
+            if plan.changed:
+                defined = self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                if dom is None:
+                    undo.add("guest %s" % name, lambda: defined.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM))
+            for task in volume_tasks:
+                if task.vol is not None:
+                    self._grow(dom, task, running)
+        except (libvirt.libvirtError, OSError) as exc:
+            failed = undo.rollback()
+            raise UserError("the change to guest %s failed: %s; %s" % (name, exc, undo.describe_failure(failed))) \
+                from None
+        except BaseException:
+            undo.rollback()
+            raise
+
+    def _undo_create(self, dom):
+        """Take back a guest this run defined, with everything made for it: no half-made objects."""
+        if dom.isActive():
+            dom.destroy()
+        return self.undo.rollback()
+
+    def _grow(self, dom, task, running):
+        if running and dom is not None:
+            try:
+                dom.blockResize(task.dev, task.size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                self.applied_live.append("grow disk %s to %s" % (task.dev, format_size(task.size)))
+                return
+            except libvirt.libvirtError:
+                pass  # the disk is not attached live yet: grow the volume itself
+        task.vol.resize(task.size, 0)
+
+
+def _with_uuid(xml, guest_uuid):
+    root = parse_xml(xml)
+    node = root.find("uuid")
+    if node is None:
+        node = etree.Element("uuid")
+        root.find("name").addnext(node)
+    node.text = guest_uuid
+    return to_string(root)
+

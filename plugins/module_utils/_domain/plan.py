@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the plan. ``plan_domain`` applies a normalised spec to the guest's current XML and says
+what changed and how each change can reach a running guest (its live kind). Pure: no libvirt calls.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import IGNITION_FWCFG
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import (
+    DEVICE_KIND,
+    DEVICE_KINDS,
+    DISK_SOURCE,
+    LIVE_ATTACH,
+    LIVE_DETACH,
+    LIVE_UPDATE,
+    Disks,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
+    mark_nvram_reset,
+    mask_content_hashes,
+    reconcile_content_hash,
+    reconcile_metadata,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import disk_dev_name
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import (
+    DOMAIN_FIELDS,
+    FIELD,
+    LIVE_SEED,
+    NVRAM_RESET_KEYS,
+    SECRET_MASK,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+    PRESENCE,
+    TEXT,
+    Change,
+    ensure_path,
+    prune_empty,
+    reconcile_fields,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+
+
+class DeviceOp:
+    """A device to attach, detach or update on a running guest, or to modify (next boot only); the
+    persistent config is always redefined. ``live`` is the LiveKind, None for a modify."""
+
+    LIVE = {"attach": LIVE_ATTACH, "detach": LIVE_DETACH, "update": LIVE_UPDATE}
+
+    def __init__(self, op, kind, key, label, changes=()):
+        self.op, self.kind, self.key, self.label, self.changes = op, kind, key, label, list(changes)
+        self.live = self.LIVE.get(op)
+
+    def __repr__(self):
+        return "DeviceOp(%s %s)" % (self.op, self.label)
+
+
+class Plan:
+    """What converging a guest changes in its persistent config: the document before and after, the
+    Changes, the device operations, and what the plan derived (NIC MACs, the seed's target dev)."""
+
+    def __init__(self, before, root, changes, device_ops, created, seed_dev=None, macs=()):
+        self.before = before
+        self.root = root
+        self.after = to_string(copy.deepcopy(root))
+        self.changes = changes
+        self.device_ops = device_ops
+        self.created = created
+        self.seed_dev = seed_dev
+        self.macs = list(macs)  # the MACs of the declared NICs, in order
+
+    @property
+    def changed(self):
+        return self.created or self.after != self.before
+
+    def diff(self):
+        """before/after XML for --diff, with secrets masked."""
+        if not self.changed:
+            return {}
+        return diff(mask_secrets(self.before), mask_secrets(self.after, self.before), "domain (persistent config)")
+
+
+def _secret_fields(kind):
+    return [field for field in kind.fields if field.secret]
+
+
+def mask_secrets(xml, compare_to=None):
+    """The XML with every secret field (as the tables declare them) replaced by a mask; one that
+    differs from ``compare_to`` (the before side of a diff) shows as changed, never in clear."""
+    if not xml:
+        return xml
+    root = parse_xml(xml)
+    old_root = parse_xml(compare_to) if compare_to else None
+    for kind in DEVICE_KINDS:
+        secret = _secret_fields(kind)
+        devices = root.find("devices")
+        if not secret or devices is None:
+            continue
+        old = {}
+        if old_root is not None and old_root.find("devices") is not None:
+            old = {kind.key_of(e): e for e in kind.select(old_root.find("devices"))}
+        for elem in kind.select(devices):
+            before = old.get(kind.key_of(elem))
+            for field in secret:
+                value = field.read(elem)
+                if value is None:
+                    continue
+                changed = old_root is not None and (before is None or field.read(before) != value)
+                field.write(elem, SECRET_MASK + (" (changed)" if changed else ""))
+    mask_content_hashes(root)
+    return to_string(root)
+
+
+def secret_attributes():
+    """XML attribute names the tables declare secret (an escape-hatch edit of one is masked too)."""
+    return {field.where for kind in DEVICE_KINDS for field in _secret_fields(kind) if field.where != TEXT}
+
+
+def _reconcile_device_list(devices, kind, specs, guest_name, taken_macs):
+    changes, ops = [], []
+    pairs, removed = kind.match(kind.select(devices), specs, guest_name, taken_macs)
+    for elem in removed:
+        key = kind.key_of(elem)
+        devices.remove(elem)
+        changes.append(Change(kind.label(key), "present", None, LIVE_DETACH))
+        ops.append(DeviceOp("detach", kind.name, key, kind.label(key)))
+    for spec, elem in pairs:
+        key = spec["_key"]
+        if elem is None:
+            elem = kind.build(spec)
+            _append_device(devices, elem, kind)
+            reconcile_fields(elem, kind.fields, spec)
+            changes.append(Change(kind.label(key), None, "present", LIVE_ATTACH))
+            ops.append(DeviceOp("attach", kind.name, key, kind.label(key)))
+            continue
+        dev_changes = reconcile_fields(elem, kind.fields, spec, kind.label(key) + ".")
+        for field in kind.fields:
+            if field.path and field.where != PRESENCE:
+                prune_empty(elem, field.path)
+        if dev_changes:
+            changes.extend(dev_changes)
+            live = kind.live_keys(elem)
+            changed_keys = {c.what.rsplit(".", 1)[-1] for c in dev_changes}
+            ops.append(DeviceOp("update" if changed_keys <= live else "modify", kind.name, key,
+                                kind.label(key), dev_changes))
+    return changes, ops, pairs
+
+
+def _clamp_current_vcpus(root):
+    """A lowered max_vcpus takes the current count down with it (libvirt refuses current > maximum)."""
+    vcpu = root.find("vcpu")
+    if vcpu is not None and vcpu.get("current") and int(vcpu.get("current")) >= int(vcpu.text):
+        vcpu.attrib.pop("current")
+
+
+def _complete_topology(root):
+    """libvirt needs sockets, cores and threads together: one declared alone brings the others as 1."""
+    topology = root.find("cpu/topology")
+    if topology is not None:
+        for name in ("sockets", "cores", "threads"):
+            if topology.get(name) is None:
+                topology.set(name, "1")
+
+
+def _append_device(devices, elem, kind):
+    """Place a new device after the last one of its kind (libvirt sorts them anyway; diffs read better)."""
+    same = devices.findall(kind.tag)
+    if same:
+        same[-1].addnext(elem)
+    else:
+        devices.append(elem)
+
+
+def plan_domain(current_xml, spec, host, disk_formats=None):
+    """Apply ``spec`` to ``current_xml`` (None: a new guest). Pure: returns a Plan, touches nothing.
+
+    ``host`` (HostContext) gives the other guests' MACs and the host's arch; ``disk_formats`` the
+    format of each disk's existing volume ({dev: format}, from the storage plan) where the spec
+    declares none. The spec is not changed.
+    """
+    created = current_xml is None
+    root = new_domain(spec, host) if created else parse_xml(current_xml)
+    before = "" if created else to_string(copy.deepcopy(root))
+    changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
+    _clamp_current_vcpus(root)
+    _complete_topology(root)
+    devices = ensure_path(root, "devices")
+    device_ops, macs = [], []
+    seed_disk = None
+    if spec.get("cloud_init"):
+        seed_disk = _seed_disk_spec(spec, _seed_target(devices, spec))
+    taken = host.macs_except(spec["name"])
+    for kind in DEVICE_KINDS:
+        specs = spec.get(kind.name)
+        if kind.name == "disks":
+            if specs is not None and disk_formats:
+                specs = [dict(d, format=disk_formats[d["_key"]]) if d.get("format") is None and d["_key"] in disk_formats
+                         else d for d in specs]
+            if seed_disk is not None:
+                specs, kind = (specs + [seed_disk], kind) if specs is not None else ([seed_disk], _OneDisk(seed_disk["_key"]))
+        if specs is None:
+            continue
+        kind_changes, kind_ops, pairs = _reconcile_device_list(devices, kind, specs, spec["name"], taken)
+        changes.extend(kind_changes)
+        device_ops.extend(kind_ops)
+        if kind.name == "interfaces":
+            macs = [nic["mac"] for nic, _elem in pairs]
+    changes.extend(reconcile_metadata(root, spec.get("tags")))
+    if seed_disk is not None:
+        attached = any(op.key == seed_disk["_key"] and op.kind == "disks" for op in device_ops)
+        changes.extend(reconcile_content_hash(root, "cloud-init", "cloud_init", spec["cloud_init"]["hash"],
+                                              None if attached else LIVE_SEED))
+    if spec.get("ignition"):
+        changes.extend(reconcile_ignition(root, spec["ignition"]))
+        changes.extend(reconcile_content_hash(root, "ignition", "ignition", spec["ignition"]["hash"]))
+    if not created and any(c.what in NVRAM_RESET_KEYS for c in changes):
+        mark_nvram_reset(root, True)
+    changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
+    if created:  # a new guest has no "before": list what it is made with
+        changes = [Change(c.what, None, c.after, c.live, c.secret, c.field) for c in changes]
+    return Plan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs)
+
+
+# ---- the cloud-init seed cdrom and the Ignition entry ------------------------------------------
+
+def _seed_target(devices, spec):
+    """The seed cdrom's target dev: declared, or the one the seed volume is attached at, or the next
+    free sdX (the same on every run: the attached seed is found by its volume)."""
+    seed = spec["cloud_init"]
+    if seed["target"]:
+        return seed["target"]
+    kind = DEVICE_KIND["disks"]
+    source_field = DISK_SOURCE
+    for elem in kind.select(devices):
+        if elem.get("device") == "cdrom" and source_field.read(elem) == seed["source"]:
+            return kind.key_of(elem)
+    used = {kind.key_of(e) for e in kind.select(devices)} | {d["_key"] for d in spec.get("disks") or []}
+    number = 0
+    while disk_dev_name("sd", number) in used:
+        number += 1
+    return disk_dev_name("sd", number)
+
+
+class _OneDisk(Disks):
+    """The disk list narrowed to one target dev: the seed cdrom when ``disks`` is not managed."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    def select(self, devices):
+        return [e for e in devices.findall(self.tag) if self.key_of(e) == self.dev]
+
+
+def _seed_disk_spec(spec, dev):
+    return {"device": "cdrom", "bus": "sata", "source": spec["cloud_init"]["source"], "format": "raw",
+            "readonly": True, "_key": dev, "dev": dev, "_seed": True}
+
+
+def reconcile_ignition(root, ignition):
+    """The fw_cfg entry CoreOS-family guests read their Ignition config from, plus its content hash."""
+    changes = []
+    sysinfo = root.find("sysinfo[@type='fwcfg']")
+    if sysinfo is None:
+        sysinfo = etree.SubElement(root, "sysinfo", type="fwcfg")
+    entry = sysinfo.find("entry[@name='%s']" % IGNITION_FWCFG)
+    if entry is None:
+        entry = etree.SubElement(sysinfo, "entry", name=IGNITION_FWCFG)
+    if entry.get("file") != ignition["path"] or entry.text:
+        changes.append(Change("ignition.file", entry.get("file"), ignition["path"]))
+        entry.text = None
+        entry.set("file", ignition["path"])
+    return changes
+
+
+# ---- new guests ------------------------------------------------------------------------------------
+
+def new_domain(spec, host):
+    """The document a new guest starts from: the user's ``xml``, or sane defaults (virt-install's)."""
+    if spec.get("xml"):
+        root = parse_xml(spec["xml"])
+        if root.tag != "domain":
+            raise SpecError("xml", root.tag, "expected a <domain> document")
+        ensure_path(root, "name").text = spec["name"]
+        return root
+    virt_type = spec.get("virt_type") or "kvm"
+    root = etree.Element("domain", type=virt_type)
+    etree.SubElement(root, "name").text = spec["name"]
+    etree.SubElement(root, "memory", unit="KiB").text = str(1024 * 1024)
+    etree.SubElement(root, "vcpu", placement="static").text = "1"
+    os_elem = etree.SubElement(root, "os")
+    etree.SubElement(os_elem, "type", arch=spec.get("arch") or host.host_arch).text = "hvm"
+    features = etree.SubElement(root, "features")
+    etree.SubElement(features, "acpi")
+    etree.SubElement(features, "apic")
+    if virt_type == "kvm":
+        etree.SubElement(root, "cpu", mode="host-model")
+    etree.SubElement(root, "clock", offset="utc")
+    devices = etree.SubElement(root, "devices")
+    if spec.get("serials") is None:
+        etree.SubElement(devices, "serial", type="pty")
+    if spec.get("consoles") is None:
+        etree.SubElement(devices, "console", type="pty")
+    for toggle in ("guest_agent", "rng"):  # virt-install's defaults, unless declared off
+        if spec.get(toggle) is None:
+            FIELD[toggle].write(root, True)
+    return root
+
+
+# ---- xml_edits: the escape hatch -------------------------------------------------------------------
+
+def _same_tree(a, b):
+    return etree.tostring(a, method="c14n") == etree.tostring(b, method="c14n")
+
+
+def apply_xml_edits(root, edits):
+    """Apply the escape-hatch edits; each is idempotent (it writes only what is not there yet)."""
+    changes = []
+    secret = secret_attributes()
+    for edit in edits:
+        xpath, action = edit["xpath"], edit["action"]
+        path, attr = xpath, None
+        parent, _sep, last = xpath.rpartition("/")
+        if action == "value" and last.startswith("@"):
+            path, attr = parent, last[1:]  # '.../@name': set that attribute
+        nodes = [n for n in root.xpath(path) if isinstance(n, etree._Element)]
+        if action == "absent":
+            for node in nodes:
+                node.getparent().remove(node)
+                changes.append(Change("xml_edits: remove %s" % xpath, "present", None))
+            continue
+        if not nodes:
+            raise SpecError(edit["option"] + ".xpath", xpath, "it matches no element in the guest's XML")
+        for node in nodes:
+            if action == "value":
+                value = str(edit["value"])
+                current = node.get(attr) if attr else (node.text or "")
+                if current != value:
+                    if attr:
+                        node.set(attr, value)
+                    else:
+                        node.text = value
+                    changes.append(Change("xml_edits: %s" % xpath, current, value, secret=attr in secret))
+            elif action == "attributes":
+                for name, value in edit["value"].items():
+                    if value is None:
+                        if name in node.attrib:
+                            changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), None,
+                                                  secret=name in secret))
+                            node.attrib.pop(name)
+                    elif node.get(name) != str(value):
+                        changes.append(Change("xml_edits: %s/@%s" % (xpath, name), node.get(name), str(value),
+                                              secret=name in secret))
+                        node.set(name, str(value))
+            else:
+                fragment = edit["fragment"]
+                if not any(_same_tree(child, fragment) for child in node):
+                    node.append(copy.deepcopy(fragment))
+                    changes.append(Change("xml_edits: %s" % xpath, None, fragment.tag))
+    return changes
