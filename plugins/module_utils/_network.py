@@ -63,7 +63,7 @@ class NetworkRunner:
         guests = self.guests_on(net)
         if guests:
             raise UserError("network %s is used by running guest(s) %s; %s would cut them off. Move or stop "
-                               "them first, or set force: true" % (net.name(), ", ".join(guests), doing))
+                            "them first, or set force: true" % (net.name(), ", ".join(guests), doing))
 
     # -- absent ------------------------------------------------------------------------------------
 

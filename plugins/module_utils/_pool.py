@@ -163,7 +163,7 @@ class PoolRunner:
             if plan.created and not self.check:
                 self._undo_define(pool, will_build and self.local and not path_existed)
                 raise UserError("pool %s was defined but could not be %s, so its definition was removed again: %s"
-                                   % (name, "built or started" if will_build else "started", exc)) from None
+                                % (name, "built or started" if will_build else "started", exc)) from None
             raise UserError("pool %s could not be %s: %s" % (
                 name, "built or started" if will_build else "started", exc)) from None
         if state == "inactive" and active:
@@ -325,7 +325,7 @@ class PoolRunner:
                                  % root.get("type"))
                 return None
             raise UserError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
-                               "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc)) from None
+                            "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc)) from None
         return self._target_description(root)
 
     def run(self):

@@ -310,7 +310,7 @@ def set_permissions(path, permissions):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise UserError("volume %s: cannot change its owner/group/mode: %s (a symlink is refused)"
-                           % (path, exc.strerror)) from None
+                        % (path, exc.strerror)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UserError("volume %s is not a regular file; its owner/group/mode are left as they are" % path)
@@ -433,16 +433,16 @@ class VolumeRunner:
         that is a symlink is refused: its owner and mode are those of whatever it points to."""
         if self.local and os.path.islink(vol.path()):
             raise UserError("option owner/group/mode: volume %s is a symlink (to %s); the owner and mode of what it "
-                               "points to are not this volume's to change, so nothing was changed. Replace the link "
-                               "with the image itself, or leave owner/group/mode out"
-                               % (vol.path(), os.readlink(vol.path())))
+                            "points to are not this volume's to change, so nothing was changed. Replace the link "
+                            "with the image itself, or leave owner/group/mode out"
+                            % (vol.path(), os.readlink(vol.path())))
         if self.local and current.get("type") == "file" and os.path.isfile(vol.path()):
             return
         raise UserError("option owner/group/mode: volume %s has owner %s, group %s, mode %s; libvirt cannot change "
-                           "the permissions of an existing volume, and this module changes them itself only for a "
-                           "file volume on the host it runs on (uri %s). Set them when the volume is created, or change "
-                           "them on the host" % (current["path"], current.get("owner"), current.get("group"),
-                                                 PERMISSION_CODECS["mode"].show(current.get("mode")), self.params["uri"]))
+                        "the permissions of an existing volume, and this module changes them itself only for a "
+                        "file volume on the host it runs on (uri %s). Set them when the volume is created, or change "
+                        "them on the host" % (current["path"], current.get("owner"), current.get("group"),
+                                              PERMISSION_CODECS["mode"].show(current.get("mode")), self.params["uri"]))
 
     def _create_xml(self, spec, plan, capacity=None, fmt=None):
         perms = {key: spec[key] for key in ("owner", "group", "mode")}
@@ -459,15 +459,15 @@ class VolumeRunner:
             except libvirt.libvirtError as exc:
                 vol.delete(0)
                 raise UserError("volume %s was created but could not be grown to %s, so it was deleted again: %s"
-                                   % (spec["name"], format_size(plan.grow_to), exc)) from None
+                                % (spec["name"], format_size(plan.grow_to), exc)) from None
             return vol
         if plan.grow_to:
             try:
                 vol.resize(plan.grow_to, 0)
             except libvirt.libvirtError as exc:
                 raise UserError("volume %s could not be grown to %s: %s (a disk of a running guest is grown through "
-                                   "kvmfleet.libvirt.domain, disks[].size, which resizes it live)"
-                                   % (vol.path(), format_size(plan.grow_to), exc)) from None
+                                "kvmfleet.libvirt.domain, disks[].size, which resizes it live)"
+                                % (vol.path(), format_size(plan.grow_to), exc)) from None
         if plan.permissions:
             set_permissions(vol.path(), plan.permissions)
         return vol
@@ -506,7 +506,7 @@ class VolumeRunner:
         except BaseException as exc:
             vol.delete(0)
             raise UserError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
-                               % (spec["name"], spec["src"] or spec["url"], exc)) from None
+                            % (spec["name"], spec["src"] or spec["url"], exc)) from None
         return pool.storageVolLookupByName(spec["name"])
 
     def _download(self, spec):
@@ -543,12 +543,12 @@ class VolumeRunner:
         dependents = self._overlays_of(pool, facts["path"])
         if dependents:
             raise UserError("volume %s is the backing image of %s; delete those first (deleting it would break them)"
-                               % (facts["path"], ", ".join(dependents)))
+                            % (facts["path"], ", ".join(dependents)))
         users = guests_using_volume(self.conn, facts["path"], pool.name(), facts["name"])
         if users and not self.params["force"]:
             raise UserError("volume %s is a disk of guest(s) %s; deleting it would leave them pointing at a missing "
-                               "file, so nothing was changed. Detach it from them first (or remove them), or set "
-                               "force: true" % (facts["path"], ", ".join(users)))
+                            "file, so nothing was changed. Detach it from them first (or remove them), or set "
+                            "force: true" % (facts["path"], ", ".join(users)))
         result.update(removed=facts["path"], actions=["delete %s" % facts["path"]],
                       diff={"before": describe(facts), "after": {"state": "absent"},
                             "before_header": "volume %s" % facts["name"], "after_header": "volume %s" % facts["name"]})

@@ -583,4 +583,3 @@ def _with_uuid(xml, guest_uuid):
         root.find("name").addnext(node)
     node.text = guest_uuid
     return to_string(root)
-

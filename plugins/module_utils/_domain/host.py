@@ -13,6 +13,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
+
 def config_xml_flags():
     """The persistent config, with secrets (graphics passwords are compared, never shown)."""
     return libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE

@@ -143,5 +143,5 @@ def run_module(module):
     """Entry point for plugins/modules/domain_info.py."""
     p = module.params
     run_guarded(module, lambda conn: {"changed": False, "guests": gather(conn, p["name"], p["tags"], p["managed_only"],
-                                                                          p["stats"], p["addresses"])},
+                                                                         p["stats"], p["addresses"])},
                 "the guests of %s" % p["uri"])

@@ -17,7 +17,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table imp
     DEVICE_NAME,
     DOMAIN_FIELDS,
     IGNITION_DIR,
-    MAX_VCPUS,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     GUEST_NAME,
@@ -190,6 +189,7 @@ def _normalize_tags(tags):
     if isinstance(tags, (list, tuple)):
         return {str(t): None for t in tags}
     raise SpecError("tags", tags, "expected a list of names or a dict of name: value")
+
 
 def normalize_guest(params, host):
     """A guest's description -> its normalised spec. ``host`` gives the machine aliases (HostContext).

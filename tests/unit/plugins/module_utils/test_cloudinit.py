@@ -10,7 +10,7 @@ import yaml
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _cloudinit as ci
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, metadata, normalize, readback, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, table
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
@@ -196,7 +196,7 @@ def test_seed_target_and_volume_must_not_clash_with_disks():
     assert err.value.option == "cloud_init.target"
     with pytest.raises(SpecError) as err:
         normalize.normalize_guest(params(disks=[{"pool": "default", "volume": "guest1-cidata.iso"}], cloud_init=seed()),
-                             ctx())
+                                  ctx())
     assert err.value.option == "cloud_init.volume"
 
 

@@ -357,7 +357,7 @@ def test_hostdevs_by_host_address(fixture_text):
     same = plan(result.after, hostdevs=[{"usb": "1d6b:0002", "managed": False}, {"pci": "0000:03:00.0"}])
     assert not same.changed
     assert readback.read_spec(result.after)["hostdevs"] == [{"pci": "0000:03:00.0", "managed": True},
-                                                         {"usb": "1d6b:0002", "managed": False}]
+                                                            {"usb": "1d6b:0002", "managed": False}]
     removed = plan(result.after, hostdevs=[{"pci": "0000:03:00.0"}])
     assert [(op.op, op.label) for op in removed.device_ops] == [("detach", "hostdev usb:1d6b:0002")]
     with pytest.raises(SpecError, match=r"option hostdevs\[0\]\.pci"):

@@ -15,7 +15,7 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool, _volume
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, spec as domain_spec, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, spec as domain_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
