@@ -524,27 +524,36 @@ class LiveKind:
 
 
 class ElementList(Field):
-    """A list of same-tag children of one parent, each item a dict of attributes.
+    """A list of same-tag children of one parent, each item a dict of attributes (and of child-text lists).
 
-    Used for lists that live inside the domain document rather than as devices: boot order
-    (``os/boot``), CPU features, NUMA cells, vCPU pins. The whole list is one value: items are
-    compared as tuples of canonical attribute strings (in order, or as a set when ``ordered`` is
-    false), and a change rewrites just these children.
+    Used for lists that live inside a document rather than as devices: boot order (``os/boot``), CPU
+    features, NUMA cells, vCPU pins, a network's DHCP ranges and hosts, DNS hosts, forward interfaces.
+    The whole list is one value: items are compared as tuples of canonical strings (in order, or as a
+    set when ``ordered`` is false), and a change rewrites just these children.
 
-    ``attrs`` is a sequence of (spec key, XML attribute, codec); ``shorthand`` names the spec key a
-    bare scalar item stands for (``features: [x2apic]``); ``defaults`` fill keys an item omits;
-    ``fixed`` attributes are written on every item (``unit='KiB'``); ``index`` names an attribute
-    numbered by position (NUMA cell ``id``).
+    ``attrs`` is a sequence of (spec key, XML place, codec): the place is an attribute name, or
+    ``<tag>`` for a list of child elements' texts (a DNS host's ``<hostname>`` elements).
+    ``shorthand`` names the spec key a bare scalar item stands for (``features: [x2apic]``);
+    ``defaults`` fill keys an item omits; ``fixed`` attributes are written on every item
+    (``unit='KiB'``); ``index`` names an attribute numbered by position (NUMA cell ``id``);
+    ``required`` keys every item needs; ``unique`` maps a key that no two items may share to the
+    message that says so (``{other}`` is the other item's option); ``prune`` (default) removes the
+    parent when the list empties it.
     """
 
     def __init__(self, key, parent, tag, attrs, ordered=True, shorthand=None, defaults=None, fixed=None,
-                 index=None, required=(), option=None):
+                 index=None, required=(), unique=None, option=None, prune=True):
         super().__init__(key, parent, tag, option=option)
-        self.required = required  # item keys the argument spec requires
+        self.prune = prune  # remove the parent when the list becomes empty and nothing else is in it
+        self.required, self.unique = required, unique or {}
         self.parent, self.tag, self.attrs = parent, tag, attrs
         self.ordered, self.shorthand = ordered, shorthand
         self.defaults, self.item_fixed, self.index = defaults or {}, fixed or {}, index
         self.codec = self
+
+    @staticmethod
+    def _children_tag(place):
+        return place[1:-1] if place.startswith("<") else None
 
     def argspec(self):
         if self.composite:
@@ -555,10 +564,13 @@ class ElementList(Field):
         if self.shorthand is not None:
             return dict({"type": "list", "elements": "raw"}, **self.option)
         options = {}
-        for key, _attr, codec in self.attrs:
-            options[key] = codec.argspec()
+        for key, place, codec in self.attrs:
+            entry = codec.argspec()
+            if self._children_tag(place):
+                entry = {"type": "list", "elements": entry["type"]}
             if key in self.required:
-                options[key]["required"] = True
+                entry["required"] = True
+            options[key] = entry
         return dict({"type": "list", "elements": "dict", "options": options}, **self.option)
 
     # codec side: the user's list -> canonical tuple
@@ -567,25 +579,39 @@ class ElementList(Field):
             return None
         if not isinstance(value, (list, tuple)):
             raise SpecError(option, value, "expected a list")
-        items = []
+        items, seen = [], {}
         for position, raw in enumerate(value):
+            where = "%s[%d]" % (option, position)
             if not isinstance(raw, dict):
                 if self.shorthand is None:
-                    raise SpecError("%s[%d]" % (option, position), raw, "expected a dict")
+                    raise SpecError(where, raw, "expected a dict")
                 raw = {self.shorthand: raw}
             raw = dict(self.defaults, **{k: v for k, v in raw.items() if v is not None})
+            unknown = set(raw) - {a[0] for a in self.attrs}
+            if unknown:
+                raise SpecError(where, raw, "unknown key(s) %s; accepted: %s" % (", ".join(sorted(unknown)),
+                                                                               ", ".join(a[0] for a in self.attrs)))
+            missing = [key for key in self.required if raw.get(key) in (None, "", [])]
+            if missing:
+                raise SpecError(where, raw, "expected %s" % " and ".join(self.required))
             item = []
             if self.index:
                 item.append((self.index, str(position)))
-            for spec_key, xml_attr, codec in self.attrs:
-                if raw.get(spec_key) is not None:
-                    parsed = codec.parse(raw[spec_key], "%s[%d].%s" % (option, position, spec_key))
-                    item.append((xml_attr, codec.dump(parsed)))
-            unknown = set(raw) - {a[0] for a in self.attrs}
-            if unknown:
-                raise SpecError("%s[%d]" % (option, position), raw,
-                                "unknown key(s) %s; accepted: %s" % (", ".join(sorted(unknown)),
-                                                                     ", ".join(a[0] for a in self.attrs)))
+            for spec_key, place, codec in self.attrs:
+                if raw.get(spec_key) is None:
+                    continue
+                if self._children_tag(place):
+                    texts = raw[spec_key] if isinstance(raw[spec_key], (list, tuple)) else [raw[spec_key]]
+                    item.append((place, tuple(sorted({codec.dump(codec.parse(text, "%s.%s[%d]" % (where, spec_key, n)))
+                                                      for n, text in enumerate(texts)}))))
+                    continue
+                dumped = codec.dump(codec.parse(raw[spec_key], "%s.%s" % (where, spec_key)))
+                if spec_key in self.unique:
+                    if (spec_key, dumped) in seen:
+                        raise SpecError("%s.%s" % (where, spec_key), dumped, self.unique[spec_key].format(
+                            other="%s[%d]" % (option, seen[(spec_key, dumped)])))
+                    seen[(spec_key, dumped)] = position
+                item.append((place, dumped))
             item.extend(sorted(self.item_fixed.items()))
             items.append(tuple(sorted(item)))
         return tuple(items) if self.ordered else tuple(sorted(items))
@@ -603,15 +629,34 @@ class ElementList(Field):
                 return raw if loaded is None else codec.dump(loaded)
         return raw
 
-    def _item(self, child):
+    def item_of(self, child):
+        """The canonical item of one child element (what the list compares)."""
         known = {a[1] for a in self.attrs} | set(self.item_fixed) | ({self.index} if self.index else set())
-        return tuple(sorted((k, self._canonical(k, v)) for k, v in child.attrib.items() if k in known))
+        item = [(k, self._canonical(k, v)) for k, v in child.attrib.items() if k in known]
+        for _key, place, codec in self.attrs:
+            tag = self._children_tag(place)
+            if tag:
+                item.append((place, tuple(sorted({codec.dump(codec.load(node.text.strip()))
+                                                  for node in child.iterfind(tag) if node.text}))))
+        return tuple(sorted(item))
+
+    def element_of(self, item):
+        """A new child element for a canonical item."""
+        child = etree.Element(self.tag)
+        for name, value in item:
+            tag = self._children_tag(name)
+            if tag:
+                for text in value:
+                    etree.SubElement(child, tag).text = text
+            else:
+                child.set(name, value)
+        return child
 
     def read(self, elem):
         parent = find_path(elem, self.parent)
         if parent is None:
             return ()
-        items = [self._item(child) for child in parent.findall(self.tag)]
+        items = [self.item_of(child) for child in parent.findall(self.tag)]
         return tuple(items) if self.ordered else tuple(sorted(items))
 
     def write(self, elem, value):
@@ -622,34 +667,32 @@ class ElementList(Field):
         position = parent.index(old[0]) if old else len(parent)
         reusable = {}
         for child in old:
-            reusable.setdefault(self._item(child), []).append(child)
+            reusable.setdefault(self.item_of(child), []).append(child)
             parent.remove(child)
         for offset, item in enumerate(value):
             kept = reusable.get(tuple(item))
-            if kept:
-                child = kept.pop(0)
-            else:
-                child = etree.Element(self.tag)
-                for name, attr_value in item:
-                    child.set(name, attr_value)
-            parent.insert(position + offset, child)
-        if not value:
+            parent.insert(position + offset, kept.pop(0) if kept else self.element_of(item))
+        if not value and self.prune:
             prune_empty(elem, self.parent)
 
     def show(self, value):
         """The canonical value back as the user's list (for read-back); a lone shorthand key as a scalar."""
-        by_attr = {a[1]: (a[0], a[2]) for a in self.attrs}
+        by_place = {a[1]: (a[0], a[2]) for a in self.attrs}
         result = []
         for item in value:
             entry = {}
-            for name, attr_value in item:
-                if name in by_attr:
-                    key, codec = by_attr[name]
-                    entry[key] = codec.show(codec.load(attr_value))
+            for name, place_value in item:
+                if name in by_place:
+                    key, codec = by_place[name]
+                    if self._children_tag(name):
+                        entry[key] = [codec.show(codec.load(text)) for text in place_value]
+                    else:
+                        entry[key] = codec.show(codec.load(place_value))
             for key, default in self.defaults.items():
                 if entry.get(key) == default:
                     del entry[key]
-            result.append(entry[self.shorthand] if list(entry) == [self.shorthand] else entry)
+            ordered = {a[0]: entry[a[0]] for a in self.attrs if a[0] in entry}
+            result.append(ordered[self.shorthand] if list(ordered) == [self.shorthand] else ordered)
         return result
 
 

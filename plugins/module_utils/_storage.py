@@ -18,7 +18,7 @@ import re
 import struct
 from urllib.parse import urlsplit
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError, parse_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
@@ -111,16 +111,6 @@ def parse_permissions(params):
     return {key: codec.parse(params.get(key), key) for key, codec in PERMISSION_CODECS.items()}
 
 
-def read_permissions(elem):
-    """{'mode', 'owner', 'group'} from a ``<permissions>`` element (or None)."""
-    result = dict.fromkeys(PERMISSION_CODECS)
-    if elem is not None:
-        for key, codec in PERMISSION_CODECS.items():
-            text = elem.findtext(key)
-            result[key] = None if text is None else codec.load(text.strip())
-    return result
-
-
 # ---- volume XML -------------------------------------------------------------------------------------
 
 def volume_xml(name, capacity, fmt=None, backing=None, permissions=None, allocation=0):
@@ -148,29 +138,6 @@ def volume_xml(name, capacity, fmt=None, backing=None, permissions=None, allocat
         etree.SubElement(store, "path").text = backing[0]
         etree.SubElement(store, "format", type=backing[1])
     return to_string(vol)
-
-
-def volume_facts(xml):
-    """What a volume is, from its XML: path, capacity, format, backing path/format, permissions."""
-    root = parse_xml(xml)
-    capacity = root.find("capacity")
-    fmt = root.find("target/format")
-    backing_fmt = root.find("backingStore/format")
-    facts = {
-        "name": root.findtext("name"),
-        "type": root.get("type"),
-        "path": root.findtext("target/path"),
-        "capacity": None if capacity is None else _bytes(capacity),
-        "format": None if fmt is None else fmt.get("type"),
-        "backing": root.findtext("backingStore/path") or None,
-        "backing_format": None if backing_fmt is None else backing_fmt.get("type"),
-    }
-    facts.update(read_permissions(root.find("target/permissions")))
-    return facts
-
-
-def _bytes(elem):
-    return parse_size("%s%s" % (elem.text.strip(), elem.get("unit") or "bytes"), elem.tag)
 
 
 # ---- schema -----------------------------------------------------------------------------------------

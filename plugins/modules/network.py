@@ -315,8 +315,8 @@ network:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import run_module
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.spec import argument_spec
 
 
 def main():

@@ -227,12 +227,8 @@ removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import (
-    MUTUALLY_EXCLUSIVE,
-    REQUIRED_BY,
-    argument_spec,
-    run_module,
-)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.spec import MUTUALLY_EXCLUSIVE, REQUIRED_BY, argument_spec
 
 
 def main():

@@ -22,9 +22,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     pool_for_path,
     pool_type,
     volume_by_reference,
-    volume_facts,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import plan_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.model import plan_volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.table import volume_facts
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 

@@ -14,12 +14,15 @@ import uuid
 import libvirt
 import pytest
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool, _volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import model as volume_model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, spec as domain_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _network_model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model as _network_model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     GUEST_NAME,
     SpecError,
@@ -108,7 +111,7 @@ def test_names_of_networks_pools_and_volumes_are_checked_too(conn):
         _pool.PoolRunner(FakeModule(_pool.argument_spec(), name="..", type="dir", path="/x"), conn).run()
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
-        _volume.normalize_volume_spec({"name": "x\ty", "pool": POOL})
+        volume_model.normalize_volume_spec({"name": "x\ty", "pool": POOL})
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
         domain(conn, name=guest_name(), disks=[{"pool": POOL, "volume": "../../etc/x", "size": "1MiB"}])
@@ -193,11 +196,11 @@ def test_volume_permissions_refuse_a_symlink_and_leave_its_target_alone(tmp_path
     link = tmp_path / "vol.qcow2"
     os.symlink(target, link)
     with pytest.raises(UserError, match="symlink"):
-        _volume.set_permissions(str(link), {"mode": 0o644, "owner": 0})
+        volume_apply.set_permissions(str(link), {"mode": 0o644, "owner": 0})
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     plain = tmp_path / "plain.qcow2"
     plain.write_text("")
-    _volume.set_permissions(str(plain), {"mode": 0o640})
+    volume_apply.set_permissions(str(plain), {"mode": 0o640})
     assert stat.S_IMODE(plain.stat().st_mode) == 0o640
 
 
@@ -274,7 +277,7 @@ def test_remove_storage_refuses_a_disk_another_guest_uses(conn):
     assert first in [d.name() for d in conn.listAllDomains(0)]
     assert first + "-shared.raw" in conn.storagePoolLookupByName(POOL).listVolumes()
     with pytest.raises(UserError, match="a disk of guest"):
-        _volume.VolumeRunner(FakeModule(_volume.argument_spec(), pool=POOL, name=first + "-shared.raw",
+        volume_apply.VolumeRunner(FakeModule(volume_spec.argument_spec(), pool=POOL, name=first + "-shared.raw",
                                         state="absent"), conn).run()
     # (check mode: the test driver does not take the NVRAM flag of a real undefine)
     removed = domain(conn, True, name=first, state="absent", remove_storage=True, remove_shared_storage=True)

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _network_model as model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_spec import network_options
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.spec import network_options
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/network.rng")
 FIXTURE = "network-nat.xml"

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _storage as storage
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _volume as volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import model as volume
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import table as volume_table
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagevol.rng")
@@ -211,11 +212,11 @@ def test_permissions_are_compared_normalised():
 
 
 def test_volume_facts_from_libvirts_xml():
-    result = storage.volume_facts(OVERLAY_XML)
+    result = volume_table.volume_facts(OVERLAY_XML)
     assert result == {"name": "ov.qcow2", "type": "file", "path": "/srv/images/ov.qcow2", "capacity": 33554432,
                       "format": "qcow2", "backing": "/srv/images/base.qcow2", "backing_format": "qcow2",
                       "mode": 0o600, "owner": 0, "group": 0}
-    assert storage.volume_facts("<volume><name>x</name><capacity unit='KiB'>4</capacity><target/></volume>")[
+    assert volume_table.volume_facts("<volume><name>x</name><capacity unit='KiB'>4</capacity><target/></volume>")[
         "capacity"] == 4096
 
 
@@ -229,7 +230,7 @@ def test_volume_facts_from_libvirts_xml():
 def test_every_volume_xml_validates(name, capacity, fmt, backing, perms):
     xml = storage.volume_xml(name, capacity, fmt, ("/srv/base.qcow2", "qcow2") if backing else None, perms)
     assert SCHEMA.validate(etree.fromstring(xml.encode())), SCHEMA.error_log.last_error
-    back = storage.volume_facts(xml)
+    back = volume_table.volume_facts(xml)
     assert (back["name"], back["capacity"], back["format"]) == (name, capacity, fmt)
     assert {k: back[k] for k in perms} == perms
 

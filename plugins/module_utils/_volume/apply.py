@@ -1,12 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: the ``volume`` module: a pure plan over volume facts, and the runner that calls libvirt.
-
-``normalize_volume_spec`` checks and normalises the parameters; ``plan_volume`` compares the spec
-with what the volume is (facts read from its XML, see ``_storage.volume_facts``) and returns what to
-do, refusing what cannot be done (a shrink, a format or backing change). The runner gathers the facts,
-then makes the changes with one libvirt call each: createXML (empty or thin overlay), createXMLFrom
+"""Private: the ``volume`` module's runner: it gathers the facts (model.py plans over them), then
+makes the changes with one libvirt call each: createXML (empty or thin overlay), createXMLFrom
 (clone), createXML + a streamed upload (import from a local file or a downloaded URL), resize (grow).
 """
 
@@ -20,15 +16,9 @@ import tempfile
 
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    POOL_NAME,
-    VOLUME_NAME,
-    Choice,
-    SpecError,
-    format_size,
-    parse_disk_size,
-)
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     CHUNK,
     FILE_POOL_TYPES,
@@ -36,271 +26,26 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     VOLUME_SCHEMA,
     file_digest,
     find_pool,
+    guests_using_volume,
     is_local_uri,
     lookup_pool,
-    parse_checksum,
-    parse_permissions,
     pool_type,
-    guests_using_volume,
     sniff_image,
     upload_file,
     volume_by_reference,
-    volume_facts,
     volume_xml,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.model import (
+    GROW_IF_SMALLER,
+    VolumePlan,
+    check_image_format,
+    describe,
+    normalize_volume_spec,
+    plan_volume,
+    refuse_smaller,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.table import volume_facts
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
-
-FORMATS = ("qcow2", "raw")
-# Formats libvirt reports for raw data it recognises by content (an ISO image is raw data).
-RAW_ALIASES = ("raw", "iso", "none", None)
-_SOURCES = ("backing", "clone", "src", "url")
-_URL_SCHEMES = ("http://", "https://", "ftp://")
-_GROW_IF_SMALLER = "grow %s to %s if the image is smaller"
-
-
-def argument_spec():
-    """The module's options (the docs in plugins/modules/volume.py describe them)."""
-    return {
-        "uri": {"type": "str", "default": DEFAULT_URI},
-        "pool": {"type": "str", "required": True},
-        "name": {"type": "str", "required": True},
-        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "size": {"type": "raw"},
-        "format": {"type": "str", "choices": list(FORMATS)},
-        "backing": {"type": "str"},
-        "clone": {"type": "str"},
-        "clone_pool": {"type": "str"},
-        "src": {"type": "path"},
-        "url": {"type": "str"},
-        "checksum": {"type": "str"},
-        "validate_certs": {"type": "bool", "default": True},
-        "timeout": {"type": "int", "default": 30},
-        "mode": {"type": "raw"},
-        "owner": {"type": "raw"},
-        "group": {"type": "raw"},
-        "force": {"type": "bool", "default": False},
-    }
-
-
-MUTUALLY_EXCLUSIVE = [list(_SOURCES)]
-REQUIRED_BY = {"url": "checksum", "clone_pool": "clone"}
-
-
-# ---- spec and plan (pure) ------------------------------------------------------------------------------
-
-def normalize_volume_spec(params):
-    """Module parameters -> normalised spec. Raises SpecError naming the option."""
-    name = VOLUME_NAME.parse(params.get("name"), "name")
-    spec = {"name": name, "pool": POOL_NAME.parse(params.get("pool"), "pool")}
-    size = params.get("size")
-    spec["size"] = None if size is None else parse_disk_size(size, "size")
-    if spec["size"] == 0:
-        raise SpecError("size", size, "expected a size above zero")
-    spec["format"] = Choice(*FORMATS).parse(params.get("format"), "format")
-    for key in ("backing", "clone", "clone_pool", "src", "url"):
-        value = params.get(key)
-        if value is not None and not str(value).strip():
-            raise SpecError(key, value, "expected a non-empty value (or leave the option out)")
-        spec[key] = value
-    given = [key for key in _SOURCES if spec[key] is not None]
-    if len(given) > 1:
-        accepted = "a volume is made from one of backing, clone, src or url; %s is given too" % given[0]
-        raise SpecError(given[1], spec[given[1]], accepted)
-    if spec["backing"] is not None and spec["format"] == "raw":
-        raise SpecError("format", "raw", "a volume with a backing image is a qcow2 overlay; use format: qcow2")
-    if spec["clone_pool"] is not None and spec["clone"] is None:
-        raise SpecError("clone_pool", spec["clone_pool"], "it names the pool of clone; give clone too")
-    if spec["src"] is not None and not spec["src"].startswith("/"):
-        raise SpecError("src", spec["src"], "expected the absolute path of a file on the managed host")
-    if spec["url"] is not None and not spec["url"].lower().startswith(_URL_SCHEMES):
-        raise SpecError("url", spec["url"], "expected an http://, https:// or ftp:// URL")
-    spec["checksum"] = parse_checksum(params.get("checksum"))
-    if spec["url"] is not None and spec["checksum"] is None:
-        raise SpecError("checksum", None, "a url import needs a checksum such as sha256:<64 hex digits>, so that a "
-                                          "corrupt or tampered download is refused")
-    if spec["checksum"] is not None and spec["src"] is None and spec["url"] is None:
-        raise SpecError("checksum", params.get("checksum"), "it checks src or url; give one of them")
-    spec.update(parse_permissions(params))
-    return spec
-
-
-def same_format(wanted, current):
-    """Whether a declared format matches libvirt's (raw data libvirt labels iso, or none, is raw)."""
-    if wanted == "raw":
-        return current in RAW_ALIASES
-    return wanted == current
-
-
-def _size_text(nbytes):
-    return "%s (%d bytes)" % (format_size(nbytes), nbytes)
-
-
-class VolumePlan:
-    """What to do for one volume. ``before``/``after`` are the spec-level views for --diff."""
-
-    def __init__(self, name, pool_kind="dir"):
-        self.name = name
-        self.pool_kind = pool_kind
-        self.create = None  # None, or 'empty', 'overlay', 'clone', 'import'
-        self.capacity = None  # capacity to create with (None: the imported image's own)
-        self.format = None
-        self.backing = None  # (path, format) of the base image of a new overlay
-        self.grow_to = None
-        self.permissions = {}  # key -> wanted value, for an existing volume that differs
-        self.before = {}
-        self.after = {}
-        self.actions = []
-
-    @property
-    def changed(self):
-        return bool(self.create or self.grow_to or self.permissions)
-
-    def drop_permissions(self):
-        """Leave the permissions alone (they are not this run's to change)."""
-        for key in self.permissions:
-            self.before.pop(key, None)
-            self.after.pop(key, None)
-        self.actions = [a for a in self.actions if not a.startswith("set ")]
-        self.permissions = {}
-
-    def diff(self):
-        if not self.changed:
-            return {}
-        return {"before": self.before, "after": self.after,
-                "before_header": "volume %s" % self.name, "after_header": "volume %s" % self.name}
-
-
-def _perm_view(facts):
-    return {key: PERMISSION_CODECS[key].show(facts.get(key)) if key == "mode" else facts.get(key)
-            for key in ("owner", "group", "mode") if facts.get(key) is not None}
-
-
-def describe(facts):
-    """The spec-level view of a volume (what --diff shows)."""
-    view = {"state": "present",
-            "capacity": facts["capacity"] if isinstance(facts["capacity"], str) else format_size(facts["capacity"]),
-            "format": facts.get("format"), "backing": facts.get("backing")}
-    view.update(_perm_view(facts))
-    return view
-
-
-def plan_volume(current, spec, source=None, pool_kind="dir", disk=False):
-    """Compare the spec with the volume's facts (None: it does not exist) and plan.
-
-    ``source`` describes what a new volume is made from (gathered by the runner): for an overlay the
-    base image's facts, for a clone the source volume's, for an import the image's format and
-    virtual size (None when it is a URL not downloaded yet). ``disk``: planned for a guest's disk
-    (the domain module), which words a refusal as such.
-    """
-    plan = VolumePlan(spec["name"], pool_kind)
-    if current is None:
-        _plan_new(plan, spec, source or {}, pool_kind)
-    else:
-        _plan_existing(plan, spec, current, "a disk " if disk else "")
-    return plan
-
-
-def _plan_new(plan, spec, source, pool_kind):
-    name, size, fmt = spec["name"], spec["size"], spec["format"]
-    if spec["backing"] is not None:
-        plan.create, base = "overlay", source
-        plan.backing = (base["path"], _format_of(base))
-        fmt = "qcow2"
-        if base["capacity"] is not None:
-            _refuse_smaller(size, base["capacity"], "the backing image %s" % base["path"])
-        plan.capacity = size if base["capacity"] is None else max(size or 0, base["capacity"])
-        plan.actions.append("create %s as a qcow2 overlay on %s" % (name, base["path"]))
-    elif spec["clone"] is not None:
-        plan.create, origin = "clone", source
-        fmt = fmt or (None if origin.get("assumed") else _format_of(origin))
-        if origin["capacity"] is not None:
-            _refuse_smaller(size, origin["capacity"], "the volume it clones (%s)" % origin["path"])
-        plan.capacity = origin["capacity"]
-        plan.actions.append("clone %s from %s" % (name, origin["path"]))
-    elif spec["src"] is not None or spec["url"] is not None:
-        plan.create = "import"
-        what = spec["src"] or spec["url"]
-        fmt = check_image_format(fmt, source.get("format"), "src" if spec["src"] else "url")
-        if source.get("capacity") is not None:
-            _refuse_smaller(size, source["capacity"], "the image %s" % what)
-        plan.capacity = source.get("capacity")
-        plan.actions.append("import %s from %s" % (name, what))
-        if plan.capacity is None and size is not None:
-            plan.actions.append(_GROW_IF_SMALLER % (name, format_size(size)))
-    else:
-        if size is None:
-            raise SpecError("size", None, "volume %s does not exist; give size to create it (or backing, clone, src "
-                                          "or url)" % name)
-        plan.create = "empty"
-        plan.capacity = size
-        fmt = fmt or ("qcow2" if pool_kind in FILE_POOL_TYPES else None)
-        plan.actions.append("create %s (%s%s)" % (name, format_size(size), ", " + fmt if fmt else ""))
-    if fmt == "qcow2" and pool_kind not in FILE_POOL_TYPES:
-        raise SpecError("format", "qcow2", "volumes of a %s pool are block devices with raw data; qcow2 needs a dir, "
-                                           "fs or netfs pool" % pool_kind)
-    plan.format = fmt
-    if size is not None and plan.capacity is not None and size > plan.capacity and plan.create != "empty":
-        plan.grow_to = size
-        plan.actions.append("grow %s to %s" % (name, format_size(size)))
-    final = size if plan.capacity is None else max(size or 0, plan.capacity)
-    plan.before = {"state": "absent"}
-    plan.after = describe({"capacity": final if final else "(the origin's size)", "format": fmt or "(the origin's)",
-                           "backing": plan.backing[0] if plan.backing else None,
-                           "owner": spec["owner"], "group": spec["group"], "mode": spec["mode"]})
-
-
-def _format_of(facts):
-    return "raw" if facts.get("format") in RAW_ALIASES else facts.get("format")
-
-
-def check_image_format(declared, detected, option):
-    """The format of an imported image: what it is; a declared format must agree."""
-    if detected is None:  # a URL before download: the declared format, or the image's own
-        return declared
-    if detected not in FORMATS:
-        raise SpecError(option, detected, "the image is in %s format; only qcow2 and raw images are imported (convert "
-                                          "it with qemu-img first)" % detected)
-    if declared is not None and declared != detected:
-        raise SpecError("format", declared, "the image from %s is %s, not %s" % (option, detected, declared))
-    return detected
-
-
-def _refuse_smaller(size, capacity, what):
-    if size is not None and size < capacity:
-        raise SpecError("size", format_size(size), "%s is %s; a volume made from it cannot be smaller (requested %s)"
-                        % (what, _size_text(capacity), _size_text(size)))
-
-
-def _plan_existing(plan, spec, current, what=""):
-    name = spec["name"]
-    if spec["format"] is not None and not same_format(spec["format"], current["format"]):
-        raise SpecError("format", spec["format"], "volume %s is %s; the format of an existing volume cannot change "
-                                                  "(clone it into a new volume with the format instead)"
-                        % (name, current["format"]))
-    backing = spec.get("backing_path")
-    if spec["backing"] is not None and backing != current["backing"]:
-        raise SpecError("backing", spec["backing"], "volume %s has %s; the backing image of an existing volume cannot "
-                                                    "change" % (name, "backing image %s" % current["backing"]
-                                                                if current["backing"] else "no backing image"))
-    size = spec["size"]
-    if size is not None and size < current["capacity"]:
-        raise SpecError("size", format_size(size), "volume %s is %s and the requested size is %s; shrinking %sis refused "
-                                                   "(it would lose data)" % (name, _size_text(current["capacity"]),
-                                                                             _size_text(size), what))
-    before, after = {}, {}
-    if size is not None and size > current["capacity"]:
-        plan.grow_to = size
-        plan.actions.append("grow %s from %s to %s" % (name, format_size(current["capacity"]), format_size(size)))
-        before["capacity"], after["capacity"] = format_size(current["capacity"]), format_size(size)
-    for key in ("owner", "group", "mode"):
-        if spec[key] is not None and spec[key] != current.get(key):
-            plan.permissions[key] = spec[key]
-            show = PERMISSION_CODECS[key].show
-            before[key] = None if current.get(key) is None else show(current[key])
-            after[key] = show(spec[key])
-            plan.actions.append("set %s of %s to %s" % (key, name, after[key]))
-    plan.before, plan.after = before, after
 
 
 def set_permissions(path, permissions):
@@ -363,8 +108,7 @@ class VolumeRunner:
 
     def _assumed_origin(self, pool, reference, option, fmt):
         """Check mode, before the base image or the volume to clone exists: an earlier task of the play makes it."""
-        self.module.warn("check mode: %s %s does not exist yet; assuming an earlier task makes it (a real run fails "
-                         "here if it does not)" % (option, reference))
+        self.module.warn(assumed(option, reference))
         path = reference
         if pool is not None and not reference.startswith("/") and pool_type(pool) in FILE_POOL_TYPES:
             path = posixpath.join(parse_xml(pool.XMLDesc(0)).findtext("target/path"), reference)
@@ -483,10 +227,10 @@ class VolumeRunner:
         try:
             fmt, capacity = sniff_image(path)
             plan.format = check_image_format(spec["format"], fmt, "url")
-            _refuse_smaller(spec["size"], capacity, "the image %s" % spec["url"])
+            refuse_smaller(spec["size"], capacity, "the image %s" % spec["url"])
             plan.capacity = capacity
             if spec["size"] is not None:
-                plan.actions.remove(_GROW_IF_SMALLER % (spec["name"], format_size(spec["size"])))
+                plan.actions.remove(GROW_IF_SMALLER % (spec["name"], format_size(spec["size"])))
                 if spec["size"] > capacity:
                     plan.grow_to = spec["size"]
                     plan.actions.append("grow %s to %s" % (spec["name"], format_size(spec["size"])))
@@ -550,8 +294,7 @@ class VolumeRunner:
                             "file, so nothing was changed. Detach it from them first (or remove them), or set "
                             "force: true" % (facts["path"], ", ".join(users)))
         result.update(removed=facts["path"], actions=["delete %s" % facts["path"]],
-                      diff={"before": describe(facts), "after": {"state": "absent"},
-                            "before_header": "volume %s" % facts["name"], "after_header": "volume %s" % facts["name"]})
+                      diff=diff(describe(facts), {"state": "absent"}, "volume %s" % facts["name"]))
         if not self.check:
             vol.delete(0)
         return result
@@ -567,8 +310,8 @@ class VolumeRunner:
 
     def predict_without_pool(self, spec):
         """Check mode, before the pool exists or runs: the volume would be created (by the numbers declared)."""
-        self.module.warn("check mode: pool %s does not exist or is not active yet; assuming an earlier task makes it, "
-                         "volume %s would be created" % (spec["pool"], spec["name"]))
+        self.module.warn("%s; volume %s would be created" % (
+            assumed("pool", spec["pool"], "does not exist or is not active yet"), spec["name"]))
         plan = VolumePlan(spec["name"])
         plan.create = "unknown"
         plan.before = {"state": "absent"}

@@ -18,7 +18,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     lookup_or_none,
     run_guarded,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network_model import (
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import (
     guest_uses_network,
     live_updates,
     normalize_spec,

@@ -3,204 +3,39 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the network model. Pure functions of (network XML, spec); no libvirt calls.
 
-The friendly spec maps to libvirt's network format (https://libvirt.org/formatnetwork.html)
-through one table of fields. What a running network can take without a restart is exactly what
-libvirt's network update API (virNetworkUpdate) changes in dnsmasq on the fly: DHCP hosts, DHCP
-ranges and DNS host records. :func:`live_updates` turns the difference between the running
-network and its new persistent config into those update commands, and names every other
-difference as a reason the network needs a restart.
+``normalize_spec`` checks the parameters (addresses inside their network, ranges that do not
+overlap, one identity per DHCP host) and normalises them by the table; ``plan_network`` applies
+them through the table; :func:`live_updates` turns the difference between the running network and
+its new persistent config into virNetworkUpdate commands for the lists dnsmasq takes live, and names
+every other difference as a reason the network needs a restart.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    Change,
-    Codec,
-    ElementList,
-    Field,
-    Int,
-    NETWORK_NAME,
-    Mac,
-    SpecError,
-    Text,
-    YesNo,
-    prune_empty,
-    reconcile_fields,
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import NETWORK_NAME, Change, Mac, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table import (
+    DHCP_HOSTS,
+    DHCP_RANGES,
+    DNS_HOSTS,
+    FORWARD,
+    FORWARD_INTERFACES,
+    IP_FIELDS,
+    LIVE_DNS,
+    LIVE_LISTS,
+    NETWORK_FIELDS,
+    ROUTED,
+    IPCodec,
+    ip_block,
+    read_forward,
+    read_interface,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, xml_diff
-
-FORWARD_KINDS = ("isolated", "nat", "route", "open", "bridge", "macvtap")
-MACVTAP_MODES = ("bridge", "private", "vepa", "passthrough")
-_ROUTED = ("isolated", "nat", "route", "open")  # networks with a libvirt-made bridge, addresses and dnsmasq
-_BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
-
-
-class IPCodec(Codec):
-    """An IP address, compared in its canonical form (so fd00::01 equals fd00::1)."""
-
-    def __init__(self, version=None):
-        self.version = version
-
-    def parse(self, value, option):
-        if value is None:
-            return None
-        try:
-            address = ipaddress.ip_address(str(value).strip())
-        except ValueError:
-            address = None
-        if address is None or (self.version and address.version != self.version):
-            raise SpecError(option, value, "expected an IPv%s address" % (self.version or "4 or IPv6"))
-        return str(address)
-
-    def load(self, text):
-        try:
-            return None if text is None else str(ipaddress.ip_address(text))
-        except ValueError:
-            return text
-
-
-class BridgeName(Codec):
-    def parse(self, value, option):
-        if value is None:
-            return None
-        if not _BRIDGE_NAME.match(str(value)):
-            raise SpecError(option, value, "expected a Linux interface name: 1 to 15 characters from "
-                                           "letters, digits, '_', '.', ':' and '-'")
-        return str(value)
-
-
-_DNS_NAME = Text("dnsName", schema_file="network.rng", accepted="expected a DNS name: letters, digits, '.' and '-'")
-_DEVICE_NAME = Text("deviceName", schema_file="network.rng")
-
-# ---- the field table --------------------------------------------------------------------------------
-
-NETWORK_FIELDS = (
-    Field("bridge", "bridge", "name", BridgeName()),
-    Field("stp", "bridge", "stp", YesNo()),
-    Field("bridge_delay", "bridge", "delay", Int(0)),
-    Field("mtu", "mtu", "size", Int(68, 65535)),
-    Field("mac", "mac", "address", Mac()),
-    Field("domain", "domain", "name", _DNS_NAME),
-    Field("domain_local_only", "domain", "localOnly", YesNo("yes", "no")),
-    Field("forward_dev", "forward", "dev", _DEVICE_NAME),
-)
-
-# Forward interfaces of a macvtap network: a pool of host NICs (<forward><interface dev=.../>).
-FORWARD_INTERFACES = ElementList("interfaces", "forward", "interface", [("dev", "dev", _DEVICE_NAME)],
-                                 ordered=False, shorthand="dev")
-
-# Inside one <ip> element. Items of unordered lists compare as sets.
-DHCP_RANGES = ElementList("ranges", "dhcp", "range", [("start", "start", IPCodec()), ("end", "end", IPCodec())],
-                          ordered=False)
-DHCP_HOSTS = ElementList("hosts", "dhcp", "host",
-                         [("mac", "mac", Mac()), ("id", "id", Codec()), ("name", "name", Codec()),
-                          ("ip", "ip", IPCodec())], ordered=False)
-
-
-class DnsHosts(Field):
-    """``<dns><host ip=...><hostname>a</hostname>...</host></dns>`` as a set of (ip, hostnames)."""
-
-    def __init__(self):
-        super().__init__("dns_hosts", "dns")
-        self.codec = self
-
-    def parse(self, value, option):
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise SpecError(option, value, "expected a list of {ip, hostnames}")
-        items, seen = [], {}
-        for index, raw in enumerate(value):
-            where = "%s[%d]" % (option, index)
-            if not isinstance(raw, dict) or set(raw) - {"ip", "hostnames"}:
-                raise SpecError(where, raw, "expected a dict with ip and hostnames")
-            ip = IPCodec().parse(raw.get("ip"), where + ".ip")
-            names = raw.get("hostnames")
-            if isinstance(names, str):
-                names = [names]
-            if ip is None or not names or not all(isinstance(n, str) and n for n in names):
-                raise SpecError(where, raw, "expected ip and a non-empty list of hostnames")
-            for position, name in enumerate(names):
-                _DNS_NAME.parse(name, "%s.hostnames[%d]" % (where, position))
-            if ip in seen:
-                raise SpecError(where + ".ip", ip, "each address once (it is also dns_hosts[%d]); list all "
-                                                   "its names in hostnames" % seen[ip])
-            seen[ip] = index
-            items.append((ip, tuple(sorted(set(names)))))
-        return tuple(sorted(items))
-
-    @staticmethod
-    def item_of(host):
-        return (IPCodec().load(host.get("ip")), tuple(sorted({h.text.strip() for h in host.iterfind("hostname")
-                                                              if h.text})))
-
-    def read(self, elem):
-        return tuple(sorted(self.item_of(h) for h in elem.iterfind("dns/host")))
-
-    def write(self, elem, value):
-        dns = elem.find("dns")
-        if dns is None:
-            dns = etree.SubElement(elem, "dns")
-        reusable = {}
-        for host in dns.findall("host"):
-            reusable[self.item_of(host)] = host
-            dns.remove(host)
-        for item in value:
-            dns.append(reusable.get(item) if item in reusable else host_element(item))
-        prune_empty(elem, "dns")
-
-    def show(self, value):
-        return [{"ip": ip, "hostnames": list(names)} for ip, names in value]
-
-
-DNS_HOSTS = DnsHosts()
-
-
-def host_element(item):
-    ip, names = item
-    host = etree.Element("host", ip=ip)
-    for name in names:
-        etree.SubElement(host, "hostname").text = name
-    return host
 
 
 # ---- reading the current network ------------------------------------------------------------------------
-
-def ip_elements(root, family):
-    """The <ip> elements of one family ('ipv4' also matches a missing family attribute)."""
-    return [ip for ip in root.iterfind("ip") if (ip.get("family") or "ipv4") == family]
-
-
-def read_interface(ip):
-    """An <ip> element's address as an ipaddress interface (address/prefix), or None."""
-    address = ip.get("address")
-    if address is None:
-        return None
-    prefix = ip.get("prefix")
-    if prefix is None and ip.get("netmask"):
-        prefix = ipaddress.ip_network("0.0.0.0/%s" % ip.get("netmask")).prefixlen
-    if prefix is None:  # libvirt's default: the address class's natural prefix
-        prefix = 64 if ":" in address else {0: 8, 1: 16, 2: 24}.get(int(address.split(".")[0]) >> 6, 24)
-    return ipaddress.ip_interface("%s/%s" % (address, prefix))
-
-
-def read_forward(root):
-    """(kind, macvtap mode): kind is one of FORWARD_KINDS, or libvirt's raw mode for others (hostdev)."""
-    forward = root.find("forward")
-    if forward is None:
-        return "isolated", None
-    mode = forward.get("mode") or "nat"
-    if mode in ("nat", "route", "open"):
-        return mode, None
-    if mode == "bridge" and root.find("bridge") is not None:
-        return "bridge", None
-    if mode in MACVTAP_MODES:
-        return "macvtap", mode
-    return mode, None
-
 
 def read_spec(xml):
     """The friendly spec of a network, as a user would write it (for read-back and diffs)."""
@@ -217,9 +52,9 @@ def read_spec(xml):
     if kind not in ("nat", "route"):
         spec.pop("forward_dev", None)  # libvirt fills it in from the first macvtap interface
     for family in ("ipv4", "ipv6"):
-        ips = ip_elements(root, family)
-        if ips:
-            spec[family] = read_ip(ips[0])
+        ip = ip_block(root, family)
+        if ip is not None:
+            spec[family] = read_ip(ip)
     hosts = DNS_HOSTS.read(root)
     if hosts:
         spec["dns_hosts"] = DNS_HOSTS.show(hosts)
@@ -250,7 +85,8 @@ def _parse_range(raw, option, network):
 
 
 def normalize_ip(raw, family, option):
-    """Check one family's block ({address, dhcp: {ranges, hosts}}) and return it normalised.
+    """Check one family's block ({address, dhcp: {ranges, hosts}}) and return it normalised, by the keys
+    of IP_FIELDS.
 
     Every address must be inside the network, ranges must not overlap, and no MAC, DUID, name or
     address may be given to two DHCP hosts: libvirt would accept some of these and dnsmasq would
@@ -318,8 +154,8 @@ def normalize_ip(raw, family, option):
                                 "too" % (key, option, seen[(key, value)]))
             seen[(key, value)] = index
     result["dhcp"] = True
-    result["ranges"] = DHCP_RANGES.parse(dhcp.get("ranges"), option + ".dhcp.ranges")
-    result["hosts"] = DHCP_HOSTS.parse(dhcp.get("hosts"), option + ".dhcp.hosts")
+    result["dhcp.ranges"] = DHCP_RANGES.parse(dhcp.get("ranges"), option + ".dhcp.ranges")
+    result["dhcp.hosts"] = DHCP_HOSTS.parse(dhcp.get("hosts"), option + ".dhcp.hosts")
     return result
 
 
@@ -328,7 +164,7 @@ def normalize_spec(params):
     spec = {"name": NETWORK_NAME.parse(params["name"], "name"), "forward": params.get("forward"),
             "macvtap_mode": params.get("macvtap_mode")}
     for field in NETWORK_FIELDS:
-        spec[field.key] = field.codec.parse(params.get(field.key), field.key)
+        spec[field.key] = field.parse(params.get(field.key), field.key)
     spec["interfaces"] = FORWARD_INTERFACES.parse(params.get("interfaces"), "interfaces")
     spec["ipv4"] = normalize_ip(params.get("ipv4"), "ipv4", "ipv4")
     spec["ipv6"] = normalize_ip(params.get("ipv6"), "ipv6", "ipv6")
@@ -376,53 +212,17 @@ def skeleton(name):
     return root
 
 
-def _reconcile_forward(root, spec, changes, new):
+def _wanted_forward(root, spec, new):
+    """The forward value the spec asks for: (kind, macvtap mode), the current one where not declared.
+    A network's kind changes only among the routed kinds; anything else is a different network."""
     current_kind, current_mode = read_forward(root)
     kind = spec["forward"] or current_kind
     mode = (spec["macvtap_mode"] or current_mode or "bridge") if kind == "macvtap" else None
-    if not new and kind != current_kind and not (kind in _ROUTED and current_kind in _ROUTED):
+    if not new and kind != current_kind and not (kind in ROUTED and current_kind in ROUTED):
         raise SpecError("forward", kind, "the network is forward: %s; changing it to %s changes what the network "
                                          "is: remove it (state: absent) and define it again"
                         % (current_kind, kind))
-    if (kind, mode) == (current_kind, current_mode):
-        return kind
-    forward = root.find("forward")
-    if kind == "isolated":
-        root.remove(forward)
-    else:
-        if forward is None:
-            forward = etree.SubElement(root, "forward")
-        forward.set("mode", mode if kind == "macvtap" else kind)
-    changes.append(Change("forward", current_kind if current_kind != "macvtap" else "macvtap/" + current_mode,
-                          kind if kind != "macvtap" else "macvtap/" + mode))
-    return kind
-
-
-def _reconcile_ip(root, family, wanted, changes):
-    if wanted is None:
-        return
-    ips = ip_elements(root, family)
-    ip = ips[0] if ips else None
-    label = family + "."
-    current = read_interface(ip) if ip is not None else None
-    if current != wanted["address"]:
-        if ip is None:
-            ip = etree.SubElement(root, "ip")
-            if family == "ipv6":
-                ip.set("family", "ipv6")
-        ip.set("address", str(wanted["address"].ip))
-        if ip.get("netmask") is not None and family == "ipv4":
-            ip.set("netmask", str(wanted["address"].netmask))
-        else:
-            ip.set("prefix", str(wanted["address"].network.prefixlen))
-        changes.append(Change(label + "address", None if current is None else str(current), str(wanted["address"])))
-    if wanted.get("dhcp"):
-        had_dhcp = ip.find("dhcp") is not None
-        changes.extend(reconcile_fields(ip, (DHCP_RANGES, DHCP_HOSTS), wanted, label + "dhcp."))
-        if ip.find("dhcp") is None:  # a declared dhcp block with no ranges and no hosts still enables DHCP
-            etree.SubElement(ip, "dhcp")
-            if not had_dhcp:
-                changes.append(Change(label + "dhcp", None, "enabled"))
+    return kind, mode
 
 
 class NetworkPlan:
@@ -450,13 +250,14 @@ def plan_network(current_xml, spec):
         kind, _mode = read_forward(root)
         _check_kind(dict(spec, _existing_bridge=root.find("bridge"),
                          _existing_interfaces=root.find("forward/interface")), spec["forward"] or kind)
-    changes = []
-    kind = _reconcile_forward(root, spec, changes, new=current_xml is None)
+    forward = _wanted_forward(root, spec, new=current_xml is None)
+    changes = reconcile_fields(root, (FORWARD,), {"forward": forward})
     changes.extend(reconcile_fields(root, NETWORK_FIELDS, spec))
-    if kind == "macvtap":
+    if forward[0] == "macvtap":
         changes.extend(reconcile_fields(root, (FORWARD_INTERFACES,), spec))
     for family in ("ipv4", "ipv6"):
-        _reconcile_ip(root, family, spec[family], changes)
+        if spec[family] is not None:
+            changes.extend(reconcile_fields(ip_block(root, family, create=True), IP_FIELDS, spec[family], family + "."))
     changes.extend(reconcile_fields(root, (DNS_HOSTS,), spec))
     if current_xml is None:
         changes.insert(0, Change("network", None, "defined"))
@@ -477,13 +278,14 @@ class LiveUpdate:
         return "LiveUpdate(%s %s %s)" % (self.command, self.section, self.xml)
 
 
-def _ip_items(root, family, field):
-    ips = ip_elements(root, family)
-    return set(field.read(ips[0])) if ips else set()
-
-
-def _item_xml(tag, item):
-    return to_string(etree.Element(tag, dict(item)))
+def _list_updates(section, field, label, describe, live_parent, config_parent):
+    now = set(field.read(live_parent)) if live_parent is not None else set()
+    wanted = set(field.read(config_parent)) if config_parent is not None else set()
+    updates = [LiveUpdate("delete", section, to_string(field.element_of(item)), "remove %s %s" % (label, describe(item)))
+               for item in sorted(now - wanted)]
+    updates += [LiveUpdate("add", section, to_string(field.element_of(item)), "add %s %s" % (label, describe(item)))
+                for item in sorted(wanted - now)]
+    return updates
 
 
 def live_updates(live_xml, config_xml):
@@ -492,30 +294,10 @@ def live_updates(live_xml, config_xml):
     live, config = parse_xml(live_xml), parse_xml(config_xml)
     updates = []
     for family in ("ipv4", "ipv6"):
-        for section, field, tag, label in (("ip-dhcp-host", DHCP_HOSTS, "host", "DHCP host"),
-                                           ("ip-dhcp-range", DHCP_RANGES, "range", "DHCP range")):
-            now, wanted = _ip_items(live, family, field), _ip_items(config, family, field)
-            for item in sorted(now - wanted):
-                updates.append(LiveUpdate("delete", section, _item_xml(tag, item),
-                                          "remove %s %s" % (label, _describe(item))))
-            for item in sorted(wanted - now):
-                updates.append(LiveUpdate("add", section, _item_xml(tag, item), "add %s %s" % (label, _describe(item))))
-    now, wanted = set(DNS_HOSTS.read(live)), set(DNS_HOSTS.read(config))
-    for item in sorted(now - wanted):
-        updates.append(LiveUpdate("delete", "dns-host", to_string(host_element(item)),
-                                  "remove DNS host %s" % _describe_dns(item)))
-    for item in sorted(wanted - now):
-        updates.append(LiveUpdate("add", "dns-host", to_string(host_element(item)),
-                                  "add DNS host %s" % _describe_dns(item)))
+        for section, field, label, describe in LIVE_LISTS:
+            updates += _list_updates(section, field, label, describe, ip_block(live, family), ip_block(config, family))
+    updates += _list_updates(*LIVE_DNS, live, config)
     return updates, restart_reasons(live, config)
-
-
-def _describe(item):
-    return " ".join("%s=%s" % pair for pair in item)
-
-
-def _describe_dns(item):
-    return "%s (%s)" % (item[0], ", ".join(item[1]))
 
 
 def restart_reasons(live, config):
@@ -547,3 +329,4 @@ def guest_uses_network(domain_xml, network, bridge=None):
         if source.get("network") == network or on_bridge:
             return True
     return False
+
