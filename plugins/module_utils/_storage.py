@@ -37,6 +37,7 @@ class Mode(Codec):
     """A file mode: '0755' / '755' (octal digits), or an int (YAML's 0755 is already the number)."""
 
     _RE = re.compile(r"^0?[0-7]{3,4}$")
+    argtype = "raw"  # '0750' or 0750
 
     def parse(self, value, option):
         if value is None:
@@ -68,6 +69,8 @@ class Mode(Codec):
 
 class Account(Codec):
     """A uid or gid: a number, or a user/group name resolved on the host the module runs on."""
+
+    argtype = "raw"  # a name or a number
 
     def __init__(self, kind):
         self.kind = kind  # 'user' or 'group'

@@ -121,7 +121,7 @@ volume_path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._seed import argument_spec, run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import argument_spec, run_module
 
 
 def main():

@@ -164,7 +164,7 @@ pools:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import argument_spec, run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import argument_spec, run_module
 
 
 def main():

@@ -300,7 +300,8 @@ removed_target:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import argument_spec, run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.spec import argument_spec
 
 
 def main():

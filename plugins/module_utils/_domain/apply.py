@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import instance_id_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, find_device
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
@@ -38,7 +38,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table imp
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo, converge_autostart, libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._seed import plan_seed, write_seed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import plan_seed, write_seed
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     find_pool,
     guests_using_volume,

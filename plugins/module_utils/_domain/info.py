@@ -10,7 +10,7 @@ Runtime stats come from one bulk ``virConnectGetAllDomainStats``/``virDomainList
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._hostinfo import DOMAIN_STATE_NAMES
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import DOMAIN_STATE_NAMES
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
 
 

@@ -9,7 +9,7 @@ Everything lives in one element of our namespace, so other tools' metadata stays
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import short_hash
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import short_hash
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, METADATA_NS, METADATA_PREFIX
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Change, ensure_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree

@@ -10,7 +10,7 @@ plan derives MACs, the seed's target and disk formats into its own result).
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import normalize_cloud_init, normalize_ignition
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import normalize_cloud_init, normalize_ignition
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DISK_HOSTS, Disks, Interfaces
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import (
     ABS_PATH,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import IGNITION_FWCFG
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import IGNITION_FWCFG
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import (
     DEVICE_KIND,
     DEVICE_KINDS,

@@ -7,7 +7,7 @@ type and choices are declared once. Shared with modules that take guest descript
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import seed_content_options
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import seed_content_options
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import APPLY_OPTIONS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KINDS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import DOMAIN_FIELDS

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from lxml import etree
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _cloudinit as ci
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import model as ci
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, table
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext

@@ -14,7 +14,8 @@ import uuid
 import libvirt
 import pytest
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import apply as pool_apply
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import model as volume_model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
@@ -108,7 +109,7 @@ def test_names_of_networks_pools_and_volumes_are_checked_too(conn):
         _network_model.normalize_spec({"name": "a/b"})
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
-        _pool.PoolRunner(FakeModule(_pool.argument_spec(), name="..", type="dir", path="/x"), conn).run()
+        pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), name="..", type="dir", path="/x"), conn).run()
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
         volume_model.normalize_volume_spec({"name": "x\ty", "pool": POOL})
@@ -208,10 +209,10 @@ def test_pool_build_refuses_a_symlinked_target_directory(conn, tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     os.symlink(real, tmp_path / "link")
-    module = FakeModule(_pool.argument_spec(), name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(tmp_path / "link"),
+    module = FakeModule(pool_spec.argument_spec(), name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(tmp_path / "link"),
                         mode="0777", build=True)
     with pytest.raises(SpecError, match="symlink"):
-        _pool.PoolRunner(module, conn).run()
+        pool_apply.PoolRunner(module, conn).run()
 
 
 # ---- 5. check mode refuses what the real run refuses ----------------------------------------------------
@@ -291,9 +292,9 @@ def test_pool_mode_on_an_existing_directory_is_shown_and_converged(conn, tmp_pat
     existing.mkdir()
     existing.chmod(0o700)
     params = dict(name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(existing), mode="0750", build=True)
-    predicted = _pool.PoolRunner(FakeModule(_pool.argument_spec(), True, **params), conn).run()
+    predicted = pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), True, **params), conn).run()
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "check mode changed the directory"
-    made = _pool.PoolRunner(FakeModule(_pool.argument_spec(), **params), conn).run()
+    made = pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), **params), conn).run()
     assert predicted["actions"] == made["actions"]
     assert "set mode of %s to 0750" % existing in made["actions"]
     assert stat.S_IMODE(existing.stat().st_mode) == 0o750

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _hostinfo as hostinfo
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host import info as hostinfo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import version_string
 
 

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _pool_model as model
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import apply as pool_apply
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagepool.rng")
@@ -282,7 +283,7 @@ def test_dir_pool_properties(path, mode, owner, second, start):
 
 class FakeModule:
     def __init__(self, check=False, **params):
-        self.params = {key: None for key in _pool.argument_spec()}
+        self.params = {key: None for key in pool_spec.argument_spec()}
         self.params.update(uri="test:///default", state="active", build=False, refresh=False, remove_storage=False)
         self.params.update(params)
         self.check_mode = check
@@ -302,7 +303,7 @@ def conn():
 
 def run(conn, check=False, **params):
     params.setdefault("name", "p-" + uuid.uuid4().hex[:8])
-    return _pool.PoolRunner(FakeModule(check, **params), conn).run()
+    return pool_apply.PoolRunner(FakeModule(check, **params), conn).run()
 
 
 def pool_names(conn):

@@ -16,14 +16,12 @@ import stat
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
-    DEFAULT_URI,
     converge_autostart,
     libvirt,
     libvirt_error_code,
     run_guarded,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool_model import (
-    POOL_TYPES,
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model import (
     with_permissions,
     normalize_pool_spec,
     plan_pool,
@@ -47,36 +45,6 @@ FORMATTING_TYPES = ("fs", "disk", "logical")
 # Pool types whose source devices are local block devices.
 LOCAL_DEVICE_TYPES = ("fs", "disk", "logical")
 PERMISSION_KEYS = ("mode", "owner", "group")
-
-
-def argument_spec():
-    """The module's options (the docs in plugins/modules/pool.py describe them)."""
-    return {
-        "uri": {"type": "str", "default": DEFAULT_URI},
-        "name": {"type": "str", "required": True},
-        "type": {"type": "str", "choices": list(POOL_TYPES)},
-        "path": {"type": "str"},
-        "source": {"type": "dict", "options": {
-            "devices": {"type": "list", "elements": "str"},
-            "hosts": {"type": "list", "elements": "raw"},
-            "dir": {"type": "str"},
-            "name": {"type": "str"},
-            "format": {"type": "str"},
-            "initiator": {"type": "str"},
-            "auth": {"type": "dict", "options": {
-                "username": {"type": "str", "required": True},
-                "secret": {"type": "str", "required": True, "no_log": False},  # names a libvirt secret
-            }},
-        }},
-        "mode": {"type": "raw"},
-        "owner": {"type": "raw"},
-        "group": {"type": "raw"},
-        "state": {"type": "str", "default": "active", "choices": ["active", "inactive", "absent"]},
-        "autostart": {"type": "bool"},
-        "build": {"type": "bool", "default": False},
-        "refresh": {"type": "bool", "default": False},
-        "remove_storage": {"type": "bool", "default": False},
-    }
 
 
 def config_xml(pool):

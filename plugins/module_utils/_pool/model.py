@@ -4,7 +4,7 @@
 """Private: the storage pool model. Pure functions of (current XML, spec); no libvirt calls.
 
 ``normalize_pool_spec`` turns module parameters into normalised values (or raises SpecError);
-``plan_pool`` applies them to the pool's current persistent XML through ``POOL_FIELDS`` and says
+``plan_pool`` applies them to the pool's current persistent XML through table.POOL_FIELDS and says
 what changed. Only declared values are compared, after normalisation, and only differing ones are
 written: UUID, permissions and elements nobody declared stay as libvirt wrote them.
 """
@@ -12,130 +12,24 @@ written: UUID, permissions and elements nobody declared stay as libvirt wrote th
 from __future__ import annotations
 
 import copy
-import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    Choice,
-    Codec,
-    ElementList,
-    Field,
-    Int,
-    SpecError,
-    ensure_path,
-    find_path,
-    reconcile_fields,
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Choice, ensure_path, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.table import (
+    AUTH_TYPES,
+    BY_KEY,
+    IQN_RE,
+    PERMS,
+    POOL_FIELDS,
+    POOL_FORMATS,
+    POOL_RULES,
+    POOL_SINGLE,
+    POOL_TYPES,
+    RUNTIME,
+    AbsPath,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
-
-POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi", "rbd")
-_PERMS = ("mode", "owner", "group")
-_AUTH = ("source.auth.username", "source.auth.secret")
-
-# Per pool type: the spec keys it takes, and those its definition must end up with.
-POOL_RULES = {
-    "dir": (("path",) + _PERMS, ("path",)),
-    "fs": (("path", "source.devices", "source.format") + _PERMS, ("path", "source.devices")),
-    "netfs": (("path", "source.hosts", "source.dir", "source.format") + _PERMS, ("path", "source.hosts", "source.dir")),
-    "logical": (("path", "source.name", "source.devices", "source.format") + _PERMS, ("source.name",)),
-    "disk": (("path", "source.devices", "source.format") + _PERMS, ("path", "source.devices")),
-    "iscsi": (("path", "source.hosts", "source.devices", "source.initiator") + _AUTH + _PERMS,
-              ("path", "source.hosts", "source.devices")),
-    "rbd": (("source.name", "source.hosts") + _AUTH, ("source.name", "source.hosts")),
-}
-# Keys that take exactly one item for a type (libvirt uses only the first).
-POOL_SINGLE = {"fs": ("source.devices",), "disk": ("source.devices",), "netfs": ("source.hosts",),
-               "iscsi": ("source.hosts", "source.devices")}
-# source.format values per type (the schema's lists).
-POOL_FORMATS = {
-    "fs": ("auto", "ext2", "ext3", "ext4", "ufs", "iso9660", "udf", "gfs", "gfs2", "vfat", "hfs+", "xfs", "ocfs2",
-           "vmfs"),
-    "netfs": ("auto", "nfs", "cifs", "glusterfs"),
-    "logical": ("lvm2",),
-    "disk": ("dos", "dvh", "gpt", "mac", "bsd", "pc98", "sun", "lvm2"),
-}
-AUTH_TYPES = {"iscsi": "chap", "rbd": "ceph"}
-_RUNTIME = ("capacity", "allocation", "available")
-_IQN_RE = re.compile(r"^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-zA-Z0-9.\-]+(:.+)?$")
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-
-
-class AbsPath(Codec):
-    """An absolute path, compared the way libvirt stores it (no repeated or trailing slashes)."""
-
-    def parse(self, value, option):
-        if value is None:
-            return None
-        text = str(value).strip()
-        if not text.startswith("/"):
-            raise SpecError(option, value, "expected an absolute path")
-        return self.load(text)
-
-    def load(self, text):
-        if text is None:
-            return None
-        text = re.sub("/+", "/", text)
-        return text.rstrip("/") or "/"
-
-
-class SecretName(Codec):
-    """A secret's UUID (compared in lower case) or usage name (as it is)."""
-
-    def parse(self, value, option):
-        return None if value is None else self.load(str(value).strip())
-
-    def load(self, text):
-        if text is None:
-            return None
-        return text.lower() if _UUID_RE.match(text) else text
-
-
-class SecretRef(Field):
-    """``source.auth.secret``: a libvirt secret by UUID (``<secret uuid=>``) or usage name (``usage=``).
-
-    One spec value for the two attributes, so switching from one to the other never leaves both.
-    """
-
-    def __init__(self):
-        super().__init__("source.auth.secret", "source/auth/secret", "uuid", SecretName())
-
-    def read(self, elem):
-        node = find_path(elem, self.path)
-        if node is None:
-            return None
-        return self.codec.load(node.get("uuid") or node.get("usage"))
-
-    def write(self, elem, value):
-        node = find_path(elem, self.path)
-        if node is None:
-            node = etree.SubElement(find_path(elem, "source/auth"), "secret")
-        for attr in ("uuid", "usage"):
-            node.attrib.pop(attr, None)
-        node.set("uuid" if _UUID_RE.match(value) else "usage", value)
-
-
-def _hosts_field():
-    return ElementList("source.hosts", "source", "host",
-                       [("name", "name", Codec()), ("port", "port", Int(minimum=1, maximum=65535))],
-                       ordered=True, shorthand="name")
-
-
-POOL_FIELDS = (
-    Field("path", "target/path", codec=AbsPath()),
-    Field("mode", "target/permissions/mode", codec=PERMISSION_CODECS["mode"]),
-    Field("owner", "target/permissions/owner", codec=PERMISSION_CODECS["owner"]),
-    Field("group", "target/permissions/group", codec=PERMISSION_CODECS["group"]),
-    Field("source.name", "source/name"),
-    Field("source.dir", "source/dir", "path"),
-    Field("source.format", "source/format", "type"),
-    Field("source.initiator", "source/initiator/iqn", "name"),
-    ElementList("source.devices", "source", "device", [("path", "path", Codec())], ordered=False, shorthand="path"),
-    _hosts_field(),
-    Field("source.auth.type", "source/auth", "type"),
-    Field("source.auth.username", "source/auth", "username"),
-    SecretRef(),
-)
-_BY_KEY = {f.key: f for f in POOL_FIELDS}
 
 
 # ---- spec --------------------------------------------------------------------------------------------
@@ -161,8 +55,8 @@ def normalize_pool_spec(params):
             raise SpecError(key, value, "expected a non-empty value (or leave the option out)")
         if isinstance(value, list) and not value:
             raise SpecError(key, value, "expected at least one item (or leave the option out)")
-        spec[key] = _BY_KEY[key].codec.parse(value, key) if key in _BY_KEY else value
-    for key in _PERMS:
+        spec[key] = BY_KEY[key].codec.parse(value, key) if key in BY_KEY else value
+    for key in PERMS:
         spec[key] = PERMISSION_CODECS[key].parse(params.get(key), key)
     return spec
 
@@ -188,13 +82,13 @@ def check_spec_for_type(spec, pool_type):
         raise SpecError("source.format", fmt, "a %s pool takes one of: %s" % (pool_type, ", ".join(POOL_FORMATS[pool_type])))
     for index, path in enumerate(_device_paths(spec.get("source.devices"))):
         option = "source.devices[%d]" % index
-        if pool_type == "iscsi" and not _IQN_RE.match(path):
+        if pool_type == "iscsi" and not IQN_RE.match(path):
             raise SpecError(option, path, "an iscsi pool's device is the target's IQN, such as "
                                           "iqn.2013-06.com.example:storage")
         if pool_type != "iscsi" and not path.startswith("/"):
             raise SpecError(option, path, "expected the absolute path of a block device, such as /dev/sdb")
     initiator = spec.get("source.initiator")
-    if initiator is not None and not _IQN_RE.match(initiator):
+    if initiator is not None and not IQN_RE.match(initiator):
         raise SpecError("source.initiator", initiator, "expected an IQN such as iqn.2013-06.com.example:host1")
 
 
@@ -223,7 +117,7 @@ class PoolPlan:
     def describe_changes(self):
         """Each change as 'field: before -> after', values as a user would write them."""
         def show(key, value):
-            field = _BY_KEY.get(key)
+            field = BY_KEY.get(key)
             return "(none)" if value is None else (field.codec.show(value) if field else value)
         return ["%s: %s -> %s" % (c.what, show(c.what, c.before), show(c.what, c.after)) for c in self.changes]
 
@@ -231,13 +125,12 @@ class PoolPlan:
         """before/after pool XML for --diff (runtime sizes left out), only when something changes."""
         if not self.changed:
             return {}
-        return {"before": self.before, "after": self.after,
-                "before_header": "pool (persistent config)", "after_header": "pool (persistent config)"}
+        return diff(self.before, self.after, "pool (persistent config)")
 
 
 def strip_runtime(root):
     """Drop capacity/allocation/available: libvirt computes them; they are not configuration."""
-    for tag in _RUNTIME:
+    for tag in RUNTIME:
         for elem in root.findall(tag):
             root.remove(elem)
     return root
@@ -276,7 +169,7 @@ def plan_pool(current_xml, spec, name):
     if created and pool_type == "logical":
         ensure_path(root, "target")  # the schema wants one; libvirt fills in /dev/<volume group>
     for key in POOL_RULES[pool_type][1]:
-        value = _BY_KEY[key].read(root)
+        value = BY_KEY[key].read(root)
         if value is None or value == ():
             raise SpecError(key, None, "a %s pool needs it" % pool_type)
     return PoolPlan(before, root, changes, created, pool_type)
@@ -286,9 +179,9 @@ def with_permissions(xml, permissions):
     """The pool XML with its target permissions set to ``permissions`` ({'mode', 'owner', 'group'}, as
     normalised values): what libvirt reports once it has refreshed the pool from its directory."""
     root = parse_xml(xml)
-    for key in _PERMS:
+    for key in PERMS:
         if permissions.get(key) is not None:
-            _BY_KEY[key].write(root, permissions[key])
+            BY_KEY[key].write(root, permissions[key])
     return to_string(root)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import (
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import (
     CIDATA_LABEL,
     PVD_LENGTH,
     PVD_OFFSET,
