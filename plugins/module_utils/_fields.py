@@ -589,8 +589,8 @@ class ElementList(Field):
             raw = dict(self.defaults, **{k: v for k, v in raw.items() if v is not None})
             unknown = set(raw) - {a[0] for a in self.attrs}
             if unknown:
-                raise SpecError(where, raw, "unknown key(s) %s; accepted: %s" % (", ".join(sorted(unknown)),
-                                                                               ", ".join(a[0] for a in self.attrs)))
+                accepted = ", ".join(a[0] for a in self.attrs)
+                raise SpecError(where, raw, "unknown key(s) %s; accepted: %s" % (", ".join(sorted(unknown)), accepted))
             missing = [key for key in self.required if raw.get(key) in (None, "", [])]
             if missing:
                 raise SpecError(where, raw, "expected %s" % " and ".join(self.required))

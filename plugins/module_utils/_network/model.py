@@ -329,4 +329,3 @@ def guest_uses_network(domain_xml, network, bridge=None):
         if source.get("network") == network or on_bridge:
             return True
     return False
-

@@ -241,4 +241,3 @@ def ip_block(root, family, create=False):
     if family == "ipv6":
         ip.set("family", "ipv6")
     return ip
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    Choice,
     Codec,
     ElementList,
     Field,
@@ -18,7 +17,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     find_path,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi", "rbd")
 PERMS = ("mode", "owner", "group")

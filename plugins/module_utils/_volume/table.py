@@ -47,4 +47,3 @@ def volume_facts(xml):
     facts = {field.key: field.read(root) for field in VOLUME_FIELDS}
     facts["backing"] = facts["backing"] or None
     return facts
-

@@ -278,8 +278,8 @@ def test_remove_storage_refuses_a_disk_another_guest_uses(conn):
     assert first in [d.name() for d in conn.listAllDomains(0)]
     assert first + "-shared.raw" in conn.storagePoolLookupByName(POOL).listVolumes()
     with pytest.raises(UserError, match="a disk of guest"):
-        volume_apply.VolumeRunner(FakeModule(volume_spec.argument_spec(), pool=POOL, name=first + "-shared.raw",
-                                        state="absent"), conn).run()
+        module = FakeModule(volume_spec.argument_spec(), pool=POOL, name=first + "-shared.raw", state="absent")
+        volume_apply.VolumeRunner(module, conn).run()
     # (check mode: the test driver does not take the NVRAM flag of a real undefine)
     removed = domain(conn, True, name=first, state="absent", remove_storage=True, remove_shared_storage=True)
     assert removed["removed_volumes"] == ["/default-pool/%s-shared.raw" % first]
