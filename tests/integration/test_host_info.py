@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import libvirt
+from lxml import etree
+
 TASK = {"name": "facts", "kvmfleet.libvirt.host_info": {}, "register": "host"}
 
 
@@ -26,9 +32,30 @@ def test_host_info_matches_libvirt(conn, prefix, ansible, tmp_path):
     assert facts["memory"]["total_mib"] == conn.getMemoryStats(-1, 0)["total"] // 1024
     assert 0 < facts["memory"]["free_mib"] <= facts["memory"]["total_mib"]
     assert facts["domains"]["total"] == len(conn.listAllDomains(0))
-    assert facts["kvm"]["usable"] in (True, False)
-    assert facts["kvm"]["usable"] or facts["kvm"]["reason"]
-    assert "qemu" in facts["guest_domain_types"]["x86_64"]
+
+    # Each fact against what libvirt and the kernel say directly, not only its type.
+    caps = etree.fromstring(conn.getCapabilities().encode())
+    arch = os.uname().machine
+    assert facts["uuid"] == caps.findtext("host/uuid")
+    assert facts["cpu"]["arch"] == arch == caps.findtext("host/cpu/arch")
+    assert facts["cpu"]["model"] == caps.findtext("host/cpu/model")
+    assert len(facts["numa_cells"]) == len(caps.findall("host/topology/cells/cell"))
+    types = sorted({d.get("type") for d in caps.iterfind("guest/arch[@name='%s']/domain" % arch)})
+    assert facts["guest_domain_types"][arch] == types and "qemu" in types
+    try:
+        conn.getDomainCapabilities(None, arch, None, "kvm", 0)
+        kvm_answers = True
+    except libvirt.libvirtError:
+        kvm_answers = False
+    expected = "kvm" in types and kvm_answers
+    assert facts["kvm"]["usable"] is expected, facts["kvm"]
+    assert (facts["kvm"]["reason"] is None) is expected
+    if Path("/dev/kvm").exists() and "kvm" in types:
+        assert facts["kvm"]["usable"], "this host has /dev/kvm and libvirt offers kvm guests"
+    ksm = Path("/sys/kernel/mm/ksm")
+    if ksm.is_dir() and facts["ksm"] is not None:
+        assert facts["ksm"]["pages_to_scan"] == int((ksm / "pages_to_scan").read_text())
+        assert facts["ksm"]["merge_across_nodes"] == int((ksm / "merge_across_nodes").read_text())
 
     nets = {n["name"]: n for n in facts["networks"]}
     assert nets[prefix + "net"] == {"name": prefix + "net", "active": True, "autostart": False,

@@ -30,7 +30,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     parse_fields,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml, to_string
 
 _DISK_TARGET = Text("diskTargetDev", accepted="expected a target device name such as vda, sdb or hdc")
 
@@ -273,7 +273,7 @@ def _normalize_xml_edits(edits):
         if actions[0] == "attributes" and not isinstance(edit["attributes"], dict):
             raise SpecError(option + ".attributes", edit["attributes"], "expected a dict of attribute: value")
         result.append({"option": option, "xpath": edit["xpath"], "action": actions[0],
-                       "value": edit.get(actions[0]), "fragment": fragment})
+                       "value": edit.get(actions[0]), "fragment": None if fragment is None else to_string(fragment)})
     return result
 
 

@@ -356,7 +356,7 @@ def apply_xml_edits(root, edits):
                                               secret=name in secret))
                         node.set(name, str(value))
             else:
-                fragment = edit["fragment"]
+                fragment = parse_xml(edit["fragment"])  # the spec keeps it as text: plain data, never changed
                 if not any(_same_tree(child, fragment) for child in node):
                     node.append(copy.deepcopy(fragment))
                     changes.append(Change("xml_edits: %s" % xpath, None, fragment.tag))
