@@ -1,0 +1,66 @@
+"""The argument specs come from the field tables; the modules' documentation must say the same.
+
+(ansible-test's validate-modules checks this too; here it is fast, and names the option.)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import yaml
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, spec as domain_spec, table
+
+MODULES = ("domain", "network", "pool", "volume", "cloud_init", "domain_info", "host_info")
+_DEFAULT_TYPE = "str"
+
+
+def _argument_spec(name):
+    module = importlib.import_module("ansible_collections.kvmfleet.libvirt.plugins.modules.%s" % name)
+    source = importlib.import_module(module.main.__globals__["argument_spec"].__module__)
+    return module, source.argument_spec()
+
+
+def _compare(spec, docs, where, problems):
+    for key in sorted(set(spec) | set(docs)):
+        option = "%s%s" % (where, key)
+        if key not in docs:
+            problems.append("%s: in the argument spec, not in DOCUMENTATION" % option)
+            continue
+        if key not in spec:
+            problems.append("%s: in DOCUMENTATION, not in the argument spec" % option)
+            continue
+        arg, doc = spec[key], docs[key]
+        for attr in ("type", "choices", "default", "required", "elements"):
+            wanted = arg.get(attr, _DEFAULT_TYPE if attr == "type" else (False if attr == "required" else None))
+            said = doc.get(attr, _DEFAULT_TYPE if attr == "type" else (False if attr == "required" else None))
+            if wanted != said:
+                problems.append("%s.%s: argument spec %r, DOCUMENTATION %r" % (option, attr, wanted, said))
+        if arg.get("options") or doc.get("suboptions"):
+            _compare(arg.get("options") or {}, doc.get("suboptions") or {}, option + ".", problems)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_documentation_says_what_the_argument_spec_takes(name):
+    module, spec = _argument_spec(name)
+    docs = yaml.safe_load(module.DOCUMENTATION).get("options") or {}
+    docs.update(uri=docs.get("uri") or {"type": "str", "default": "qemu:///system"})  # from the connection fragment
+    problems = []
+    _compare(spec, docs, "", problems)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_domain_field_is_an_option_with_its_codec_s_type_and_choices():
+    spec = domain_spec.argument_spec()
+    for field in table.DOMAIN_FIELDS:
+        entry = spec
+        for part in field.key.split("."):
+            entry = entry.get("options", entry)[part]
+        codec_spec = field.argspec()
+        assert {k: entry.get(k) for k in codec_spec} == codec_spec, field.key
+    for kind in devices.DEVICE_KINDS:
+        options = spec[kind.name]["options"]
+        for field in kind.fields:
+            if field.argspec() is not None:
+                assert {k: options[field.key].get(k) for k in field.argspec()} == field.argspec(), (kind.name, field.key)
