@@ -23,9 +23,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model 
     seed_files,
     short_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_volume, lookup_pool
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_pool, find_volume, lookup_pool
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_data, volume_xml
 
 
@@ -55,10 +55,7 @@ def plan_seed(conn, seed, current_hash, check=False):
     An existing volume is written into only when it already holds a cidata ISO: a volume of the same
     name with other data (a typo in ``volume``) is refused, never overwritten.
     """
-    try:
-        pool = conn.storagePoolLookupByName(seed["pool"])
-    except libvirt.libvirtError:
-        pool = None
+    pool = find_pool(conn, seed["pool"])
     if pool is None or not pool.isActive():  # check mode: an earlier task makes the pool
         return SeedTask(seed, pool, None)
     vol = find_volume(pool, seed["volume"])
@@ -159,10 +156,8 @@ class SeedVolumeRunner:
             return result
         task = SeedTask(seed, pool, vol)
         result.update(changed=True, created=vol is None, actions=[task.describe()])
-        result["diff"] = {"before": "" if vol is None else "content: %s...\n" % (stored or "(not by kvmfleet)")[:19],
-                          "after": "content: %s...\n" % short_hash(seed["hash"]),
-                          "before_header": "seed volume %s" % params["name"],
-                          "after_header": "seed volume %s" % params["name"]}
+        result["diff"] = diff("" if vol is None else "content: %s...\n" % (stored or "(not by kvmfleet)")[:19],
+                              "content: %s...\n" % short_hash(seed["hash"]), "seed volume %s" % params["name"])
         if not self.check:
             instance_id = default_instance_id(params["pool"], params["name"]) if seed["derive_instance_id"] else None
             created = write_seed(self.conn, task, instance_id)
@@ -181,7 +176,7 @@ class SeedVolumeRunner:
                                                          "only seeds (use kvmfleet.libvirt.volume)" % vol.path())
         result["actions"] = ["delete cloud-init seed volume %s/%s" % (self.params["pool"], self.params["name"])]
         result["volume_path"] = vol.path()
-        result["diff"] = {"before": "present\n", "after": "absent\n"}
+        result["diff"] = diff("present\n", "absent\n", "seed volume %s" % self.params["name"])
         if not self.check:
             vol.delete(0)
         return result

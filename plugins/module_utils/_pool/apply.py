@@ -35,7 +35,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     find_pool,
     is_local_uri,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string, validate_schema
 
 # Pool types whose target path is a directory on the host (the mount point for fs and netfs).
@@ -230,8 +230,7 @@ class PoolRunner:
             return result
         persistent = bool(pool.isPersistent())
         root = strip_runtime(parse_xml(config_xml(pool) if persistent else pool.XMLDesc(0)))
-        result["diff"] = {"before": to_string(root), "after": "", "before_header": "pool (persistent config)",
-                          "after_header": "pool (persistent config)"}
+        result["diff"] = diff(to_string(root), "", "pool (persistent config)")
         active = bool(pool.isActive())
         volumes = []
         if self.params["remove_storage"]:
