@@ -25,14 +25,6 @@ URI = "test:///default"
 POOL = "default-pool"  # the test driver's own dir pool
 
 
-@pytest.fixture
-def conn():
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    connection = libvirt.open(URI)  # a fresh in-memory host per test
-    yield connection
-    connection.close()
-
-
 def params(name, **extra):
     """A guest's description as AnsibleModule hands it over (defaults filled in)."""
     base = {key: option.get("default") for key, option in domain_spec.argument_spec().items()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import uuid
 
 import libvirt
@@ -32,30 +31,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import disk_uses_volume
+from testdriver import FakeModule
 
-URI = "test:///default"
 POOL = "default-pool"
-
-
-class FakeModule:
-    def __init__(self, argument_spec, check=False, **params):
-        self.params = {key: option.get("default") for key, option in argument_spec.items()}
-        self.params.update(uri=URI)
-        self.params.update(params)
-        self.check_mode = check
-        self.warnings = []
-        self.tmpdir = tempfile.gettempdir()
-
-    def warn(self, message):
-        self.warnings.append(message)
-
-
-@pytest.fixture
-def conn():
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from lxml import etree
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import apply as pool_apply
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import model
+from testdriver import FakeModule
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagepool.rng")
@@ -281,29 +282,9 @@ def test_dir_pool_properties(path, mode, owner, second, start):
 
 # ---- the runner, against libvirt's in-process test driver (test:///default, no daemon) ------------------------
 
-class FakeModule:
-    def __init__(self, check=False, **params):
-        self.params = {key: None for key in pool_spec.argument_spec()}
-        self.params.update(uri="test:///default", state="active", build=False, refresh=False, remove_storage=False)
-        self.params.update(params)
-        self.check_mode = check
-        self.warnings = []
-
-    def warn(self, message):
-        self.warnings.append(message)
-
-
-@pytest.fixture
-def conn():
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    connection = libvirt.open("test:///default")
-    yield connection
-    connection.close()
-
-
 def run(conn, check=False, **params):
     params.setdefault("name", "p-" + uuid.uuid4().hex[:8])
-    return pool_apply.PoolRunner(FakeModule(check, **params), conn).run()
+    return pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), check, **params), conn).run()
 
 
 def pool_names(conn):

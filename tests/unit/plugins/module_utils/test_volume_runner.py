@@ -7,40 +7,23 @@ that refusals come before any change.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 
 import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
+from testdriver import FakeModule
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
-URI = "test:///default"
 POOL = "default-pool"  # the test driver's own dir pool, at /default-pool
 
 
-class FakeModule:
-    def __init__(self, check=False, **params):
-        self.params = {key: None for key in volume_spec.argument_spec()}
-        self.params.update(uri=URI, pool=POOL, state="present", validate_certs=True, timeout=30)
-        self.params.update(params)
-        self.check_mode = check
-        self.warnings = []
-        self.tmpdir = tempfile.gettempdir()
-
-    def warn(self, message):
-        self.warnings.append(message)
-
-
-@pytest.fixture
-def conn():
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
+def fake(check=False, **params):
+    params = dict(dict(pool=POOL, state="present", validate_certs=True, timeout=30), **params)
+    return FakeModule({key: {} for key in volume_spec.argument_spec()}, check, **params)
 
 
 @pytest.fixture
@@ -49,7 +32,7 @@ def name():
 
 
 def run(conn, check=False, **params):
-    return volume_apply.VolumeRunner(FakeModule(check, **params), conn).run()
+    return volume_apply.VolumeRunner(fake(check, **params), conn).run()
 
 
 def names(conn, pool=POOL):
@@ -104,7 +87,7 @@ def test_missing_pool_fails_naming_the_existing_ones_but_check_mode_assumes_it(c
     with pytest.raises(SpecError) as info:
         run(conn, name=name, pool="no-such-pool", size="8MiB")
     assert info.value.option == "pool" and "default-pool" in str(info.value)
-    module = FakeModule(True, name=name, pool="no-such-pool", size="8MiB")
+    module = fake(True, name=name, pool="no-such-pool", size="8MiB")
     result = volume_apply.VolumeRunner(module, conn).run()
     assert result["changed"] is True and "assuming an earlier task makes it" in module.warnings[0]
     assert run(conn, name=name, pool="no-such-pool", state="absent")["changed"] is False
@@ -118,13 +101,13 @@ def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(
 
 
 def test_check_mode_assumes_a_base_image_an_earlier_task_makes(conn, name):
-    module = FakeModule(True, name=name, backing="base-" + name, size="40MiB")
+    module = fake(True, name=name, backing="base-" + name, size="40MiB")
     result = volume_apply.VolumeRunner(module, conn).run()
     assert result["changed"] and "backing base-%s does not exist yet" % name in module.warnings[0]
     assert result["diff"]["after"] == {"state": "present", "capacity": "40MiB", "format": "qcow2",
                                        "backing": "/default-pool/base-" + name}
     assert name not in names(conn)
-    clone = FakeModule(True, name=name, clone="nope-" + name)
+    clone = fake(True, name=name, clone="nope-" + name)
     assert volume_apply.VolumeRunner(clone, conn).run()["diff"]["after"]["capacity"] == "(the origin's size)"
     with pytest.raises(SpecError, match="option backing: got 'base-%s'; pool default-pool has no volume" % name):
         run(conn, name=name, backing="base-" + name, size="40MiB")
