@@ -80,7 +80,7 @@ def run_guarded(module, run, what):
     try:
         result = run(conn)
     except UserError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))  # a fleet's failure keeps its per-guest results
     except libvirt.libvirtError as exc:
         module.fail_json(msg="libvirt error on %s: %s" % (what, exc))
     finally:

@@ -661,7 +661,7 @@ changes:
   returned: unless state is absent
   type: list
   elements: str
-  sample: ["current_memory: 2097152 -> 1048576", "disk vdb: (none) -> present"]
+  sample: ["current_memory: 2GiB -> 1GiB", "disk vdb: (none) -> present", "graphics vnc.password: <secret changed>"]
 applied_live:
   description: Changes applied to the running guest without a restart.
   returned: unless state is absent

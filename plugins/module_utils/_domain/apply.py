@@ -36,7 +36,13 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.storage import plan_storage
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo, converge_autostart, libvirt, lookup_or_none
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    Undo,
+    converge_autostart,
+    libvirt,
+    libvirt_error_code,
+    lookup_or_none,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import plan_seed, write_seed
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
@@ -60,6 +66,17 @@ def apply_options(params):
     """The apply options out of module parameters (their defaults where not given)."""
     return {key: params.get(key, default) if params.get(key) is not None else default
             for key, default in APPLY_OPTIONS.items()}
+
+
+def undefine(dom):
+    """Undefine a guest with its UEFI NVRAM and managed save image; a driver that has neither (and refuses
+    the flags) undefines it plainly."""
+    try:
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    except libvirt.libvirtError as exc:
+        if libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        dom.undefineFlags(0)
 
 
 def lookup_domain(conn, name):
@@ -378,9 +395,8 @@ class _GuestRun:
             return result
         if dom.isActive():
             dom.destroy()
-        flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
         if dom.isPersistent():
-            dom.undefineFlags(flags)
+            undefine(dom)
         for vol in volumes:
             vol.delete(0)
         # The Ignition file is this module's own copy of the guest's config: it goes with the guest.
@@ -429,7 +445,7 @@ class _GuestRun:
         volume_tasks, formats = plan_storage(conn, spec, check)
         current_xml = None
         if dom is not None:
-            current_xml = self.host.guest_xml.get(name) or dom.XMLDesc(config_xml_flags())
+            current_xml = self.host.current_xml(name) or dom.XMLDesc(config_xml_flags())
         plan = plan_domain(current_xml, spec, self.host, formats)
         if plan.changed:
             validate_schema(plan.after, "domain.rng", "domain")
@@ -502,7 +518,7 @@ class _GuestRun:
             final_xml = dom.XMLDesc(config_xml_flags())
             self.host.remember(name, final_xml)
         else:  # check mode: the guests converged after this one must not be predicted with its MACs
-            self.host.guest_macs[name] = set(plan.macs)
+            self.host.remember_macs(name, plan.macs)
         changed = plan.changed or bool(volume_tasks) or bool(self.actions)
         return {
             "changed": changed,
@@ -546,7 +562,7 @@ class _GuestRun:
             if plan.changed:
                 defined = self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
                 if dom is None:
-                    undo.add("guest %s" % name, lambda: defined.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM))
+                    undo.add("guest %s" % name, lambda: undefine(defined))
             for task in volume_tasks:
                 if task.vol is not None:
                     self._grow(dom, task, running)

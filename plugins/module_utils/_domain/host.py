@@ -10,6 +10,8 @@ the current XML of each guest, so converging N guests reads N documents, not N x
 
 from __future__ import annotations
 
+import threading
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -28,23 +30,36 @@ class HostContext:
         self.host_arch = host_arch
         self.guest_macs = {name: {m.lower() for m in macs} for name, macs in (guest_macs or {}).items()}
         self.guest_xml = dict(guest_xml or {})
+        self._lock = threading.Lock()  # guests converged in parallel share one context
 
     def macs_except(self, name):
         """The MACs of every guest but ``name`` (a guest may keep its own)."""
         taken = set()
-        for guest, macs in self.guest_macs.items():
-            if guest != name:
-                taken |= macs
+        with self._lock:
+            for guest, macs in self.guest_macs.items():
+                if guest != name:
+                    taken |= macs
         return taken
 
     def remember(self, name, xml):
         """A guest's new persistent XML (after this run changed it): later guests see its MACs."""
-        self.guest_xml[name] = xml
-        self.guest_macs[name] = set(macs_of(xml))
+        with self._lock:
+            self.guest_xml[name] = xml
+            self.guest_macs[name] = set(macs_of(xml))
+
+    def remember_macs(self, name, macs):
+        """The MACs a guest will have (check mode's plan): later guests are predicted around them."""
+        with self._lock:
+            self.guest_macs[name] = set(macs)
 
     def forget(self, name):
-        self.guest_xml.pop(name, None)
-        self.guest_macs.pop(name, None)
+        with self._lock:
+            self.guest_xml.pop(name, None)
+            self.guest_macs.pop(name, None)
+
+    def current_xml(self, name):
+        with self._lock:
+            return self.guest_xml.get(name)
 
 
 def macs_of(xml):

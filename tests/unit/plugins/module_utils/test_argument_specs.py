@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, spec as domain_spec, table
 
-MODULES = ("domain", "network", "pool", "volume", "cloud_init", "domain_info", "host_info")
+MODULES = ("domain", "fleet", "network", "pool", "volume", "cloud_init", "domain_info", "host_info")
 _DEFAULT_TYPE = "str"
 
 
@@ -64,3 +66,12 @@ def test_every_domain_field_is_an_option_with_its_codec_s_type_and_choices():
         for field in kind.fields:
             if field.argspec() is not None:
                 assert {k: options[field.key].get(k) for k in field.argspec()} == field.argspec(), (kind.name, field.key)
+
+
+def test_the_fleet_s_guest_options_are_the_domain_module_s():
+    """fleet's guests take the domain module's guest options (one argument spec), documented from its docs."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet import spec as fleet_spec
+    assert fleet_spec.argument_spec()["guests"]["options"] == domain_spec.guest_options()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tools"))
+    import fleet_doc  # pylint: disable=import-outside-toplevel
+    assert fleet_doc.main(["--check"]) == 0, "run python tools/fleet_doc.py"

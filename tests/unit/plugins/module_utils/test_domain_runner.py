@@ -146,7 +146,7 @@ class CountingDomain:
 
 
 def test_converging_n_guests_reads_each_guest_a_bounded_number_of_times(conn):
-    names = [guest_name() for _ in range(6)]
+    names = [guest_name() for _number in range(6)]
     for name in names:
         converge(conn, name=name, memory="128MiB", interfaces=[{"network": "default"}])
     counting = CountingConnection(conn)

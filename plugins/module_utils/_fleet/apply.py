@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: converging a fleet of guests on one hypervisor: one connection, the host's guests read
+once (HostContext), every guest converged by the same ``converge_guest`` the domain module uses.
+
+Every spec is checked before any guest is changed. A libvirt error on one guest does not stop the
+others (unless ``fail_fast``); the result names each failed guest and why. Guests are converged by a
+bounded pool of workers (``parallel``), each with its own connection, so that start and shutdown
+waits overlap; results keep the order of the list.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import normalize_fleet, prune_candidates, summarize
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, open_connection
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+
+# What a guest's entry in the result carries (the diff goes to the task's list of diffs).
+_KEYS = ("changed", "created", "state", "uuid", "changes", "actions", "applied_live", "reboot_required", "reasons",
+         "interfaces", "removed_volumes", "warnings")
+
+
+class FleetError(UserError):
+    """The fleet task fails: its message names each failed guest; ``result`` holds the per-guest results."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def _entry(name, result=None, error=None, removed=False):
+    entry = {"name": name, "error": error, "removed": removed}
+    for key in _KEYS:
+        if result is not None and key in result:
+            entry[key] = result[key]
+    entry.setdefault("changed", False)
+    return entry
+
+
+class _Workers:
+    """Connections for the worker threads: one each, opened on first use, closed at the end."""
+
+    def __init__(self, conn, uri, parallel):
+        self.main, self.uri, self.parallel = conn, uri, max(1, parallel)
+        self.local = threading.local()
+        self.opened = []
+        self.lock = threading.Lock()
+
+    def conn(self):
+        if self.parallel == 1:
+            return self.main
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = open_connection(self.uri)
+            with self.lock:
+                self.opened.append(conn)
+        return conn
+
+    def close(self):
+        for conn in self.opened:
+            conn.close()
+
+
+def converge_fleet(conn, params, check):
+    """Converge every guest listed in ``params['guests']`` (and prune) on ``conn``; the task's result.
+
+    Raises UserError before any change when a spec is wrong (all of them named), and FleetError at the
+    end when guests failed (the others converged), unless ``fail_fast`` stopped at the first.
+    """
+    host = gather_host(conn, read_guests=True)
+    specs, errors = normalize_fleet(params["guests"] or [], host)
+    if errors:
+        raise UserError("nothing was changed: %d guest%s of the fleet %s wrong:\n%s" % (
+            len(errors), "" if len(errors) == 1 else "s", "is" if len(errors) == 1 else "are", "\n".join(errors)))
+    options = apply_options(params)
+    removals = prune_candidates(host, {spec["name"] for spec in specs}, params.get("prune_selector")) \
+        if params.get("prune") else []
+    work = [(spec, options) for spec in specs] + [({"name": name, "state": "absent"}, options) for name in removals]
+    stop = threading.Event()
+    workers = _Workers(conn, params["uri"], params.get("parallel") or 1)
+
+    def one(item):
+        spec, opts = item
+        removing = spec["state"] == "absent" and spec["name"] in removals
+        if stop.is_set():
+            return _entry(spec["name"], error="not converged: fail_fast stopped the fleet at an earlier failure"), None
+        try:
+            result = converge_guest(workers.conn(), host, spec, opts, check)
+        except UserError as exc:
+            error = str(exc)
+        except libvirt.libvirtError as exc:
+            error = "libvirt error on guest %s: %s" % (spec["name"], exc)
+        else:
+            return _entry(spec["name"], result, removed=removing and result["changed"]), result.get("diff")
+        if params.get("fail_fast"):
+            stop.set()
+        return _entry(spec["name"], error=error), None
+
+    try:
+        if workers.parallel == 1:
+            outcomes = [one(item) for item in work]
+        else:
+            with ThreadPoolExecutor(max_workers=workers.parallel) as pool:
+                outcomes = list(pool.map(one, work))
+    finally:
+        workers.close()
+    guests = [entry for entry, _diff in outcomes]
+    diffs = []
+    for entry, diff in outcomes:
+        if entry["changed"] and diff:
+            header = "guest %s (persistent config)" % entry["name"]
+            diffs.append(dict(diff, before_header=header, after_header=header))
+    result = {"changed": any(g["changed"] for g in guests), "guests": guests, "summary": summarize(guests),
+              "diff": diffs}
+    failed = [g for g in guests if g["error"]]
+    if failed:
+        raise FleetError("%d of %d guests failed: %s" % (len(failed), len(guests), "; ".join(
+            "%s: %s" % (g["name"], g["error"]) for g in failed)), result)
+    return result

@@ -1,0 +1,182 @@
+"""The fleet runner against libvirt's in-process test driver (test:///default): no daemon.
+
+Many guests in one call: every spec checked first, check mode as the plan of the real run, a second
+run that changes nothing, prune limited to marked guests, one failing guest among good ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import uuid
+
+import libvirt
+import pytest
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet import spec as fleet_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import FleetError, converge_fleet
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+
+URI = "test:///default"
+POOL = "default-pool"
+SPEC = fleet_spec.argument_spec()
+
+
+def defaults(options, item):
+    result = {key: option.get("default") for key, option in options.items()}
+    result.update(item)
+    for key, option in options.items():
+        if option.get("elements") == "dict" and isinstance(result.get(key), list):
+            result[key] = [defaults(option["options"], entry) for entry in result[key]]
+        elif option.get("type") == "dict" and option.get("options") and isinstance(result.get(key), dict):
+            result[key] = defaults(option["options"], result[key])
+    return result
+
+
+def params(guests, **extra):
+    """The module's parameters as AnsibleModule hands them over (every default filled in)."""
+    return defaults(SPEC, dict(uri=URI, guests=guests, **extra))
+
+
+def run(conn, guests, check=False, **extra):
+    return converge_fleet(conn, params(copy.deepcopy(guests), **extra), check)
+
+
+def prefix():
+    return "f%s-" % uuid.uuid4().hex[:6]
+
+
+def guest(name, **extra):
+    return dict({"name": name, "virt_type": "qemu", "memory": "128MiB", "tags": {"fleet": "unit"},
+                 "interfaces": [{"network": "default"}]}, **extra)
+
+
+def plan_of(result):
+    return [(g["name"], g["changed"], g.get("created"), g["removed"], g.get("actions"), g.get("changes"))
+            for g in result["guests"]], result["summary"], result["diff"]
+
+
+def test_a_fleet_converges_in_one_call_and_the_plan_is_the_run(conn):
+    p = prefix()
+    guests = [guest(p + "a"), guest(p + "b", vcpus=2), guest(p + "c", state="running")]
+    plan = run(conn, guests, check=True)
+    assert [d.name() for d in conn.listAllDomains(0) if d.name().startswith(p)] == [], "check mode made guests"
+    made = run(conn, guests)
+    assert plan_of(plan) == plan_of(made)
+    assert made["summary"] == {"created": 3, "updated": 0, "unchanged": 0, "removed": 0, "failed": 0, "total": 3}
+    assert conn.lookupByName(p + "c").isActive()
+    assert [d["before_header"] for d in made["diff"]] == ["guest %s%s (persistent config)" % (p, n) for n in "abc"]
+    macs = {g["name"]: g["interfaces"][0]["mac"] for g in made["guests"]}
+    assert len(set(macs.values())) == 3
+
+    again = run(conn, guests)
+    assert again["changed"] is False and again["diff"] == []
+    assert again["summary"]["unchanged"] == 3
+    assert {g["name"]: g["interfaces"][0]["mac"] for g in again["guests"]} == macs
+
+    guests[1]["vcpus"] = 1  # a one-line edit changes exactly that guest
+    edited = run(conn, guests)
+    assert [g["name"] for g in edited["guests"] if g["changed"]] == [p + "b"]
+    assert edited["summary"]["updated"] == 1
+
+
+def test_every_spec_error_is_reported_at_once_and_nothing_changes(conn):
+    p = prefix()
+    guests = [guest(p + "ok"), guest(p + "bad1", memory="lots"), guest(p + "bad2", vcpus=4, max_vcpus=2),
+              guest(p + "ok")]
+    with pytest.raises(UserError) as info:
+        run(conn, guests)
+    message = str(info.value)
+    assert "4 guests" not in message and "3 guests of the fleet are wrong" in message
+    assert "guests[1] (%sbad1): option memory: got 'lots'" % p in message
+    assert "guests[2] (%sbad2): option vcpus" % p in message
+    assert "guests[3] (%sok): the guest is listed twice (also guests[0])" % p in message
+    assert not [d for d in conn.listAllDomains(0) if d.name().startswith(p)]
+
+
+def _colliding_names(p):
+    """Two guest names whose first NICs would derive the same MAC (found by brute force)."""
+    seen = {}
+    for n in itertools.count():
+        name = "%s%d" % (p, n)
+        mac = hashlib.sha256(("%s/0" % name).encode()).hexdigest()[:6]
+        if mac in seen:
+            return seen[mac], name
+        seen[mac] = name
+
+
+def test_macs_two_listed_guests_would_share_are_refused_first(conn):
+    p = prefix()
+    first, second = _colliding_names(p)
+    with pytest.raises(UserError, match="would have MAC 52:54:00:.* give one of them an explicit interfaces"):
+        run(conn, [guest(first), guest(second)])
+    explicit = [guest(p + "x", interfaces=[{"network": "default", "mac": "52:54:00:00:00:42"}]),
+                guest(p + "y", interfaces=[{"network": "default", "mac": "52:54:00:00:00:42"}])]
+    with pytest.raises(UserError, match="52:54:00:00:00:42"):
+        run(conn, explicit)
+    assert not [d for d in conn.listAllDomains(0) if d.name().startswith(p)]
+
+
+def test_prune_removes_only_marked_guests_that_match_the_selector(conn):
+    p = prefix()
+    run(conn, [guest(p + "keep"), guest(p + "old"), guest(p + "other", tags={"fleet": "someone-else"})])
+    conn.defineXML("<domain type='test'><name>%sunmarked</name><memory>131072</memory><os><type>hvm</type></os>"
+                   "</domain>" % p)
+    listed = [guest(p + "keep")]
+    plan = run(conn, listed, check=True, prune=True, prune_selector={"fleet": "unit"})
+    assert [(g["name"], g["removed"]) for g in plan["guests"]] == [(p + "keep", False), (p + "old", True)]
+    made = run(conn, listed, prune=True, prune_selector={"fleet": "unit"})
+    assert plan_of(plan) == plan_of(made)
+    names = {d.name() for d in conn.listAllDomains(0)}
+    assert p + "old" not in names and {p + "keep", p + "other", p + "unmarked"} <= names
+    assert made["summary"]["removed"] == 1
+    # without a selector every marked guest not listed goes; the unmarked one never does
+    run(conn, listed, prune=True)
+    names = {d.name() for d in conn.listAllDomains(0)}
+    assert p + "other" not in names and p + "unmarked" in names
+
+
+class RefusingOne:
+    """A connection on which libvirt refuses to define one guest (as it would a document its driver refuses)."""
+
+    def __init__(self, conn, name):
+        self._conn, self._name = conn, name
+
+    def __getattr__(self, attr):
+        return getattr(self._conn, attr)
+
+    def defineXMLFlags(self, xml, flags):  # noqa: N802  (libvirt's name)
+        if "<name>%s</name>" % self._name in xml:
+            raise libvirt.libvirtError("refused for the test")
+        return self._conn.defineXMLFlags(xml, flags)
+
+
+def test_a_libvirt_error_on_one_guest_does_not_stop_the_others(conn):
+    p = prefix()
+    guests = [guest(p + "a"), guest(p + "broken"), guest(p + "c")]
+    with pytest.raises(FleetError) as info:
+        converge_fleet(RefusingOne(conn, p + "broken"), params(copy.deepcopy(guests), parallel=1), False)
+    assert str(info.value).startswith("1 of 3 guests failed: %sbroken: the change to guest %sbroken failed" % (p, p))
+    result = info.value.result
+    assert [g["error"] is None for g in result["guests"]] == [True, False, True]
+    assert result["summary"]["created"] == 2 and result["summary"]["failed"] == 1
+    names = {d.name() for d in conn.listAllDomains(0)}
+    assert {p + "a", p + "c"} <= names and p + "broken" not in names
+
+    with pytest.raises(FleetError) as info:
+        converge_fleet(RefusingOne(conn, p + "d1"), params([guest(p + "d1"), guest(p + "d2")], parallel=1,
+                                                           fail_fast=True), False)
+    assert "fail_fast" in info.value.result["guests"][1]["error"]
+    assert p + "d2" not in {d.name() for d in conn.listAllDomains(0)}
+
+
+def test_parallel_workers_converge_the_same_fleet(conn):
+    p = prefix()
+    guests = [guest("%s%02d" % (p, n), state="running" if n % 2 else "shutoff") for n in range(12)]
+    made = run(conn, guests, parallel=4)
+    assert made["summary"]["created"] == 12 and [g["name"] for g in made["guests"]] == [g["name"] for g in guests]
+    again = run(conn, guests, parallel=4)
+    assert again["summary"]["unchanged"] == 12
+    macs = [g["interfaces"][0]["mac"] for g in again["guests"]]
+    assert len(set(macs)) == 12
