@@ -18,9 +18,25 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet import spe
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import FleetError, converge_fleet
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
-URI = "test:///default"
 POOL = "default-pool"
 SPEC = fleet_spec.argument_spec()
+# A test driver of its own per test (test:///default is shared by every connection of the process, so other
+# tests' guests would be there to prune): a network and a pool, nothing else. Such a driver lives in its
+# connection, so these tests converge with one worker; the parallel test uses the shared test:///default.
+NODE = """<node>
+  <network><name>default</name><bridge name='virbr0'/><ip address='192.168.122.1' netmask='255.255.255.0'/></network>
+  <pool type='dir'><name>default-pool</name><target><path>/default-pool</path></target></pool>
+</node>"""
+
+
+@pytest.fixture
+def conn(tmp_path):
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    node = tmp_path / "node.xml"
+    node.write_text(NODE)
+    connection = libvirt.open("test://" + str(node))
+    yield connection
+    connection.close()
 
 
 def defaults(options, item):
@@ -34,13 +50,14 @@ def defaults(options, item):
     return result
 
 
-def params(guests, **extra):
+def params(conn, guests, **extra):
     """The module's parameters as AnsibleModule hands them over (every default filled in)."""
-    return defaults(SPEC, dict(uri=URI, guests=guests, **extra))
+    extra.setdefault("parallel", 1)
+    return defaults(SPEC, dict(uri=conn.getURI(), guests=guests, **extra))
 
 
 def run(conn, guests, check=False, **extra):
-    return converge_fleet(conn, params(copy.deepcopy(guests), **extra), check)
+    return converge_fleet(conn, params(conn, copy.deepcopy(guests), **extra), check)
 
 
 def prefix():
@@ -156,7 +173,7 @@ def test_a_libvirt_error_on_one_guest_does_not_stop_the_others(conn):
     p = prefix()
     guests = [guest(p + "a"), guest(p + "broken"), guest(p + "c")]
     with pytest.raises(FleetError) as info:
-        converge_fleet(RefusingOne(conn, p + "broken"), params(copy.deepcopy(guests), parallel=1), False)
+        converge_fleet(RefusingOne(conn, p + "broken"), params(conn, copy.deepcopy(guests), parallel=1), False)
     assert str(info.value).startswith("1 of 3 guests failed: %sbroken: the change to guest %sbroken failed" % (p, p))
     result = info.value.result
     assert [g["error"] is None for g in result["guests"]] == [True, False, True]
@@ -165,13 +182,15 @@ def test_a_libvirt_error_on_one_guest_does_not_stop_the_others(conn):
     assert {p + "a", p + "c"} <= names and p + "broken" not in names
 
     with pytest.raises(FleetError) as info:
-        converge_fleet(RefusingOne(conn, p + "d1"), params([guest(p + "d1"), guest(p + "d2")], parallel=1,
+        converge_fleet(RefusingOne(conn, p + "d1"), params(conn, [guest(p + "d1"), guest(p + "d2")], parallel=1,
                                                            fail_fast=True), False)
     assert "fail_fast" in info.value.result["guests"][1]["error"]
     assert p + "d2" not in {d.name() for d in conn.listAllDomains(0)}
 
 
-def test_parallel_workers_converge_the_same_fleet(conn):
+def test_parallel_workers_converge_the_same_fleet():
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open("test:///default")  # shared by the workers' own connections
     p = prefix()
     guests = [guest("%s%02d" % (p, n), state="running" if n % 2 else "shutoff") for n in range(12)]
     made = run(conn, guests, parallel=4)
@@ -180,3 +199,5 @@ def test_parallel_workers_converge_the_same_fleet(conn):
     assert again["summary"]["unchanged"] == 12
     macs = [g["interfaces"][0]["mac"] for g in again["guests"]]
     assert len(set(macs)) == 12
+    assert sum(conn.lookupByName(g["name"]).isActive() for g in guests) == 6
+    conn.close()
