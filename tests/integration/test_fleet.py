@@ -28,7 +28,7 @@ def member(name, lab, **extra):
 
 def booted(name, image, lab):
     """A member that boots the test guest, which prints its NICs' MACs on its console."""
-    return member(name, lab, machine="pc", memory=256, state="running", shutdown_timeout=30,
+    return member(name, lab, machine="pc", memory=256, state="running",
                   boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": image["cmdline"]},
                   serials=[{"type": "pty", "log": str(serial_log(name))}],
                   disks=[{"pool": lab["pool"], "volume": name + "-root.qcow2", "size": "64MiB"}])
