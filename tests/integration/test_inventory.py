@@ -43,8 +43,7 @@ def inventory(tmp_path, config, expect_rc=0):
     return (plain(json.loads(proc.stdout)) if proc.returncode == 0 else None), proc.stderr
 
 
-def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn, prefix, ansible, image, lab,
-                                                                             tmp_path):
+def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn, prefix, ansible, image, lab, tmp_path):
     subnet = "10.251.%d" % int(prefix[-3:-1], 16)
     net = prefix + "dhcp"
     ansible.run([{"name": "net", "kvmfleet.libvirt.network": {
@@ -54,8 +53,9 @@ def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn
     cmdline = image["cmdline"] + " kvmfleet.dhcp=1"
     up = guest(web, image, lab, tags={"role": "web", "inv": prefix}, interfaces=[{"network": net}],
                boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline})
-    ansible.run([up, {"name": "db", "kvmfleet.libvirt.domain": {"name": db, "virt_type": "qemu", "memory": 128,
-                                                                 "tags": {"role": "db", "inv": prefix}}}])
+    down = {"name": "db", "kvmfleet.libvirt.domain": {"name": db, "virt_type": "qemu", "memory": 128,
+                                                       "tags": {"role": "db", "inv": prefix}}}
+    ansible.run([up, down])
     mac = conn.lookupByName(web).XMLDesc(0).split("<mac address='")[1][:17]
     report = report_where(web, lambda r: (r["nics"].get(mac) or {}).get("ipv4"), "its DHCP lease", timeout=120)
     leased = report["nics"][mac]["ipv4"]

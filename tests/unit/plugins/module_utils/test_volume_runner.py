@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
