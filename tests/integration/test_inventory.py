@@ -53,8 +53,8 @@ def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn
     cmdline = image["cmdline"] + " kvmfleet.dhcp=1"
     up = guest(web, image, lab, tags={"role": "web", "inv": prefix}, interfaces=[{"network": net}],
                boot={"kernel": image["kernel"], "initrd": image["initrd"], "cmdline": cmdline})
-    down = {"name": "db", "kvmfleet.libvirt.domain": {"name": db, "virt_type": "qemu", "memory": 128,
-                                                       "tags": {"role": "db", "inv": prefix}}}
+    down_args = {"name": db, "virt_type": "qemu", "memory": 128, "tags": {"role": "db", "inv": prefix}}
+    down = {"name": "db", "kvmfleet.libvirt.domain": down_args}
     ansible.run([up, down])
     mac = conn.lookupByName(web).XMLDesc(0).split("<mac address='")[1][:17]
     report = report_where(web, lambda r: (r["nics"].get(mac) or {}).get("ipv4"), "its DHCP lease", timeout=120)
