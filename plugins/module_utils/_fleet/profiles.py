@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: guest profiles (shared parts of guest descriptions) and the fleet's plan as text. Pure; the
+``guests`` role uses them through the collection's filters (plugins/filter/fleet.py)."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+
+PROFILE_KEYS = ("profile", "profiles")
+
+
+def deep_merge(base, over):
+    """``over`` merged into a copy of ``base``: dicts merge key by key, anything else (lists too) is replaced."""
+    result = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def apply_profiles(guests, profiles):
+    """Each guest with the profiles it names (``profile: web`` or ``profiles: [base, web]``, in order) merged
+    under it: the guest's own keys win, dicts merge, lists are replaced. An unknown profile is an error."""
+    profiles = profiles or {}
+    result = []
+    for index, guest in enumerate(guests or []):
+        if not isinstance(guest, dict):
+            raise UserError("guests_list[%d]: expected a dict (a guest's description), got %r" % (index, guest))
+        names = guest.get("profiles") or ([guest["profile"]] if guest.get("profile") else [])
+        if isinstance(names, str):
+            names = [names]
+        merged = {}
+        for name in names:
+            if name not in profiles:
+                raise UserError("guests_list[%d] (%s): profile %r is not in guests_profiles (it has: %s)" % (
+                    index, guest.get("name"), name, ", ".join(sorted(profiles)) or "none"))
+            merged = deep_merge(merged, profiles[name])
+        result.append(deep_merge(merged, {k: v for k, v in guest.items() if k not in PROFILE_KEYS}))
+    return result
+
+
+def plan_lines(result, hypervisor=None):
+    """A fleet result (check mode: the plan) as short lines: what is created, changed (live, or at the next
+    boot and why), removed, or failed. Unchanged guests are counted, not listed."""
+    lines = []
+    prefix = "%s: " % hypervisor if hypervisor else ""
+    for guest in result.get("guests") or []:
+        name = guest["name"]
+        if guest.get("error"):
+            lines.append("%s! %s: %s" % (prefix, name, guest["error"]))
+        elif guest.get("removed"):
+            lines.append("%s- %s" % (prefix, name))
+        elif guest.get("created"):
+            lines.append("%s+ %s" % (prefix, name))
+        elif guest.get("changed"):
+            what = "; ".join(guest.get("changes") or guest.get("actions") or [])
+            live = guest.get("applied_live") or []
+            detail = " (live: %s)" % ", ".join(live) if live else ""
+            if guest.get("reboot_required"):
+                detail += " (at next boot: %s)" % "; ".join(guest.get("reasons") or [])
+            lines.append("%s~ %s: %s%s" % (prefix, name, what, detail))
+    summary = result.get("summary") or {}
+    lines.append("%s%d to create, %d to change, %d to remove, %d unchanged, %d failed" % (
+        prefix, summary.get("created", 0), summary.get("updated", 0), summary.get("removed", 0),
+        summary.get("unchanged", 0), summary.get("failed", 0)))
+    return lines
