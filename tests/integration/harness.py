@@ -86,9 +86,13 @@ class PlaybookRun:
         assert matches, "no task named %r in run; tasks: %s" % (task_name, [t["task"] for t in self.tasks])
         return matches[-1]
 
-    def result(self, task_name):
-        """The result dict of the (last) task with this name."""
-        return self._task(task_name)["result"]
+    def result(self, task_name, host=None):
+        """The result dict of the (last) task with this name (on ``host``, when several hosts ran it)."""
+        if host is None:
+            return self._task(task_name)["result"]
+        matches = [t for t in self.tasks if t["task"] == task_name and t.get("host") == host]
+        assert matches, "no task named %r ran on %s" % (task_name, host)
+        return matches[-1]["result"]
 
     def status(self, task_name):
         """'ok', 'failed', 'skipped', ... of the (last) task with this name."""
@@ -111,7 +115,9 @@ class PlaybookRun:
             if "results" in result:
                 return [(bool(r.get("changed")), r.get("diff")) for r in result["results"]]
             return (bool(result.get("changed")), result.get("diff"))
-        return [(t["task"], effect(t["result"])) for t in self.tasks if t["status"] == "ok"]
+        # Hosts run in parallel, so their results arrive in any order: each host's, in order, host by host.
+        ran = [(t.get("host", ""), n, t) for n, t in enumerate(self.tasks) if t["status"] == "ok"]
+        return [(t["task"], effect(t["result"])) for _host, _n, t in sorted(ran, key=lambda r: (r[0], r[1]))]
 
 
 class Ansible:
@@ -143,12 +149,12 @@ class Ansible:
         path.write_text(yaml.safe_dump(play, sort_keys=False))
         return path
 
-    def run(self, tasks, extra_vars=None, check=False, diff=True, playbook=None, expect_rc=0):
+    def run(self, tasks, extra_vars=None, check=False, diff=True, playbook=None, expect_rc=0, inventory=None):
         """Run tasks (a list of task dicts) or an existing playbook file; return a PlaybookRun."""
         path = Path(playbook) if playbook else self.write_playbook(tasks)
         self._count += 1
         record = self.workdir / ("record%02d.json" % self._count)
-        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(path)]
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or INVENTORY), str(path)]
         if check:
             argv.append("--check")
         if diff:
@@ -166,7 +172,7 @@ class Ansible:
                 proc.returncode, expect_rc, output[-6000:])
         return run
 
-    def converge(self, tasks, extra_vars=None, expect_change=True, playbook=None):
+    def converge(self, tasks, extra_vars=None, expect_change=True, playbook=None, inventory=None):
         """The contract every scenario keeps; returns the first real run.
 
         1. check mode predicts the change (per task: changed and diff) that
@@ -174,18 +180,18 @@ class Ansible:
         3. a second real run changes nothing;
         4. check mode after it predicts nothing.
         """
-        predicted = self.run(tasks, extra_vars, check=True, playbook=playbook)
-        first = self.run(tasks, extra_vars, playbook=playbook)
+        predicted = self.run(tasks, extra_vars, check=True, playbook=playbook, inventory=inventory)
+        first = self.run(tasks, extra_vars, playbook=playbook, inventory=inventory)
         prediction = predicted.changes_by_task()
         ran_in_check = {name for name, _effect in prediction}
         made = [item for item in first.changes_by_task() if item[0] in ran_in_check]
         assert prediction == made, "check mode predicted a different change than the real run made"
         if expect_change:
             assert first.changed > 0, "the first run changed nothing"
-        second = self.run(tasks, extra_vars, playbook=playbook)
+        second = self.run(tasks, extra_vars, playbook=playbook, inventory=inventory)
         assert second.changed == 0, "second run was not idempotent: %s" % [
             t["task"] for t in second.tasks if t["result"].get("changed")]
-        after = self.run(tasks, extra_vars, check=True, playbook=playbook)
+        after = self.run(tasks, extra_vars, check=True, playbook=playbook, inventory=inventory)
         assert after.changed == 0, "check mode after convergence predicts a change"
         return first
 

@@ -19,7 +19,9 @@
 #   - its own virtlogd and libvirtd, with explicit pid files (the default ones are the host daemons');
 #   - migration_address / migration_host in qemu.conf (its hostname resolves to 127.0.0.1 otherwise).
 # Files a guest boots from (kernel, initrd) live in the hypervisor's own /var/lib/libvirt, which the root
-# namespace sees at $ROOT/hvX/lib: libvirt chowns them while a guest runs, so each hypervisor has its copy.
+# namespace sees at $ROOT/hvX/lib: libvirt chowns them while a guest runs, so each hypervisor has its copy
+# of the test guest (tools/testguest.py) at /var/lib/libvirt/images/kvmfleet-test. Its serial logs are at
+# $ROOT/hvX/log/qemu.
 set -euo pipefail
 
 ROOT=${KVMFLEET_TESTBED:-/run/kvmfleet-testbed}
@@ -27,6 +29,7 @@ NET=192.168.250
 SWITCH=tb-sw
 N=${2:-3}
 SELF=$(readlink -f "$0")
+REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 
 uri() { echo "qemu+tcp://$NET.1$1/system"; }
 cgroup_mounts() { awk '$3 ~ /^cgroup/ {print $2}' /proc/mounts; }
@@ -36,7 +39,7 @@ answers() { virsh -q -c "$(uri "$1")" version >/dev/null 2>&1; }
 prepare() {  # $1: index. The hypervisor's private directories and configuration, in the root namespace.
   local i=$1 dir=$ROOT/hv$1 ip=$NET.1$1
   rm -rf "$dir"
-  mkdir -p "$dir"/run "$dir"/lib/images "$dir"/cache "$dir"/log
+  mkdir -p "$dir"/run "$dir"/lib/images "$dir"/cache "$dir"/log/qemu
   cp -a /etc/libvirt "$dir/etc"
   rm -rf "$dir/etc/storage" "$dir/etc/qemu/autostart" "$dir/etc/qemu/networks/autostart"
   find "$dir/etc/qemu" -name '*.xml' -delete
@@ -63,6 +66,8 @@ up_one() {
   ip -n "$ns" addr add "$NET.1$i/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
+  # The test guest (kernel + busybox initramfs) in the hypervisor's own /var/lib/libvirt/images/kvmfleet-test.
+  python3 "$REPO/tools/testguest.py" build "$ROOT/hv$i/lib/images/kvmfleet-test" >/dev/null
   nsenter --net="/run/netns/$ns" unshare --mount --uts --propagation private "$SELF" _enter "$i"
   local tries=0
   until answers "$i"; do
@@ -125,7 +130,7 @@ start() {
   libvirtd -d -l -p /run/libvirt/libvirtd.pid
 }
 
-alive() { [ -f "$1" ] && grep -qs '^State:.*[^Z] (' "/proc/$(cat "$1")/status"; }
+X
 
 down() {
   local i dir u name

@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 import uuid
+from types import SimpleNamespace
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import instance_id_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, find_device
@@ -439,6 +440,14 @@ class _GuestRun:
             self.applied_live.append(live_label(item))
 
     def present(self, dom):
+        """Plan and write (one guest at a time: guests converged in parallel share the host's facts, and
+        libvirtd's own schema check at define is not safe to run concurrently), then the power state
+        (starts and shutdown waits overlap)."""
+        with self.host.serial:
+            stage = self._plan_and_write(dom)
+        return self._finish(stage)
+
+    def _plan_and_write(self, dom):
         spec, conn, check = self.spec, self.conn, self.check
         name = spec["name"]
         self.warnings.extend(check_references(conn, spec, check))
@@ -493,6 +502,14 @@ class _GuestRun:
                 self.apply_live(name, live, plan.seed_dev)
         else:
             self.applied_live.extend(live_label(item) for item in live)
+        return SimpleNamespace(dom=dom, plan=plan, later=later, restart=restart, running=running,
+                               current_state=current_state, volume_tasks=volume_tasks)
+
+    def _finish(self, stage):
+        spec, check = self.spec, self.check
+        name, wanted_state = spec["name"], spec["state"]
+        dom, plan, later, restart = stage.dom, stage.plan, stage.later, stage.restart
+        current_state, volume_tasks = stage.current_state, stage.volume_tasks
         if restart:
             self.actions.append("restart (to apply: %s)" % "; ".join(later))
             if not check:

@@ -31,6 +31,7 @@ class HostContext:
         self.guest_macs = {name: {m.lower() for m in macs} for name, macs in (guest_macs or {}).items()}
         self.guest_xml = dict(guest_xml or {})
         self._lock = threading.Lock()  # guests converged in parallel share one context
+        self.serial = threading.RLock()  # held while a guest is planned and written (apply.py)
 
     def macs_except(self, name):
         """The MACs of every guest but ``name`` (a guest may keep its own)."""
