@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,17 @@ def lab(conn, prefix, tmp_path):
     for leftover in pool_dir.glob("*"):
         leftover.unlink()
     pool_dir.rmdir()
+
+
+TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed.sh"
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """Three hypervisors on this machine (tests/testbed/testbed.sh), shared by every test of the run that
+    needs several; brought up on first use and torn down at the end of the run."""
+    proc = subprocess.run(["bash", str(TESTBED), "up", "3"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, "the test bed did not come up:\n" + proc.stdout + proc.stderr
+    uris = proc.stdout.split()
+    yield {"uris": uris, "root": Path("/run/kvmfleet-testbed"), "count": len(uris)}
+    subprocess.run(["bash", str(TESTBED), "down", "3"], capture_output=True, check=False)

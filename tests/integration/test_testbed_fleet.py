@@ -1,0 +1,148 @@
+"""A fleet on three hypervisors: the example inventory (playbooks/inventories/example) on the test bed.
+
+site.yml converges networks, pools and guests on hv1..hv3 (check mode first, then the real run, a second
+run that changes nothing, check mode after it); the booted guests print their MAC and DHCP lease on
+their consoles; plan.yml after a one-line edit names exactly that guest, and the real run changes
+exactly it; prune removes only marked guests; the inventory plugin lists the guests grouped by
+hypervisor and tag, with the address a guest really holds; an unreachable hypervisor is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import libvirt
+import pytest
+import yaml
+
+import harness
+import testguest
+
+pytestmark = pytest.mark.slow
+EXAMPLE = harness.REPO / "playbooks" / "inventories" / "example"
+SITE = harness.REPO / "playbooks" / "site.yml"
+PLAN = harness.REPO / "playbooks" / "plan.yml"
+LISTED = {1: ["web1", "db1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
+
+
+@pytest.fixture
+def example(tmp_path, testbed):
+    """A copy of the example inventory to edit, and the test bed cleared of guests afterwards."""
+    copy = tmp_path / "example"
+    shutil.copytree(EXAMPLE, copy)
+    yield copy
+    for uri in testbed["uris"]:
+        conn = libvirt.open(uri)
+        for dom in conn.listAllDomains(0):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        conn.close()
+
+
+def report(testbed, hv, name, predicate, what, timeout=120):
+    log = testbed["root"] / ("hv%d" % hv) / "log" / "qemu" / ("%s-serial.log" % name)
+
+    def check():
+        found = testguest.last_report(log.read_text(errors="replace")) if log.exists() else None
+        return found if found and predicate(found) else None
+    return harness.wait_for(check, timeout=timeout, what="%s on hv%d to report %s" % (name, hv, what))
+
+
+def plan_lines(run):
+    lines = []
+    for task in run.tasks:
+        if task["task"] == "The plan (or what was done)":
+            lines.extend(task["result"]["msg"])
+    return sorted(lines)
+
+
+def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
+    uris = testbed["uris"]
+    first = ansible.converge(None, playbook=SITE, inventory=example)
+    for hv, names in LISTED.items():
+        result = first.result("Converge the guests of this hypervisor", host="hv%d" % hv)
+        assert [g["name"] for g in result["guests"]] == names
+        assert result["summary"]["created"] == len(names) and result["summary"]["failed"] == 0
+    states = {}
+    for hv in LISTED:
+        conn = libvirt.open(uris[hv - 1])
+        states[hv] = {d.name(): bool(d.isActive()) for d in conn.listAllDomains(0)}
+        assert conn.getHostname() == "hv%d" % hv
+        conn.close()
+    assert states == {1: {"web1": True, "db1": False}, 2: {"web2": True, "cache1": False},
+                      3: {"web3": True, "batch1": False, "batch2": False}}
+
+    # Each booted guest sees the MAC its hypervisor's fleet task reported, and holds a DHCP lease.
+    leases = {}
+    for hv in LISTED:
+        result = first.result("Converge the guests of this hypervisor", host="hv%d" % hv)
+        mac = next(g for g in result["guests"] if g["name"] == "web%d" % hv)["interfaces"][0]["mac"]
+        seen = report(testbed, hv, "web%d" % hv, lambda r, mac=mac: (r["nics"].get(mac) or {}).get("ipv4"), "its lease")
+        assert list(seen["nics"]) == [mac]
+        leases["web%d" % hv] = seen["nics"][mac]["ipv4"]
+        assert leases["web%d" % hv].startswith("10.77.0.")
+
+    # A one-line edit: the plan names exactly that guest, and the real run changes exactly it.
+    hv2 = example / "host_vars" / "hv2.yml"
+    hv2.write_text(hv2.read_text().replace("{name: cache1, profile: tiny, vcpus: 1}",
+                                           "{name: cache1, profile: tiny, vcpus: 2}"))
+    plan = ansible.run(None, playbook=PLAN, inventory=example, check=True)
+    assert plan.changed == 1
+    assert [line for line in plan_lines(plan) if " to create, " not in line] == ["hv2: ~ cache1: vcpus: 1 -> 2"]
+    real = ansible.run(None, playbook=SITE, inventory=example)
+    changed = [(t["host"], t["task"]) for t in real.tasks if t["result"].get("changed")]
+    assert changed == [("hv2", "Converge the guests of this hypervisor")]
+    assert [g["name"] for g in real.result("Converge the guests of this hypervisor", host="hv2")["guests"]
+            if g["changed"]] == ["cache1"]
+
+    # Prune: a guest taken out of hv3's list goes; a guest without the collection's marker stays.
+    conn = libvirt.open(uris[2])
+    conn.defineXML("<domain type='qemu'><name>unmarked</name><memory unit='MiB'>64</memory>"
+                   "<os><type arch='x86_64'>hvm</type></os></domain>")
+    hv3 = example / "host_vars" / "hv3.yml"
+    hv3.write_text(hv3.read_text().replace("  - {name: batch2, profile: tiny}\n", ""))
+    pruned = ansible.converge(None, playbook=SITE, inventory=example).result(
+        "Converge the guests of this hypervisor", host="hv3")
+    assert [(g["name"], g["removed"]) for g in pruned["guests"]] == [("web3", False), ("batch1", False),
+                                                                      ("batch2", True)]
+    assert sorted(d.name() for d in conn.listAllDomains(0)) == ["batch1", "unmarked", "web3"]
+    conn.close()
+
+    # The inventory plugin: every hypervisor's guests, grouped, with the address each booted guest holds.
+    bad = "qemu+tcp://192.168.250.19/system"
+    config = tmp_path / "fleet.kvmfleet.yml"
+    config.write_text(yaml.safe_dump({"plugin": "kvmfleet.libvirt.guests", "uris": uris + [bad],
+                                      "filters": {"managed_only": True},
+                                      "keyed_groups": [{"key": "kvmfleet_tags.role", "prefix": "role"}]}))
+    started = time.monotonic()
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(config), "--list"],
+                          env=ansible._env(tmp_path / "unused.json"), capture_output=True, text=True, check=True)
+    listed_in = time.monotonic() - started
+    inventory = _plain(json.loads(proc.stdout))
+    assert "hypervisor %s is left out" % bad in proc.stderr
+    hostvars = inventory["_meta"]["hostvars"]
+    assert sorted(hostvars) == ["batch1", "cache1", "db1", "web1", "web2", "web3"]
+    for hv, names in LISTED.items():
+        group = "hypervisor_192_168_250_1%d" % hv
+        assert sorted(inventory[group]["hosts"]) == sorted(n for n in names if n != "batch2")
+    assert sorted(inventory["role_web"]["hosts"]) == ["web1", "web2", "web3"]
+    assert sorted(inventory["tag_role_db"]["hosts"]) == ["db1"]
+    for name, address in leases.items():
+        assert hostvars[name]["ansible_host"] == address, "ansible_host is the lease %s holds" % name
+    assert listed_in < 30, "the inventory took %.1f s" % listed_in
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
