@@ -130,7 +130,11 @@ start() {
   libvirtd -d -l -p /run/libvirt/libvirtd.pid
 }
 
-X
+alive() {  # $1: a pid file; a zombie counts as gone
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  grep -qs '^State:.*[^Z] (' "/proc/$pid/status"
+}
 
 down() {
   local i dir u name
