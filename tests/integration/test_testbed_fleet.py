@@ -30,19 +30,26 @@ PLAN = harness.REPO / "playbooks" / "plan.yml"
 LISTED = {1: ["web1", "db1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
 
 
-@pytest.fixture
-def example(tmp_path, testbed):
-    """A copy of the example inventory to edit, and the test bed cleared of guests afterwards."""
-    copy = tmp_path / "example"
-    shutil.copytree(EXAMPLE, copy)
-    yield copy
+def clear(testbed):
+    """No guests on the test bed's hypervisors."""
     for uri in testbed["uris"]:
         conn = libvirt.open(uri)
         for dom in conn.listAllDomains(0):
             if dom.isActive():
                 dom.destroy()
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            if dom.isPersistent():
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         conn.close()
+
+
+@pytest.fixture
+def example(tmp_path, testbed):
+    """A copy of the example inventory to edit, on a test bed without guests (before and after)."""
+    copy = tmp_path / "example"
+    shutil.copytree(EXAMPLE, copy)
+    clear(testbed)
+    yield copy
+    clear(testbed)
 
 
 def report(testbed, hv, name, predicate, what, timeout=120):
