@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 EXAMPLE = harness.REPO / "playbooks" / "inventories" / "example"
 SITE = harness.REPO / "playbooks" / "site.yml"
 PLAN = harness.REPO / "playbooks" / "plan.yml"
+FLEET_TASK = "kvmfleet.libvirt.guests : Converge the guests of this hypervisor"
+PLAN_TASK = "kvmfleet.libvirt.guests : The plan (or what was done)"
 LISTED = {1: ["web1", "db1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
 
 
@@ -64,7 +66,7 @@ def report(testbed, hv, name, predicate, what, timeout=120):
 def plan_lines(run):
     lines = []
     for task in run.tasks:
-        if task["task"] == "The plan (or what was done)":
+        if task["task"] == PLAN_TASK:
             lines.extend(task["result"]["msg"])
     return sorted(lines)
 
@@ -73,7 +75,7 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     uris = testbed["uris"]
     first = ansible.converge(None, playbook=SITE, inventory=example)
     for hv, names in LISTED.items():
-        result = first.result("Converge the guests of this hypervisor", host="hv%d" % hv)
+        result = first.result(FLEET_TASK, host="hv%d" % hv)
         assert [g["name"] for g in result["guests"]] == names
         assert result["summary"]["created"] == len(names) and result["summary"]["failed"] == 0
     states = {}
@@ -88,7 +90,7 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     # Each booted guest sees the MAC its hypervisor's fleet task reported, and holds a DHCP lease.
     leases = {}
     for hv in LISTED:
-        result = first.result("Converge the guests of this hypervisor", host="hv%d" % hv)
+        result = first.result(FLEET_TASK, host="hv%d" % hv)
         mac = next(g for g in result["guests"] if g["name"] == "web%d" % hv)["interfaces"][0]["mac"]
         seen = report(testbed, hv, "web%d" % hv, lambda r, mac=mac: (r["nics"].get(mac) or {}).get("ipv4"), "its lease")
         assert list(seen["nics"]) == [mac]
@@ -104,8 +106,8 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     assert [line for line in plan_lines(plan) if " to create, " not in line] == ["hv2: ~ cache1: vcpus: 1 -> 2"]
     real = ansible.run(None, playbook=SITE, inventory=example)
     changed = [(t["host"], t["task"]) for t in real.tasks if t["result"].get("changed")]
-    assert changed == [("hv2", "Converge the guests of this hypervisor")]
-    assert [g["name"] for g in real.result("Converge the guests of this hypervisor", host="hv2")["guests"]
+    assert changed == [("hv2", FLEET_TASK)]
+    assert [g["name"] for g in real.result(FLEET_TASK, host="hv2")["guests"]
             if g["changed"]] == ["cache1"]
 
     # Prune: a guest taken out of hv3's list goes; a guest without the collection's marker stays.
@@ -115,7 +117,7 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     hv3 = example / "host_vars" / "hv3.yml"
     hv3.write_text(hv3.read_text().replace("  - {name: batch2, profile: tiny}\n", ""))
     pruned = ansible.converge(None, playbook=SITE, inventory=example).result(
-        "Converge the guests of this hypervisor", host="hv3")
+        FLEET_TASK, host="hv3")
     assert [(g["name"], g["removed"]) for g in pruned["guests"]] == [("web3", False), ("batch1", False),
                                                                       ("batch2", True)]
     assert sorted(d.name() for d in conn.listAllDomains(0)) == ["batch1", "unmarked", "web3"]
