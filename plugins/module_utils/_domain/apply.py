@@ -531,12 +531,12 @@ class _GuestRun:
             self.actions.append(action)
 
         final_xml = plan.after
-        if dom is not None and not check:
-            final_xml = dom.XMLDesc(config_xml_flags())
-            self.host.remember(name, final_xml)
-        else:  # check mode: the guests converged after this one must not be predicted with its MACs
-            self.host.remember_macs(name, plan.macs)
         changed = plan.changed or bool(volume_tasks) or bool(self.actions)
+        if dom is not None and not check and changed:
+            final_xml = dom.XMLDesc(config_xml_flags())  # with what libvirt filled in (addresses, a new MAC)
+            self.host.remember(name, final_xml)
+        elif check:  # the guests converged after this one must not be predicted with its MACs
+            self.host.remember_macs(name, plan.macs)
         return {
             "changed": changed,
             "diff": plan.diff(),

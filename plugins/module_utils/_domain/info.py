@@ -9,6 +9,7 @@ Runtime stats come from one bulk ``virConnectGetAllDomainStats``/``virDomainList
 
 from __future__ import annotations
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import DOMAIN_STATE_NAMES
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
@@ -40,19 +41,6 @@ def shape_stats(flat):
                                 ("rx_packets", "rx.pkts"), ("tx_packets", "tx.pkts"),
                                 ("rx_drops", "rx.drop"), ("tx_drops", "tx.drop")]),
     }
-
-
-def tags_match(tags, wanted):
-    """Whether a guest's tags (dict, or None when unmanaged) carry every wanted tag.
-
-    ``wanted`` is a list of names, or a dict of name: value (a null value matches any value).
-    """
-    if not wanted:
-        return True
-    tags = tags or {}
-    if isinstance(wanted, dict):
-        return all(k in tags and (v is None or tags[k] == str(v)) for k, v in wanted.items())
-    return all(str(name) in tags for name in wanted)
 
 
 def _addresses(dom):

@@ -32,6 +32,19 @@ def read_tags(root):
     return {t.get("name"): t.get("value") for t in node.iterfind(q("tag"))}
 
 
+def tags_match(tags, wanted):
+    """Whether a guest's tags (dict, or None when unmanaged) carry every wanted tag.
+
+    ``wanted`` is a list of names, or a dict of name: value (a null value matches any value).
+    """
+    if not wanted:
+        return True
+    tags = tags or {}
+    if isinstance(wanted, dict):
+        return all(k in tags and (v is None or tags[k] == str(v)) for k, v in wanted.items())
+    return all(str(name) in tags for name in wanted)
+
+
 def is_managed(root):
     return _guest_node(root) is not None
 

@@ -10,8 +10,7 @@ the collection marked as managed); ``summarize`` counts what happened.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import tags_match
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import read_tags
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import read_tags, tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import plan_domain
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError

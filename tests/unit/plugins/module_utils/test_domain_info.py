@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import shape_stats, tags_match
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import shape_stats
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 
 
 def test_shape_stats_nests_libvirt_flat_keys():
