@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -72,8 +71,8 @@ def timed(path, expect_changed=None):
         raise SystemExit("benchmark playbook %s failed:\n%s%s" % (path.name, proc.stdout[-3000:], proc.stderr[-3000:]))
     changed = int(proc.stdout.rsplit("changed=", 1)[1].split()[0])
     if expect_changed is not None and changed != expect_changed:
-        raise SystemExit("benchmark playbook %s changed %d (expected %d):\n%s" % (path.name, changed, expect_changed,
-                                                                               proc.stdout[-3000:]))
+        raise SystemExit("benchmark playbook %s changed %d (expected %d):\n%s"
+                         % (path.name, changed, expect_changed, proc.stdout[-3000:]))
     return elapsed, changed
 
 

@@ -118,8 +118,8 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     hv3.write_text(hv3.read_text().replace("  - {name: batch2, profile: tiny}\n", ""))
     pruned = ansible.converge(None, playbook=SITE, inventory=example).result(
         FLEET_TASK, host="hv3")
-    assert [(g["name"], g["removed"]) for g in pruned["guests"]] == [("web3", False), ("batch1", False),
-                                                                      ("batch2", True)]
+    expected = [("web3", False), ("batch1", False), ("batch2", True)]
+    assert [(g["name"], g["removed"]) for g in pruned["guests"]] == expected
     assert sorted(d.name() for d in conn.listAllDomains(0)) == ["batch1", "unmarked", "web3"]
     conn.close()
 

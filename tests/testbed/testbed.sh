@@ -152,7 +152,7 @@ down() {
       done
     fi
     for name in libvirtd virtlogd; do
-      alive "$dir/run/$name.pid" && kill "$(cat "$dir/run/$name.pid")" 2>/dev/null || true
+      if alive "$dir/run/$name.pid"; then kill "$(cat "$dir/run/$name.pid")" 2>/dev/null || true; fi
     done
     for name in libvirtd virtlogd; do
       while alive "$dir/run/$name.pid"; do sleep 0.1; done
@@ -160,7 +160,9 @@ down() {
     ip netns del "tb-hv$i" 2>/dev/null || true
     local mount
     for mount in $(cgroup_mounts); do
-      [ -d "$mount/kvmfleet-tb-hv$i" ] && find "$mount/kvmfleet-tb-hv$i" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      if [ -d "$mount/kvmfleet-tb-hv$i" ]; then
+        find "$mount/kvmfleet-tb-hv$i" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      fi
     done
     rm -rf "$dir"
   done

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import DOMAIN_STATE_NAMES
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, lookup_or_none, run_guarded
 
 
 def shape_stats(flat):
@@ -69,15 +69,33 @@ STATS = ("VIR_DOMAIN_STATS_STATE", "VIR_DOMAIN_STATS_CPU_TOTAL", "VIR_DOMAIN_STA
          "VIR_DOMAIN_STATS_VCPU", "VIR_DOMAIN_STATS_INTERFACE", "VIR_DOMAIN_STATS_BLOCK")
 
 
+def _listed(conn, flag):
+    """The UUIDs of the host's guests of one kind (one listing call)."""
+    return {dom.UUIDString() for dom in conn.listAllDomains(getattr(libvirt, flag))}
+
+
 def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want_addresses=True):
-    """Every selected guest, sorted by name."""
+    """Every selected guest, sorted by name.
+
+    Bulk reads: the host's guests are listed once per kind (all, running, persistent, autostart) and
+    their states and stats come in one stats call; per guest only its XML is read (and, for a running
+    guest, its addresses).
+    """
     if name:
-        try:
-            domains = [conn.lookupByName(name)]
-        except libvirt.libvirtError:
-            return []
+        dom = lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
+        domains = [dom] if dom is not None else []
     else:
         domains = conn.listAllDomains(0)
+    if not domains:
+        return []
+    active = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_ACTIVE")
+    persistent = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_PERSISTENT")
+    autostart = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_AUTOSTART")
+    flags = libvirt.VIR_DOMAIN_STATS_STATE
+    if want_stats:
+        for name_ in STATS:
+            flags |= getattr(libvirt, name_)
+    stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
     guests = []
     for dom in domains:
         spec = read_spec(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
@@ -86,33 +104,24 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             continue
         if not tags_match(spec["tags"] if managed else None, tags):
             continue
-        state = dom.state(0)[0]
-        guests.append({
+        uuid = dom.UUIDString()
+        flat = stats.get(uuid, {})
+        guest = {
             "name": dom.name(),
-            "uuid": dom.UUIDString(),
-            "state": DOMAIN_STATE_NAMES.get(state, "unknown"),
-            "active": bool(dom.isActive()),
-            "persistent": bool(dom.isPersistent()),
-            "autostart": bool(dom.autostart()) if dom.isPersistent() else False,
+            "uuid": uuid,
+            "state": DOMAIN_STATE_NAMES.get(flat.get("state.state"), "unknown"),
+            "active": uuid in active,
+            "persistent": uuid in persistent,
+            "autostart": uuid in autostart,
             "managed": managed,
             "tags": spec["tags"],
             "spec": spec,
-            "_dom": dom,
-        })
-    active = [g["_dom"] for g in guests if g["active"]]
-    stats = {}
-    if want_stats and active:
-        flags = 0
-        for name_ in STATS:
-            flags |= getattr(libvirt, name_)
-        for dom, flat in conn.domainListGetStats(active, flags, 0):
-            stats[dom.UUIDString()] = shape_stats(flat)
-    for guest in guests:
-        dom = guest.pop("_dom")
+        }
         if want_stats:
-            guest["stats"] = stats.get(guest["uuid"])
+            guest["stats"] = shape_stats(flat) if guest["active"] else None
         if want_addresses:
             guest["addresses"] = _addresses(dom) if guest["active"] else {}
+        guests.append(guest)
     return sorted(guests, key=lambda g: g["name"])
 
 

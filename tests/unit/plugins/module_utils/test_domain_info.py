@@ -34,3 +34,23 @@ def test_shape_stats_nests_libvirt_flat_keys():
 ])
 def test_tags_match(tags, wanted, expected):
     assert tags_match(tags, wanted) is expected
+
+
+def test_gather_reads_states_in_bulk(conn):
+    """domain_info's (and the inventory's) read of a host on the test driver: states, kinds, addresses."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import gather
+    dom = conn.defineXML("<domain type='test'><name>gather-off</name><memory>131072</memory>"
+                         "<os><type>hvm</type></os></domain>")
+    dom.setAutostart(1)
+    try:
+        guests = {g["name"]: g for g in gather(conn)}
+        assert (guests["test"]["state"], guests["test"]["active"], guests["test"]["persistent"]) == ("running", True, True)
+        assert guests["test"]["stats"]["vcpus"] is not None
+        assert guests["test"]["addresses"]["aa:bb:cc:dd:ee:ff"][0]["address"] == "192.168.122.3"
+        off = guests["gather-off"]
+        assert (off["state"], off["active"], off["autostart"], off["stats"], off["addresses"]) == (
+            "shutoff", False, True, None, {})
+        assert [g["name"] for g in gather(conn, name="gather-off")] == ["gather-off"]
+        assert gather(conn, name="no-such-guest") == []
+    finally:
+        dom.undefine()
