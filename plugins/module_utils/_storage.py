@@ -18,7 +18,8 @@ import re
 import struct
 from urllib.parse import urlsplit
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Codec, SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 

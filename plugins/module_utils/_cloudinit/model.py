@@ -20,7 +20,7 @@ import io
 import importlib
 import json
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, VOLUME_NAME
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import POOL_NAME, VOLUME_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 

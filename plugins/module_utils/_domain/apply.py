@@ -19,14 +19,14 @@ back everything this run made (_libvirt.Undo).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import uuid
 from types import SimpleNamespace
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import instance_id_for
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, find_device
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.files import ignition_file_current, write_ignition_file
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
     nvram_reset_pending,
@@ -35,8 +35,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.storage import plan_storage
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, IGNITION_DIR, LIVE_SEED
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     Undo,
     converge_autostart,
@@ -126,134 +126,6 @@ def check_references(conn, spec, check=False):
         elif not pool.isActive() and not check:
             raise SpecError("cloud_init.pool", seed["pool"], "the pool is not active; start it first")
     return warnings
-
-
-# ---- the Ignition file ---------------------------------------------------------------------------------------
-
-def ignition_file_current(path, config):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read() == config.encode("utf-8")
-    except OSError:
-        return False
-
-
-def write_ignition_file(path, config, undo=None):
-    """Write the config atomically, readable by the qemu process (group libvirt-qemu when it exists).
-
-    With ``undo``, how to take it back is registered: the previous file comes back, or a new one goes.
-    """
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    previous = None
-    if undo is not None and os.path.lexists(path):
-        with open(path, "rb") as handle:
-            previous = handle.read()
-    _replace_file(path, config.encode("utf-8"))
-    if undo is not None:
-        undo.add("Ignition file %s" % path,
-                 (lambda: os.unlink(path)) if previous is None else (lambda: _replace_file(path, previous)))
-
-
-def _replace_file(path, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".kvmfleet-ign-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        try:
-            import grp
-            os.chown(tmp, 0, grp.getgrnam("libvirt-qemu").gr_gid)
-            os.chmod(tmp, 0o640)
-        except (KeyError, PermissionError):
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-# ---- a running guest taking live changes -------------------------------------------------------------------
-
-class LiveGuest:
-    """The calls the live kinds make on a running guest (see table.py and devices.py)."""
-
-    def __init__(self, conn, name, seed_dev=None):
-        self.conn, self.name, self.seed_dev = conn, name, seed_dev
-        self.dom = conn.lookupByName(name)
-
-    def config_device(self, kind, key):
-        """A device element from the new persistent config (with the address libvirt gave it)."""
-        return find_device(parse_xml(self.dom.XMLDesc(config_xml_flags())), kind, key)
-
-    def detach(self, op):
-        elem = find_device(parse_xml(self.dom.XMLDesc(0)), op.kind, op.key)
-        if elem is not None:
-            self.dom.detachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-
-    def update(self, op):
-        elem = self.config_device(op.kind, op.key)
-        _drop_address(elem)
-        self.dom.updateDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-
-    def attach(self, op):
-        elem = self.config_device(op.kind, op.key)
-        try:
-            self.dom.attachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        except libvirt.libvirtError:
-            # The config's address may be taken in the running guest: let libvirt pick one live.
-            if elem.find("address") is None:
-                raise
-            _drop_address(elem)
-            self.dom.attachDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-
-    def refresh_seed_media(self):
-        """New bytes in the same seed volume: eject and insert it again (same target, same address), so the
-        guest sees a media change and reads the new content; libvirt skips a change to the same source."""
-        elem = self.config_device("disks", self.seed_dev)
-        _drop_address(elem)
-        empty = etree.fromstring(to_string(elem))
-        empty.set("type", "file")
-        for source in empty.findall("source"):
-            empty.remove(source)
-        self.dom.updateDeviceFlags(to_string(empty), libvirt.VIR_DOMAIN_AFFECT_LIVE
-                                   | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE)
-        self.dom.updateDeviceFlags(to_string(elem), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-
-
-def _drop_address(elem):
-    address = elem.find("address")
-    if address is not None:
-        elem.remove(address)
-
-
-def split_live(plan, running):
-    """(live, later): what a running guest takes now (Changes and DeviceOps with a live kind), and
-    (what, reason) pairs for what waits for the next boot."""
-    live, later = [], []
-    if not running or plan.created:
-        return live, later
-    device_whats = set()
-    for op in plan.device_ops:
-        device_whats.update(c.what for c in op.changes)
-        device_whats.add(DEVICE_KIND[op.kind].label(op.key))
-        if op.live is not None:
-            live.append(op)
-        else:
-            later.append((op.label, "%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes))))
-    for change in plan.changes:
-        if change.what in device_whats or change.live is CONFIG_ONLY:
-            continue
-        if change.live is not None:
-            live.append(change)
-        else:
-            later.append((change.what, change.describe()))
-    return live, later
-
-
-def live_label(item):
-    """How a live change is listed in applied_live (the same words in check mode)."""
-    return item.live.label(item)
 
 
 # ---- one guest -------------------------------------------------------------------------------------------

@@ -14,19 +14,16 @@ import hashlib
 import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import HOST_NAME, ABS_PATH
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice, Int, Mac, Text, YesNo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
-    Choice,
     ElementList,
     Field,
-    Int,
     LiveKind,
-    Mac,
     Option,
-    Text,
-    YesNo,
     argument_spec_of,
 )
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 

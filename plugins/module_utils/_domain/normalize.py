@@ -18,7 +18,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table imp
     DOMAIN_FIELDS,
     IGNITION_DIR,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import (
     GUEST_NAME,
     NETWORK_NAME,
     POOL_NAME,
@@ -27,8 +27,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     Text,
     confined_path,
     parse_disk_size,
-    parse_fields,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import parse_fields
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml, to_string
 

@@ -41,6 +41,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     prune_empty,
     reconcile_fields,
 )
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     find_pool,

@@ -9,20 +9,17 @@ choices), secret or not, and how a running guest takes a change of it (its live 
 
 from __future__ import annotations
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice, Int, KiB, Text, YesNo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
-    Choice,
     ElementList,
     Field,
-    Int,
-    KiB,
     LiveKind,
-    Text,
     Toggle,
-    YesNo,
     ensure_path,
     find_path,
 )
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 

@@ -11,7 +11,7 @@ autostart. Check mode computes the same plan and stops before the first write.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     converge_autostart,
     libvirt,
@@ -25,7 +25,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model im
     plan_network,
     read_spec,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema, xml_diff
 
 

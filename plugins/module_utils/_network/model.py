@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import NETWORK_NAME, Change, Mac, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import NETWORK_NAME, Mac
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Change, reconcile_fields
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table import (
     DHCP_HOSTS,
     DHCP_RANGES,

@@ -14,16 +14,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    Codec,
-    ElementList,
-    Field,
-    Int,
-    Mac,
-    Option,
-    Text,
-    YesNo,
-)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec, Int, Mac, Text, YesNo
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ElementList, Field, Option
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 

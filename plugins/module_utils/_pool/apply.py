@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import stat
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import POOL_NAME, SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import POOL_NAME
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     converge_autostart,
     libvirt,
@@ -35,7 +36,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     find_pool,
     is_local_uri,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string, validate_schema
 
 # Pool types whose target path is a directory on the host (the mount point for fs and netfs).

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Choice, ensure_path, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ensure_path, reconcile_fields
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.table import (
     AUTH_TYPES,
     BY_KEY,

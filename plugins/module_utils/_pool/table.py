@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    Codec,
-    ElementList,
-    Field,
-    Int,
-    SpecError,
-    find_path,
-)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec, Int
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ElementList, Field, find_path
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 

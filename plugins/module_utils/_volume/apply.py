@@ -16,7 +16,7 @@ import tempfile
 
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import format_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (

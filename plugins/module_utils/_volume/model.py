@@ -11,13 +11,14 @@ volumes of a guest's disks with the same function.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import (
     POOL_NAME,
     VOLUME_NAME,
     Choice,
     format_size,
     parse_disk_size,
 )
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     FILE_POOL_TYPES,

@@ -9,7 +9,8 @@ volumes a guest's disks declare (_domain/storage.py).
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import TEXT, Field, find_path, parse_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import parse_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import TEXT, Field, find_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 

@@ -10,7 +10,7 @@ from lxml import etree
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, metadata, normalize, readback, table
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng")
 FIXTURE = "domain-running-guest.xml"

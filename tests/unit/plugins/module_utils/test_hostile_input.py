@@ -23,13 +23,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import pl
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model as _network_model
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
-    GUEST_NAME,
-    SpecError,
-    confined_path,
-    parse_disk_size,
-)
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import GUEST_NAME, confined_path, parse_disk_size
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import disk_uses_volume
 from testdriver import FakeModule
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.spec import network_options
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/network.rng")

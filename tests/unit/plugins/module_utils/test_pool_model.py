@@ -13,7 +13,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import appl
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import model
 from testdriver import FakeModule
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagepool.rng")
 

@@ -13,7 +13,7 @@ from lxml import etree
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import model as volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import table as volume_table
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagevol.rng")
 SHA256_EMPTY = hashlib.sha256(b"").hexdigest()

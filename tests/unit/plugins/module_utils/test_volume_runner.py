@@ -14,8 +14,7 @@ import pytest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
 from testdriver import FakeModule
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 POOL = "default-pool"  # the test driver's own dir pool, at /default-pool
 
