@@ -22,17 +22,6 @@ pytestmark = pytest.mark.slow
 BAD_URI = "qemu+unix:///system?socket=/nonexistent/kvmfleet.sock"
 
 
-def plain(value):
-    """ansible-inventory marks values a plugin gave as unsafe ({"__ansible_unsafe": ...}): the values themselves."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def inventory(tmp_path, config, expect_rc=0):
     path = tmp_path / "inventory.kvmfleet.yml"
     path.write_text(yaml.safe_dump(dict({"plugin": "kvmfleet.libvirt.guests"}, **config)))
@@ -40,7 +29,7 @@ def inventory(tmp_path, config, expect_rc=0):
                           env=harness.Ansible(tmp_path)._env(tmp_path / "unused.json"), capture_output=True, text=True,
                           check=False)
     assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return (plain(json.loads(proc.stdout)) if proc.returncode == 0 else None), proc.stderr
+    return (harness.plain(json.loads(proc.stdout)) if proc.returncode == 0 else None), proc.stderr
 
 
 def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn, prefix, ansible, image, lab, tmp_path):

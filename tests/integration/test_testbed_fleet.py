@@ -133,7 +133,7 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(config), "--list"],
                           env=ansible._env(tmp_path / "unused.json"), capture_output=True, text=True, check=True)
     listed_in = time.monotonic() - started
-    inventory = _plain(json.loads(proc.stdout))
+    inventory = harness.plain(json.loads(proc.stdout))
     assert "hypervisor %s is left out" % bad in proc.stderr
     hostvars = inventory["_meta"]["hostvars"]
     assert sorted(hostvars) == ["batch1", "cache1", "db1", "web1", "web2", "web3"]
@@ -146,12 +146,3 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
         assert hostvars[name]["ansible_host"] == address, "ansible_host is the lease %s holds" % name
     assert listed_in < 30, "the inventory took %.1f s" % listed_in
 
-
-def _plain(value):
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
