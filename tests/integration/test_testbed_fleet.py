@@ -145,4 +145,3 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     for name, address in leases.items():
         assert hostvars[name]["ansible_host"] == address, "ansible_host is the lease %s holds" % name
     assert listed_in < 30, "the inventory took %.1f s" % listed_in
-
