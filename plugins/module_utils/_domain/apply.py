@@ -65,8 +65,7 @@ _LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
 
 def apply_options(params):
     """The apply options out of module parameters (their defaults where not given)."""
-    return {key: params.get(key, default) if params.get(key) is not None else default
-            for key, default in APPLY_OPTIONS.items()}
+    return {key: default if params.get(key) is None else params[key] for key, default in APPLY_OPTIONS.items()}
 
 
 def undefine(dom):
@@ -219,7 +218,7 @@ class _GuestRun:
 
     # -- absent ------------------------------------------------------------------------------------------
 
-    def _disk_volumes(self, dom, reasons):
+    def _disk_volumes(self, dom, warnings):
         volumes = []
         root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         for disk in root.iterfind("devices/disk[@device='disk']"):
@@ -233,7 +232,7 @@ class _GuestRun:
                 elif disk.get("type") == "file" and source.get("file"):
                     volumes.append(self.conn.storageVolLookupByPath(source.get("file")))
             except libvirt.libvirtError:
-                reasons.append("disk image %s is in no storage pool and was kept"
+                warnings.append("disk image %s is in no storage pool and was kept"
                                % (source.get("file") or source.get("volume")))
         return volumes
 
@@ -260,8 +259,7 @@ class _GuestRun:
             names = ", ".join(dom.snapshotListNames(0))
             raise UserError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
                             "absent never deletes snapshots" % (dom.name(), snapshots, names))
-        reasons = []
-        volumes = self._disk_volumes(dom, reasons) if self.options["remove_storage"] else []
+        volumes = self._disk_volumes(dom, self.warnings) if self.options["remove_storage"] else []
         self._refuse_shared(dom, volumes)
         result["removed_volumes"] = [v.path() for v in volumes]
         if self.check:
