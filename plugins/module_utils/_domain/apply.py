@@ -233,7 +233,7 @@ class _GuestRun:
                     volumes.append(self.conn.storageVolLookupByPath(source.get("file")))
             except libvirt.libvirtError:
                 warnings.append("disk image %s is in no storage pool and was kept"
-                               % (source.get("file") or source.get("volume")))
+                                % (source.get("file") or source.get("volume")))
         return volumes
 
     def _refuse_shared(self, dom, volumes):
