@@ -23,8 +23,9 @@ import time
 import uuid
 from types import SimpleNamespace
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import instance_id_for
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.files import ignition_file_current, write_ignition_file
+# Storage, cloud-init and Ignition code is imported where it is used: the module runs from a zip without
+# bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
@@ -34,7 +35,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.storage import plan_storage
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
@@ -45,14 +45,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     lookup_or_none,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import plan_seed, write_seed
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
-    find_pool,
-    guests_using_volume,
-    is_local_uri,
-    names_of,
-    volume_xml,
-)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, validate_schema
 
 STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
@@ -61,6 +53,25 @@ APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False
                  "remove_shared_storage": False}
 # libvirt expands these in the live XML (host-model becomes a model with features): not a pending change.
 _LIVE_EXPANDED = ("cpu.mode", "cpu.model", "cpu.features")
+
+
+def _lazy(name):
+    """A module_utils module imported on first use; the imports are written out so that Ansible, which
+    reads them from the source, still ships each module with the task."""
+    # pylint: disable=import-outside-toplevel
+    if name == "_storage":
+        from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _storage as module
+    elif name == "_domain.storage":
+        from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import storage as module
+    elif name == "_domain.files":
+        from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import files as module
+    elif name == "_cloudinit.model":
+        from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import model as module
+    elif name == "_cloudinit.apply":
+        from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import apply as module
+    else:
+        raise KeyError(name)
+    return module
 
 
 def apply_options(params):
@@ -89,13 +100,24 @@ def state_of(dom):
 
 # ---- checks before anything changes ------------------------------------------------------------------------
 
-def check_references(conn, spec, check=False):
+def check_references(conn, spec, check=False, seen=None):
     """Networks and pools named in the spec must exist: fail before any change if one does not.
 
     In check mode a missing one is assumed to come from an earlier task of the same play (which in
-    check mode predicted it and made nothing); the returned warnings say so.
+    check mode predicted it and made nothing); the returned warnings say so. ``seen`` (a set of
+    (kind, name)) remembers what was found, so N guests on one network look it up once.
     """
     warnings = []
+    seen = set() if seen is None else seen
+    find_pool = _lazy("_storage").find_pool if spec.get("disks") or spec.get("cloud_init") else None
+
+    def exists(kind, name, lookup):
+        if (kind, name) in seen:
+            return True
+        if lookup(name) is None:
+            return False
+        seen.add((kind, name))
+        return True
 
     def missing(kind, name, option, existing):
         if check:
@@ -103,19 +125,19 @@ def check_references(conn, spec, check=False):
             return
         raise SpecError(option, name, "no %s has that name; existing %ss: %s" % (
             "libvirt network" if kind == "network" else kind, "network" if kind == "network" else "pool",
-            names_of(existing())))
+            _lazy("_storage").names_of(existing())))
 
     for index, nic in enumerate(spec.get("interfaces") or []):
         kind, attrs = nic["source"]
         if kind == "network":
             name = dict(attrs)["network"]
-            if lookup_or_none(conn.networkLookupByName, name, "VIR_ERR_NO_NETWORK") is None:
+            if not exists("network", name, lambda n: lookup_or_none(conn.networkLookupByName, n, "VIR_ERR_NO_NETWORK")):
                 missing("network", name, "interfaces[%d].network" % index, lambda: conn.listAllNetworks(0))
     for index, disk in enumerate(spec.get("disks") or []):
         kind, attrs = disk["source"]
         if kind == "volume":
             name = dict(attrs)["pool"]
-            if find_pool(conn, name) is None:
+            if not exists("pool", name, lambda n: find_pool(conn, n)):
                 missing("storage pool", name, "disks[%d].pool" % index, lambda: conn.listAllStoragePools(0))
     seed = spec.get("cloud_init")
     if seed:
@@ -147,7 +169,7 @@ class _GuestRun:
         self.nvram_reset = False
 
     def run(self):
-        dom = lookup_domain(self.conn, self.spec["name"])
+        dom = self.host.domain(self.conn, self.spec["name"]) or lookup_domain(self.conn, self.spec["name"])
         result = self.absent(dom) if self.spec["state"] == "absent" else self.present(dom)
         result["warnings"] = self.warnings
         return result
@@ -242,7 +264,7 @@ class _GuestRun:
             return
         for vol in volumes:
             pool = vol.storagePoolLookupByVolume()
-            users = guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(dom.name(),))
+            users = _lazy("_storage").guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(dom.name(),))
             if users:
                 raise UserError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
                                 "pointing at a missing file. Nothing was changed. Detach it from them first, or set "
@@ -320,8 +342,8 @@ class _GuestRun:
     def _plan_and_write(self, dom):
         spec, conn, check = self.spec, self.conn, self.check
         name = spec["name"]
-        self.warnings.extend(check_references(conn, spec, check))
-        volume_tasks, formats = plan_storage(conn, spec, check)
+        self.warnings.extend(check_references(conn, spec, check, self.host.references))
+        volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
         current_xml = None
         if dom is not None:
             current_xml = self.host.current_xml(name) or dom.XMLDesc(config_xml_flags())
@@ -332,13 +354,13 @@ class _GuestRun:
         seed_task = None
         if spec.get("cloud_init"):
             current_root = None if current_xml is None else parse_xml(current_xml)
-            seed_task = plan_seed(conn, spec["cloud_init"],
+            seed_task = _lazy("_cloudinit.apply").plan_seed(conn, spec["cloud_init"],
                                   None if current_root is None else stored_hash(current_root, "cloud-init"), check)
         ignition = spec.get("ignition")
-        if ignition is not None and not is_local_uri(conn.getURI()):
+        if ignition is not None and not _lazy("_storage").is_local_uri(conn.getURI()):
             raise SpecError("ignition", "(hidden)", "the Ignition file is written on the host the module runs on; "
                                                     "use a local uri (qemu:///system) on the hypervisor")
-        write_ignition = ignition is not None and not ignition_file_current(ignition["path"], ignition["config"])
+        write_ignition = ignition is not None and not _lazy("_domain.files").ignition_file_current(ignition["path"], ignition["config"])
 
         current_state = state_of(dom)
         running = current_state in ("running", "paused")
@@ -367,7 +389,8 @@ class _GuestRun:
             self.actions.append(task.describe())
         if not check:
             self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None)
-            dom = conn.lookupByName(name)
+            if dom is None:
+                dom = conn.lookupByName(name)
             if running and live:
                 self.apply_live(name, live, plan.seed_dev)
         else:
@@ -400,7 +423,7 @@ class _GuestRun:
         if action:
             self.actions.append(action)
 
-        final_xml = plan.after
+        final_xml = plan.root  # the same document as plan.after, parsed
         changed = plan.changed or bool(volume_tasks) or bool(self.actions)
         if dom is not None and not check and changed:
             final_xml = dom.XMLDesc(config_xml_flags())  # with what libvirt filled in (addresses, a new MAC)
@@ -437,14 +460,14 @@ class _GuestRun:
                         define_xml = _with_uuid(plan.after, guest_uuid)
                     else:
                         guest_uuid = dom.UUIDString()
-                    instance_id = instance_id_for(guest_uuid)
-                write_seed(self.conn, seed_task, instance_id, undo)
+                    instance_id = _lazy("_cloudinit.model").instance_id_for(guest_uuid)
+                _lazy("_cloudinit.apply").write_seed(self.conn, seed_task, instance_id, undo)
             if ignition is not None:
-                write_ignition_file(ignition["path"], ignition["config"], undo)
+                _lazy("_domain.files").write_ignition_file(ignition["path"], ignition["config"], undo)
             for task in volume_tasks:
                 if task.vol is None:
                     pool = task.pool["obj"]
-                    vol = pool.createXML(volume_xml(task.name, task.size, task.plan.format, backing=task.plan.backing), 0)
+                    vol = pool.createXML(_lazy("_storage").volume_xml(task.name, task.size, task.plan.format, backing=task.plan.backing), 0)
                     undo.add("volume %s" % vol.path(), lambda vol=vol: vol.delete(0))
             if plan.changed:
                 defined = self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)

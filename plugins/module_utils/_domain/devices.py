@@ -223,7 +223,7 @@ class Interfaces(DeviceKind):
                 mac = self.key_of(elem)
             else:
                 elem = None
-                mac = derive_mac(guest_name, index, set(taken_macs) | claimed)
+                mac = derive_mac(guest_name, index, _AnyOf(claimed, taken_macs))
             claimed.add(mac)
             if elem is not None:
                 remaining.remove(elem)
@@ -354,6 +354,16 @@ class Hostdevs(DeviceKind):
 
 DEVICE_KINDS = (Disks(), Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs())
 DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
+
+
+class _AnyOf:
+    """In any of the containers (checked in order, each only when asked)."""
+
+    def __init__(self, *containers):
+        self.containers = containers
+
+    def __contains__(self, item):
+        return any(item in container for container in self.containers)
 
 
 def derive_mac(guest_name, index, taken):

@@ -23,64 +23,114 @@ def config_xml_flags():
 
 class HostContext:
     """The host's facts for the guest model: machine aliases ({'pc': 'pc-i440fx-7.2'}), the host's
-    arch, each guest's MACs and (when read) its persistent XML. Pure data: tests build it by hand."""
+    arch, each guest's MACs and (when read) its persistent XML. Pure data: tests build it by hand.
 
-    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None):
+    ``read_macs`` (optional) reads every guest's MACs from the host the first time a derived MAC has
+    to avoid them: a run that derives no MAC never reads the other guests.
+    """
+
+    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None, read_macs=None):
         self.machine_aliases = dict(machine_aliases or {})
         self.host_arch = host_arch
         self.guest_macs = {name: {m.lower() for m in macs} for name, macs in (guest_macs or {}).items()}
         self.guest_xml = dict(guest_xml or {})
-        self._lock = threading.Lock()  # guests converged in parallel share one context
+        self._read_macs = read_macs
+        # name -> XML whose MACs are not parsed yet (parsed when a derived MAC must avoid them)
+        self._unread = {name: xml for name, xml in self.guest_xml.items() if name not in self.guest_macs}
+        self.domains = {}  # name -> virDomain of ``conn``, as listed once (gather_host)
+        self.conn = None
+        self.references = set()  # (kind, name) of networks and pools seen to exist
+        self._lock = threading.RLock()  # guests converged in parallel share one context
         self.serial = threading.RLock()  # held while a guest is planned and written (apply.py)
 
     def macs_except(self, name):
-        """The MACs of every guest but ``name`` (a guest may keep its own)."""
-        taken = set()
+        """The MACs of every guest but ``name`` (a guest may keep its own), as a container that looks
+        them up when asked (building the set for each of N guests would cost N x N)."""
+        return _OtherGuestsMacs(self, name)
+
+    def mac_taken(self, mac, by_other_than):
         with self._lock:
-            for guest, macs in self.guest_macs.items():
-                if guest != name:
-                    taken |= macs
-        return taken
+            if self._read_macs is not None:
+                read, self._read_macs = self._read_macs, None
+                for guest, macs in read().items():
+                    self.guest_macs.setdefault(guest, set(macs))
+            for guest, xml in self._unread.items():
+                self.guest_macs[guest] = set(macs_of(xml))
+            self._unread.clear()
+            return any(mac in macs for guest, macs in self.guest_macs.items() if guest != by_other_than)
 
     def remember(self, name, xml):
         """A guest's new persistent XML (after this run changed it): later guests see its MACs."""
         with self._lock:
             self.guest_xml[name] = xml
-            self.guest_macs[name] = set(macs_of(xml))
+            self._unread[name] = xml
+            self.guest_macs.pop(name, None)
 
     def remember_macs(self, name, macs):
         """The MACs a guest will have (check mode's plan): later guests are predicted around them."""
         with self._lock:
+            self._unread.pop(name, None)
             self.guest_macs[name] = set(macs)
 
     def forget(self, name):
         with self._lock:
             self.guest_xml.pop(name, None)
+            self._unread.pop(name, None)
             self.guest_macs.pop(name, None)
+            self.domains.pop(name, None)
 
     def current_xml(self, name):
         with self._lock:
             return self.guest_xml.get(name)
+
+    def domain(self, conn, name):
+        """The guest's handle as listed by gather_host when ``conn`` is the connection that listed it;
+        None when it was not listed (then look it up)."""
+        if conn is not self.conn:
+            return None
+        with self._lock:
+            return self.domains.get(name)
+
+
+class _OtherGuestsMacs:
+    def __init__(self, host, name):
+        self.host, self.name = host, name
+
+    def __contains__(self, mac):
+        return self.host.mac_taken(mac, self.name)
 
 
 def macs_of(xml):
     return [mac.get("address", "").lower() for mac in parse_xml(xml).iterfind("devices/interface/mac")]
 
 
+def _all_macs(conn):
+    """Every guest's MACs: the persistent config's, or the live XML's for a transient guest."""
+    macs = {}
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+        macs[dom.name()] = set(macs_of(dom.XMLDesc(config_xml_flags())))
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT):
+        macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
+    return macs
+
+
 def gather_host(conn, read_guests=True):
     """The HostContext of ``conn``'s host: capabilities always; every guest's persistent XML (and so
-    their MACs) when ``read_guests`` (a caller that derives no MAC can skip it)."""
+    their MACs) when ``read_guests``; without it, the other guests' MACs are read only when a derived
+    MAC needs them."""
     caps = parse_xml(conn.getCapabilities())
     host_arch = caps.findtext("host/cpu/arch") or "x86_64"
     aliases = {}
     for machine in caps.iterfind("guest/arch[@name='%s']/machine" % host_arch):
         if machine.get("canonical"):
             aliases[machine.text] = machine.get("canonical")
-    host = HostContext(aliases, host_arch=host_arch)
+    host = HostContext(aliases, host_arch=host_arch, read_macs=None if read_guests else (lambda: _all_macs(conn)))
     if read_guests:
-        for dom in conn.listAllDomains(0):
-            if dom.isPersistent():
-                host.remember(dom.name(), dom.XMLDesc(config_xml_flags()))
-            else:
-                host.guest_macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
+        host.conn = conn
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+            host.domains[dom.name()] = dom
+            host.remember(dom.name(), dom.XMLDesc(config_xml_flags()))
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT):
+            host.domains[dom.name()] = dom
+            host.guest_macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
     return host

@@ -11,18 +11,12 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import run_guarded
 
 
-def needs_guest_macs(params):
-    """Whether a NIC may need a derived MAC (then every guest's MACs are read, to avoid them)."""
-    nics = params.get("interfaces")
-    return params.get("state") != "absent" and bool(nics) and any(not nic.get("mac") for nic in nics)
-
-
 def run_module(module):
     """Entry point for plugins/modules/domain.py."""
     params = module.params
 
     def run(conn):
-        host = gather_host(conn, read_guests=needs_guest_macs(params))
+        host = gather_host(conn, read_guests=False)  # the other guests' MACs are read if a MAC is derived
         spec = normalize_guest(params, host)
         result = converge_guest(conn, host, spec, apply_options(params), module.check_mode)
         for warning in result.pop("warnings", []):

@@ -226,6 +226,19 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     return Plan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs)
 
 
+def planned_macs(current_xml, spec, host):
+    """The MACs the guest's declared NICs will have, as plan_domain derives them, without the whole
+    plan (a fleet checks them across its guests before it converges any). A guest made from the
+    user's ``xml`` or edited by ``xml_edits`` is planned whole: that plan may be refused."""
+    if spec.get("xml_edits") or (current_xml is None and spec.get("xml")):
+        return plan_domain(current_xml, spec, host).macs
+    kind = DEVICE_KIND["interfaces"]
+    devices = None if current_xml is None else parse_xml(current_xml).find("devices")
+    elems = [] if devices is None else kind.select(devices)
+    pairs, _removed = kind.match(elems, spec["interfaces"], spec["name"], host.macs_except(spec["name"]))
+    return [nic["mac"] for nic, _elem in pairs]
+
+
 # ---- the cloud-init seed cdrom and the Ignition entry ------------------------------------------
 
 def _seed_target(devices, spec):

@@ -80,8 +80,8 @@ def _read_interface(elem):
 
 
 def interfaces_of(xml):
-    """The guest's NICs as results show them: MAC, type, source, model."""
-    root = parse_xml(xml)
+    """The guest's NICs as results show them: MAC, type, source, model (``xml``: text or a parsed root)."""
+    root = parse_xml(xml) if isinstance(xml, (str, bytes)) else xml
     result = []
     for elem in root.iterfind("devices/interface"):
         source = elem.find("source")

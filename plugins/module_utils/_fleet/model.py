@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import read_tags, tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import plan_domain
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import planned_macs as plan_macs
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -55,7 +55,7 @@ def planned_macs(spec, host):
     if spec.get("interfaces") is None:
         return [] if current is None else [m.get("address", "").lower()
                                            for m in parse_xml(current).iterfind("devices/interface/mac")]
-    return plan_domain(current, spec, host).macs
+    return plan_macs(current, spec, host)
 
 
 def mac_collisions(indexed_specs, host):

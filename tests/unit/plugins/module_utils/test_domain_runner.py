@@ -187,3 +187,27 @@ def test_absent_removes_the_guest_and_keeps_its_disks(conn):
     predicted = converge(conn, True, name=name, state="absent")
     assert predicted["changed"] and predicted["removed_volumes"] == []
     assert name in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_a_guest_run_reads_the_other_guests_only_when_it_derives_a_mac(conn):
+    """The domain module's host context reads the other guests' MACs lazily: a no-op never lists them,
+    and a derived MAC still avoids them."""
+    others = [guest_name() for _number in range(3)]
+    for name in others:
+        converge(conn, name=name, memory="128MiB", interfaces=[{"network": "default"}])
+    name = guest_name()
+    converge(conn, name=name, memory="128MiB", interfaces=[{"network": "default"}])
+    counting = CountingConnection(conn)
+    assert not converge(counting, host=gather_host(counting, read_guests=False), name=name, memory="128MiB",
+                        interfaces=[{"network": "default"}])["changed"]
+    assert counting.reads == 1, "a no-op read %d guests' XML" % counting.reads  # its own, once
+    # a second NIC needs a derived MAC: now the others are read, and their MACs avoided
+    taken = {derive_mac(other, 0, set()) for other in others}
+    counting = CountingConnection(conn)
+    host = gather_host(counting, read_guests=False)
+    host.remember_macs("someone-else", [derive_mac(name, 1, set())])  # the MAC it would derive is taken
+    result = converge(counting, True, host=host, name=name, memory="128MiB",
+                      interfaces=[{"network": "default"}, {"network": "default"}])
+    assert counting.reads > len(others)
+    second = result["interfaces"][1]["mac"]
+    assert second != derive_mac(name, 1, set()) and second not in taken

@@ -201,3 +201,29 @@ def test_parallel_workers_converge_the_same_fleet():
     assert len(set(macs)) == 12
     assert sum(conn.lookupByName(g["name"]).isActive() for g in guests) == 6
     conn.close()
+
+
+@pytest.mark.parametrize("nics", [
+    [{"network": "default"}],
+    [{"network": "default"}, {"network": "default"}, {"network": "default"}],
+    [{"network": "default", "mac": "52:54:00:aa:bb:01"}, {"network": "default"}],
+    [],
+])
+def test_the_macs_checked_across_the_fleet_are_the_macs_the_plan_gives(conn, nics):
+    """planned_macs (the fleet's cross-guest check) skips the whole plan: it must agree with plan_domain,
+    for a new guest and for one with fewer, the same or more NICs than declared."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import plan_domain
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import planned_macs
+
+    name = prefix() + "macs"
+    for existing in (None, [{"network": "default"}, {"network": "default"}]):
+        if existing is not None:
+            run(conn, [guest(name, interfaces=existing)])
+        host = gather_host(conn)
+        raw = defaults(SPEC["guests"]["options"], guest(name, interfaces=nics))
+        spec = normalize_guest(raw, host)
+        expected = plan_domain(host.current_xml(name), spec, host).macs
+        assert planned_macs(spec, host) == expected
+        assert len(expected) == len(nics)
