@@ -147,6 +147,12 @@ domains:
   returned: success
   type: dict
   sample: {"total": 3, "running": 2, "shutoff": 1}
+guests_with_jobs:
+  description: Running guests with a job in progress (a migration, a save); a daemon restart now would break it.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 networks:
   description: Virtual networks with their state.
   returned: success

@@ -135,6 +135,19 @@ def _ksm(conn):
     }
 
 
+def _guests_with_jobs(domains):
+    """Names of running guests with a job in progress (a migration, a save, a block job's copy): what a
+    daemon restart would break."""
+    names = []
+    for dom in domains:
+        try:
+            if dom.isActive() and dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+                names.append(dom.name())
+        except libvirt.libvirtError:
+            continue  # gone meanwhile
+    return sorted(names)
+
+
 def _domcaps_error(conn, arch):
     try:
         conn.getDomainCapabilities(None, arch, None, "kvm", 0)
@@ -207,6 +220,7 @@ def gather_host_facts(conn):
         "guest_domain_types": caps["guest_domain_types"],
         "ksm": _ksm(conn),
         "domains": summarize_domain_states(d.state(0)[0] for d in domains),
+        "guests_with_jobs": _guests_with_jobs(domains),
         "networks": _networks(conn),
         "pools": _pools(conn),
     }
