@@ -38,7 +38,7 @@ options:
   nested:
     description:
       - Nested virtualization for the vendor's kvm module (kvm_intel or kvm_amd); V(null) leaves it alone.
-      - Written to C(/etc/modprobe.d/kvmfleet-nested.conf). A loaded module keeps its value; RV(nested.reload_required)
+      - Written to C(/etc/modprobe.d/kvmfleet-nested.conf). A loaded module keeps its value; RV(nested) (C(reload_required))
         and RV(reasons) say so.
     type: bool
   ksm:

@@ -354,8 +354,8 @@ class _GuestRun:
         seed_task = None
         if spec.get("cloud_init"):
             current_root = None if current_xml is None else parse_xml(current_xml)
-            seed_task = _lazy("_cloudinit.apply").plan_seed(conn, spec["cloud_init"],
-                                  None if current_root is None else stored_hash(current_root, "cloud-init"), check)
+            stored = None if current_root is None else stored_hash(current_root, "cloud-init")
+            seed_task = _lazy("_cloudinit.apply").plan_seed(conn, spec["cloud_init"], stored, check)
         ignition = spec.get("ignition")
         if ignition is not None and not _lazy("_storage").is_local_uri(conn.getURI()):
             raise SpecError("ignition", "(hidden)", "the Ignition file is written on the host the module runs on; "

@@ -194,8 +194,8 @@ def check_tls(tls):
             certificate.verify_directly_issued_by(ca)
         except (ValueError, TypeError, InvalidSignature) as exc:
             raise SpecError("tls." + cert_option, certificate.subject.rfc4514_string(),
-                            "not signed by tls.ca_cert (%s): %s" % (ca.subject.rfc4514_string(),
-                                                                  exc.__class__.__name__)) from None
+                            "not signed by tls.ca_cert (%s): %s"
+                            % (ca.subject.rfc4514_string(), exc.__class__.__name__)) from None
 
 
 # ---- the module's run ---------------------------------------------------------------------------------

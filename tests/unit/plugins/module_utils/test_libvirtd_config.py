@@ -93,7 +93,7 @@ def _key_pem(key):
 
 @pytest.fixture(scope="module")
 def pki():
-    ca_key, key, other = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_key, key, other = (ec.generate_private_key(ec.SECP256R1()) for _number in range(3))
     return {
         "ca_cert": _cert("kvmfleet test CA", ca_key, "kvmfleet test CA", ca_key, ca=True),
         "server_cert": _cert("hv1", key, "kvmfleet test CA", ca_key),
