@@ -98,6 +98,15 @@ case " $(cat /proc/cmdline) " in
 *" kvmfleet.dhcp=1 "*) dhcp=1 ;;
 esac
 
+# kvmfleet.mark=VALUE: write a marker block at 1 MiB into the first virtio disk (the report reads it
+# back from every virtio disk: a snapshot test changes it, reverts, and sees the old one again).
+mark=$(sed -n 's/.*kvmfleet\.mark=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$mark" ] && [ -b /dev/vda ]; then
+    printf 'KVMFLEET-MARK:%s\n' "$mark" | dd of=/dev/vda bs=512 seek=2048 conv=sync,notrunc,fsync 2>/dev/null &&
+        echo "KVMFLEET-MARK-WRITTEN $mark"
+    sync
+fi
+
 # Bring up every NIC once per device instance (name + ifindex, so a NIC that
 # is unplugged and plugged back under the same name counts as new).
 handled=" "
@@ -149,6 +158,12 @@ report() {
             sed -n 's/^ *inet \([0-9.]*\).*/\1/p' | head -n 1)
         printf 'nic name=%s mac=%s operstate=%s ipv4=%s\n' \
             "$i" "$(cat "$n/address")" "$(cat "$n/operstate")" "${ipv4:--}"
+    done
+    for d in /sys/block/vd*; do
+        [ -e "$d" ] || continue
+        v=$(dd if="/dev/${d##*/}" bs=512 skip=2048 count=1 2>/dev/null | tr -d '\000' |
+            sed -n 's/^KVMFLEET-MARK:\(.*\)$/\1/p')
+        [ -n "$v" ] && printf 'mark disk=%s value=%s\n' "${d##*/}" "$v"
     done
     # An Ignition config passed through QEMU's fw_cfg (opt/com.coreos/config): its hash, not its content.
     ign=/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw
@@ -378,7 +393,7 @@ def parse_reports(text: str) -> list[dict]:
     "nics": {mac: {"name", "operstate", "ipv4"}}, "seed": {file: text},
     "seed_label", "meta_data": {key: value} (of a seed's meta-data),
     "user_data_keys": [top-level keys of a seed's user-data],
-    "fwcfg": {fw_cfg name: sha256 of its content}}. A serial or ipv4 of "-" becomes None; seed file texts get a
+    "fwcfg": {fw_cfg name: sha256 of its content}, "marks": {virtio disk: the marker at 1 MiB}}. A serial or ipv4 of "-" becomes None; seed file texts get a
     trailing newline per line. Lines that belong to no known kind (stray
     kernel messages) are skipped.
     """
@@ -387,7 +402,7 @@ def parse_reports(text: str) -> list[dict]:
     seed_file = None
     for line in text.splitlines():  # also drops the console's \r
         if m := _BEGIN.search(line):
-            current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None,
+            current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None, "marks": {},
                        "mem_total_kib": None, "cpus_online": None, "platform": None, "fwcfg": {}}
             seed_file = None
             continue
@@ -418,6 +433,9 @@ def parse_reports(text: str) -> list[dict]:
                 "operstate": m[3],
                 "ipv4": None if m[4] == "-" else m[4],
             }
+        elif line.startswith("mark disk="):
+            disk, _sep, value = line[len("mark disk="):].partition(" value=")
+            current["marks"][disk] = value
         elif line.startswith("fwcfg name="):
             name, _sep, digest = line[len("fwcfg name="):].partition(" sha256=")
             current["fwcfg"][name] = digest
