@@ -64,7 +64,7 @@ def sweep_stale(conn):
         if pool.isActive():
             names += [v.name() for v in pool.listAllVolumes(0) or []]
     if IMAGE_DIR.is_dir():
-        names += [p.name for p in IMAGE_DIR.iterdir()]
+        names += [p.name for p in IMAGE_DIR.iterdir()] + [p.name for p in IMAGE_DIR.parent.glob(PREFIX + "*")]
     stale = {_run_prefix(n) for n in names if n.startswith(PREFIX) and not _owner_alive(n)}
     for prefix in sorted(stale):
         sweep(conn, prefix)
@@ -245,6 +245,20 @@ def sweep(conn, prefix=PREFIX):
         for path in IMAGE_DIR.glob(prefix + "*"):
             if path.is_file():
                 path.unlink()
+    # The directories of the tests' dir pools (conftest's lab), left when a run was interrupted.
+    for path in IMAGE_DIR.parent.glob(prefix + "*"):
+        if path.is_dir() and not path.is_symlink() and path != IMAGE_DIR:
+            for leftover in path.iterdir():
+                if leftover.is_file() or leftover.is_symlink():
+                    leftover.unlink()
+            _ignore_os(path.rmdir)
+
+
+def _ignore_os(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
 
 
 def domain_xml(conn, name, inactive=False):

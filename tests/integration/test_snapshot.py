@@ -115,6 +115,11 @@ def test_an_external_snapshot_of_a_running_guest(ansible, conn, prefix, lab, ima
     name = prefix + "ext"
     ansible.run([booted_with(name, image, lab, mark="E")])
     marks(name, "E")
+    # the test guest runs no guest agent: quiesce fails saying so, and nothing is taken
+    quiet = ansible.run([snapshot(name, name="quiesced", location="external", quiesce=True)], expect_rc=2)
+    assert "quiesce: the guest agent of %s did not answer" % name in quiet.result("snapshot")["msg"]
+    assert snapshot_names(conn, name) == []
+    assert not (lab["pool_dir"] / (name + "-root.quiesced.qcow2")).exists()
     made = ansible.converge([snapshot(name, name="nightly", location="external")])
     overlay = lab["pool_dir"] / (name + "-root.nightly.qcow2")
     facts = made.result("snapshot")["snapshot"]

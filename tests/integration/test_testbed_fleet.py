@@ -145,3 +145,43 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     for name, address in leases.items():
         assert hostvars[name]["ansible_host"] == address, "ansible_host is the lease %s holds" % name
     assert listed_in < 30, "the inventory took %.1f s" % listed_in
+
+
+def test_one_bad_guest_among_good_ones_on_three_hypervisors(testbed, ansible, tmp_path):
+    """One fleet task per hypervisor, all three at once. A spec error in hv2's list changes nothing on hv2 (and
+    hv1 and hv3 converge); a guest libvirt refuses on hv3 fails alone (its neighbours converge, it is named)."""
+    uris = testbed["uris"]
+    clear(testbed)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"hypervisors": {
+        "hosts": {"hv%d" % (n + 1): {"kvmfleet_uri": uri} for n, uri in enumerate(uris)},
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}))
+    good = {"virt_type": "qemu", "memory": "64MiB", "tags": {"bad": "guest"}}
+    refused = dict(good, name="refused", xml_edits=[  # two disks on vda: libvirt's own check refuses it at define
+        {"xpath": "/domain/devices", "fragment": "<disk type='file' device='disk'><source file='/var/lib/libvirt/"
+                                                 "images/%s.img'/><target dev='vda' bus='virtio'/></disk>" % image}
+        for image in ("x", "y")])
+    lists = {
+        "hv1": [dict(good, name="ok1"), dict(good, name="ok2")],
+        "hv2": [dict(good, name="ok1"), dict(good, name="bad", memory="lots")],
+        "hv3": [dict(good, name="ok1"), refused, dict(good, name="ok2")],
+    }
+    play = tmp_path / "bad.yml"
+    play.write_text(yaml.safe_dump([{"name": "bad guests", "hosts": "hypervisors", "gather_facts": False,
+                                     "vars": {"lists": lists}, "tasks": [{
+                                         "name": "fleet", "kvmfleet.libvirt.fleet": {
+                                             "uri": "{{ kvmfleet_uri }}", "guests": "{{ lists[inventory_hostname] }}"},
+                                         "register": "result", "ignore_errors": True}]}]))
+    run = ansible.run(None, playbook=play, inventory=inventory)
+    assert "guests[1] (bad): option memory: got 'lots'" in run.result("fleet", host="hv2")["msg"]
+    hv3 = run.result("fleet", host="hv3")
+    assert hv3["msg"].startswith("1 of 3 guests failed: refused: ")
+    assert hv3["summary"]["created"] == 2 and hv3["summary"]["failed"] == 1
+    assert run.result("fleet", host="hv1")["summary"]["created"] == 2
+    defined = {}
+    for n, uri in enumerate(uris):
+        conn = libvirt.open(uri)
+        defined["hv%d" % (n + 1)] = sorted(d.name() for d in conn.listAllDomains(0))
+        conn.close()
+    clear(testbed)
+    assert defined == {"hv1": ["ok1", "ok2"], "hv2": [], "hv3": ["ok1", "ok2"]}
