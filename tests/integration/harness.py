@@ -247,7 +247,7 @@ def sweep(conn, prefix=PREFIX):
                 path.unlink()
     # The directories of the tests' dir pools (conftest's lab), left when a run was interrupted.
     for path in IMAGE_DIR.parent.glob(prefix + "*"):
-        if path.is_dir() and not path.is_symlink() and path != IMAGE_DIR:
+        if path.is_dir() and not path.is_symlink() and path != IMAGE_DIR and not os.path.ismount(path):
             for leftover in path.iterdir():
                 if leftover.is_file() or leftover.is_symlink():
                     leftover.unlink()

@@ -130,7 +130,8 @@ def test_pool_mode_is_the_directory_s_and_never_set_through_a_symlink(conn, pref
         harness.sweep(conn, prefix)
         if link.is_symlink():
             link.unlink()
-        existing.rmdir()
+        if existing.exists():  # the sweep removes an empty one
+            existing.rmdir()
 
 
 @pytest.mark.parametrize("args, option", [

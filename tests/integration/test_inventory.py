@@ -78,16 +78,16 @@ def test_the_inventory_cache_serves_the_listing_until_it_is_flushed(conn, prefix
     """cache: true keeps the listing (the jsonfile plugin here): a guest made after it is not listed from the
     cache, and is listed once the cache is flushed (cache: false for one run reads the hypervisor again)."""
     first, second = prefix + "c1", prefix + "c2"
-    ansible.run([{"name": "one", "kvmfleet.libvirt.domain": {"name": first, "virt_type": "qemu", "memory": 128,
-                                                            "tags": {"inv": prefix}}}])
+    ansible.run([{"name": "one", "kvmfleet.libvirt.domain": {
+        "name": first, "virt_type": "qemu", "memory": 128, "tags": {"inv": prefix}}}])
     cache_dir = tmp_path / "cache"
     cached = {"uris": ["qemu:///system"], "filters": {"tags": {"inv": prefix}}, "cache": True,
               "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(cache_dir), "cache_timeout": 3600}
     listed, _errors = inventory(tmp_path, cached)
     assert sorted(listed["_meta"]["hostvars"]) == [first]
     assert list(cache_dir.iterdir()), "no cache file was written"
-    ansible.run([{"name": "two", "kvmfleet.libvirt.domain": {"name": second, "virt_type": "qemu", "memory": 128,
-                                                            "tags": {"inv": prefix}}}])
+    ansible.run([{"name": "two", "kvmfleet.libvirt.domain": {
+        "name": second, "virt_type": "qemu", "memory": 128, "tags": {"inv": prefix}}}])
     from_cache, _errors = inventory(tmp_path, cached)
     assert sorted(from_cache["_meta"]["hostvars"]) == [first], "the second listing did not come from the cache"
     fresh, _errors = inventory(tmp_path, dict(cached, cache=False))

@@ -185,3 +185,78 @@ def test_one_bad_guest_among_good_ones_on_three_hypervisors(testbed, ansible, tm
         conn.close()
     clear(testbed)
     assert defined == {"hv1": ["ok1", "ok2"], "hv2": [], "hv3": ["ok1", "ok2"]}
+
+
+def test_a_guest_moves_between_hypervisors_live_and_offline(testbed, ansible, tmp_path):
+    """kvmfleet.libvirt.migrate on the test bed (issue 14): pre-flight refusals that leave the guest running where
+    it is, a live migration predicted by check mode, made once, then no change; the guest runs on exactly one
+    hypervisor and keeps running there (its vCPU time grows); then an offline move back."""
+    uris = testbed["uris"]
+    clear(testbed)
+    for uri in uris[:2]:  # the guest's network exists on hv1 and hv2 only
+        conn = libvirt.open(uri)
+        conn.networkCreateXML("<network><name>mig</name><bridge name='kvfmig0'/></network>")
+        conn.close()
+    name = "mover"
+    guest = {"name": "boot", "kvmfleet.libvirt.domain": {
+        "uri": uris[0], "name": name, "virt_type": "qemu", "machine": "pc", "memory": "128MiB", "vcpus": 1,
+        "boot": {"kernel": "/var/lib/libvirt/images/kvmfleet-test/vmlinuz",
+                 "initrd": "/var/lib/libvirt/images/kvmfleet-test/initrd.img", "cmdline": "console=ttyS0 panic=-1"},
+        "interfaces": [{"network": "mig"}], "serials": [{"type": "pty", "log": "/var/log/libvirt/qemu/%s-serial.log" % name}],
+        "state": "running"}}
+    ansible.run([guest])
+    report(testbed, 1, name, lambda r: r["nics"], "its NIC")
+
+    def move(destination, title="migrate", **extra):
+        return {"name": title, "kvmfleet.libvirt.migrate": dict(
+            {"uri": uris[0], "name": name, "destination_uri": destination}, **extra), "register": "result"}
+
+    def where():
+        found = {}
+        for n, uri in enumerate(uris):
+            conn = libvirt.open(uri)
+            found.update({"hv%d" % (n + 1): ("running" if d.isActive() else "shutoff")
+                          for d in conn.listAllDomains(0) if d.name() == name})
+            conn.close()
+        return found
+
+    # pre-flight: hv3 lacks the network; hv1 by another spelling of its URI is the source itself
+    for destination, words in ((uris[2], "network mig: the destination has no network of that name"),
+                               (uris[0].replace("/system", ":16509/system"), "the destination is the source")):
+        for check in (True, False):
+            run = ansible.run([move(destination)], check=check, expect_rc=2)
+            message = run.result("migrate")["msg"]
+            assert words in message and ("it stays running on hv1" in message or "stays where it is" in message), \
+                message
+    assert where() == {"hv1": "running"}
+
+    # a migration that cannot finish in time (1 MiB/s, 2 s) is aborted: the guest runs on, on hv1 only
+    run = ansible.run([move(uris[1], bandwidth=1, timeout=2)], expect_rc=2)
+    assert "aborted after the timeout of 2 s. It stays running on hv1" in run.result("migrate")["msg"]
+    assert where() == {"hv1": "running"}
+
+    moved = ansible.converge([move(uris[1], bandwidth=200, timeout=120)])
+    result = moved.result("migrate")
+    assert result["actions"] == ["live migration of %s from hv1 to hv2" % name]
+    assert result["source_state"] == "absent" and result["destination_state"] == "running"
+    assert result["progress"]["data_total_bytes"] > 0 and result["progress"]["downtime_ms"] is not None
+    assert where() == {"hv2": "running"}
+    conn = libvirt.open(uris[1])
+    dom = conn.lookupByName(name)
+    cpu_before = dom.info()[4]
+    time.sleep(3)
+    assert dom.isActive() and dom.info()[4] > cpu_before, "the migrated guest does not run on hv2"
+
+    # offline, back to hv1: the definition moves, the guest stays shut off
+    dom.destroy()
+    conn.close()
+    back = {"name": "back", "kvmfleet.libvirt.migrate": {"uri": uris[1], "name": name, "destination_uri": uris[0]},
+            "register": "result"}
+    result = ansible.converge([back]).result("back")
+    assert result["actions"] == ["offline migration of %s from hv2 to hv1" % name]
+    assert where() == {"hv1": "shutoff"}
+    clear(testbed)
+    for uri in uris[:2]:
+        conn = libvirt.open(uri)
+        conn.networkLookupByName("mig").destroy()
+        conn.close()

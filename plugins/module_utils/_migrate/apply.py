@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: moving one guest from the source connection to ``destination_uri`` (``migrate_guest``).
+
+Idempotent: a guest already on the destination and absent from the source is no change. Pre-flight first
+(preflight.py): nothing moves while a problem is found. A running guest migrates live (peer to peer by
+default), a shut-off one offline (its definition). The migration runs in a thread while this one watches
+its progress and applies the timeout (abort, or switch to post-copy). Afterwards exactly one running copy
+must exist; a failed migration leaves the guest on the source and no copy defined on the destination.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    libvirt,
+    libvirt_error_code,
+    open_connection,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
+
+
+def _is_running(dom):
+    return dom.state(0)[0] in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED)
+
+
+def _lookup(conn, name):
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if libvirt_error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
+def _state(dom):
+    if dom is None:
+        return "absent"
+    state = dom.state(0)[0]
+    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused"}.get(state, "shutoff")
+
+
+def host_facts(conn, needs):
+    """What preflight needs to know about a host, for one guest's needs."""
+    caps = parse_xml(conn.getCapabilities())
+    facts = {"uuid": caps.findtext("host/uuid"), "name": conn.getHostname(), "networks": {}, "pools": {},
+             "paths": {}, "free_mib": conn.getFreeMemory() // (1024 * 1024), "cpu_compatible": None}
+    for net in conn.listAllNetworks(0):
+        facts["networks"][net.name()] = bool(net.isActive())
+    for pool in conn.listAllStoragePools(0):
+        facts["pools"][pool.name()] = bool(pool.isActive())
+    for disk in needs["disks"]:
+        key = disk["path"] or "%s/%s" % (disk["pool"], disk["volume"])
+        try:
+            if disk["pool"]:
+                conn.storagePoolLookupByName(disk["pool"]).storageVolLookupByName(disk["volume"])
+            else:
+                conn.storageVolLookupByPath(disk["path"])
+            facts["paths"][key] = True
+        except libvirt.libvirtError:
+            facts["paths"][key] = False
+    return facts
+
+
+def _cpu_compatible(dest, domain_xml, needs):
+    if not needs["has_cpu_model"] or needs["cpu_mode"] == "host-passthrough":
+        return None
+    root = parse_xml(domain_xml)
+    os_type = root.find("os/type")
+    try:  # against what the destination's hypervisor offers for this guest's kind (kvm or qemu), arch and machine
+        result = dest.compareHypervisorCPU(root.findtext("devices/emulator"),
+                                           None if os_type is None else os_type.get("arch"),
+                                           None if os_type is None else os_type.get("machine"),
+                                           root.get("type"), to_string(root.find("cpu")), 0)
+    except libvirt.libvirtError:
+        return None
+    return result != libvirt.VIR_CPU_COMPARE_INCOMPATIBLE
+
+
+def _flags_and_params(params, running):
+    flags = 0
+    if params["persistent"]:
+        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST
+    if params["undefine_source"]:
+        flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    migration = {}
+    if not running:
+        return flags | libvirt.VIR_MIGRATE_OFFLINE | libvirt.VIR_MIGRATE_PERSIST_DEST, migration
+    flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
+    if params["peer2peer"]:
+        flags |= libvirt.VIR_MIGRATE_PEER2PEER
+    if params["copy_storage"] == "all":
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+    elif params["copy_storage"] == "incremental":
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+    for option, flag in (("auto_converge", libvirt.VIR_MIGRATE_AUTO_CONVERGE), ("postcopy", libvirt.VIR_MIGRATE_POSTCOPY),
+                         ("compressed", libvirt.VIR_MIGRATE_COMPRESSED), ("unsafe", libvirt.VIR_MIGRATE_UNSAFE)):
+        if params.get(option):
+            flags |= flag
+    if params.get("bandwidth"):
+        migration[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(params["bandwidth"])
+    if params.get("migrate_uri"):
+        migration[libvirt.VIR_MIGRATE_PARAM_URI] = params["migrate_uri"]
+    return flags, migration
+
+
+def _progress(stats):
+    if not stats:
+        return None
+    return {
+        "data_total_bytes": stats.get("data_total"),
+        "data_processed_bytes": stats.get("data_processed"),
+        "data_remaining_bytes": stats.get("data_remaining"),
+        "memory_total_bytes": stats.get("memory_total"),
+        "downtime_ms": stats.get("downtime"),
+        "time_elapsed_ms": stats.get("time_elapsed"),
+    }
+
+
+def check_params(params):
+    if params["destination_uri"] == params["uri"]:
+        raise SpecError("destination_uri", params["destination_uri"], "the same URI as uri: give the other hypervisor")
+    if params.get("timeout_action") == "postcopy" and not params.get("postcopy"):
+        raise SpecError("timeout_action", "postcopy", "needs postcopy: true (the migration must allow post-copy)")
+    for option in ("bandwidth", "timeout", "max_downtime"):
+        if params.get(option) is not None and params[option] < 1:
+            raise SpecError(option, params[option], "expected a positive integer")
+
+
+def migrate_guest(src, params, check, open_dest=open_connection):
+    """The migrate module's run; the result dict. UserError/SpecError before anything moves for bad input and
+    pre-flight problems; UserError after a failed migration (the guest left running on the source)."""
+    check_params(params)
+    dest = open_dest(params["destination_uri"])
+    try:
+        return _migrate(src, dest, params, check)
+    finally:
+        dest.close()
+
+
+def _migrate(src, dest, params, check):
+    name = params["name"]
+    source_facts = {"uuid": parse_xml(src.getCapabilities()).findtext("host/uuid"), "name": src.getHostname()}
+    dest_uuid = parse_xml(dest.getCapabilities()).findtext("host/uuid")
+    if source_facts["uuid"] and source_facts["uuid"] == dest_uuid:
+        raise SpecError("destination_uri", params["destination_uri"],
+                        "the destination is the source: both report host UUID %s (give each hypervisor its own "
+                        "host_uuid); guest %s stays where it is" % (dest_uuid, name))
+    src_dom, dest_dom = _lookup(src, name), _lookup(dest, name)
+    result = {"changed": False, "name": name, "actions": [], "preflight": [], "warnings": []}
+    if src_dom is None:
+        if dest_dom is None:
+            raise SpecError("name", name, "no guest of that name on %s or on %s" % (src.getURI(), params["destination_uri"]))
+        result.update(source_state="absent", destination_state=_state(dest_dom))
+        return result  # already moved
+    if dest_dom is not None:
+        raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the one "
+                        "that is stale first" % (name, src.getURI(), _state(src_dom), params["destination_uri"],
+                                                 _state(dest_dom)))
+    running = _is_running(src_dom)
+    domain_xml = src_dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE)
+    needs = guest_needs(domain_xml)
+    dest_facts = host_facts(dest, needs)
+    dest_facts["cpu_compatible"] = _cpu_compatible(dest, domain_xml, needs) if running else None
+    if not running and not src_dom.isPersistent():
+        raise UserError("guest %s is transient and not running: there is nothing to move" % name)
+    problems, warnings = preflight(needs, running, source_facts, dest_facts, params)
+    result["warnings"] = warnings
+    if problems:
+        raise UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
+            name, dest_facts["name"], params["destination_uri"], _state(src_dom), source_facts["name"],
+            "\n".join("- " + p for p in problems)))
+    result["preflight"] = ["ok: networks %s, %d disk(s), %d MiB free for %d MiB" % (
+        ", ".join(needs["networks"]) or "none", len(needs["disks"]), dest_facts["free_mib"], needs["memory_mib"])]
+    what = "%s migration of %s from %s to %s%s" % (
+        "live" if running else "offline", name, source_facts["name"], dest_facts["name"],
+        " copying storage (%s)" % params["copy_storage"] if params["copy_storage"] and running else "")
+    result["actions"].append(what)
+    result["changed"] = True
+    if check:
+        result.update(source_state=_state(src_dom), destination_state="absent")
+        return result
+    flags, migration = _flags_and_params(params, running)
+    if params.get("max_downtime") and running:
+        src_dom.migrateSetMaxDowntime(int(params["max_downtime"]), 0)
+    outcome = {}
+
+    def run():
+        try:
+            if running and params["peer2peer"]:
+                src_dom.migrateToURI3(params["destination_uri"], migration, flags)
+            else:
+                src_dom.migrate3(dest, migration, flags)
+        except libvirt.libvirtError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    switched = aborted = False
+    while worker.is_alive():
+        worker.join(0.5)
+        if not worker.is_alive() or not running or not params.get("timeout"):
+            continue
+        if time.monotonic() - started > params["timeout"] and not (switched or aborted):
+            try:
+                if params.get("timeout_action") == "postcopy":
+                    src_dom.migrateStartPostCopy(0)
+                    switched = True
+                    result["actions"].append("switched to post-copy after %d s" % params["timeout"])
+                else:
+                    src_dom.abortJob()
+                    aborted = True
+            except libvirt.libvirtError as exc:
+                result["warnings"].append("could not act on the timeout: %s" % exc)
+    moved = _lookup(dest, name)
+    if "error" in outcome or aborted:
+        _leave_on_source(src, dest, name, moved)
+        reason = "aborted after the timeout of %d s" % params["timeout"] if aborted else str(outcome["error"])
+        raise UserError("migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the destination"
+                        % (name, params["destination_uri"], reason, _state(_lookup(src, name)), source_facts["name"]))
+    try:
+        stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if running and moved is not None else None
+    except libvirt.libvirtError:
+        stats = None
+    result["progress"] = _progress(stats)
+    left = _lookup(src, name)
+    copies = [uri for uri, dom in ((src.getURI(), left), (params["destination_uri"], moved))
+              if dom is not None and dom.isActive()]
+    if running and copies != [params["destination_uri"]]:
+        raise UserError("after migrating guest %s, the running copies are on %s (expected exactly one, on %s)"
+                        % (name, ", ".join(copies) or "no host", params["destination_uri"]))
+    result.update(source_state=_state(left), destination_state=_state(moved))
+    return result
+
+
+def _leave_on_source(src, dest, name, moved):
+    """After a failed migration: no copy defined on the destination that is not running there (libvirt
+    resumes the source on failure)."""
+    if moved is None:
+        return
+    try:
+        source = _lookup(src, name)
+        if source is not None and source.isActive() and not moved.isActive() and moved.isPersistent():
+            moved.undefine()
+    except libvirt.libvirtError:
+        pass
