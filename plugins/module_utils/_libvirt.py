@@ -74,7 +74,8 @@ def run_guarded(module, run, what):
 
     The one entry of every module. A UserError's text is meant for the user as it is (bad input, a
     refused operation); a libvirt error is prefixed with ``what`` ('network lab'). The connection is
-    closed either way. Never a traceback. ``run`` returns the result dict (with ``changed``).
+    closed either way. Never a traceback. ``run`` returns the result dict (with ``changed``); its
+    ``warnings`` (a list of sentences), when it has them, are given as the task's warnings.
     """
     conn = connect(module)
     try:
@@ -85,6 +86,8 @@ def run_guarded(module, run, what):
         module.fail_json(msg="libvirt error on %s: %s" % (what, exc))
     finally:
         conn.close()
+    for warning in result.pop("warnings", None) or []:
+        module.warn(warning)
     module.exit_json(**result)
 
 
@@ -141,6 +144,21 @@ def lookup_or_none(lookup, name, missing_code):
         if exc.get_error_code() == getattr(libvirt, missing_code):
             return None
         raise
+
+
+# A guest's state as the modules say it (libvirt's VIR_DOMAIN_* numbers): blocked and shutting down still run,
+# a crashed guest is off, a suspended one (pmsuspended) is paused.
+STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
+
+
+def lookup_domain(conn, name):
+    """The guest ``name`` on ``conn``, or None."""
+    return lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
+
+
+def state_of(dom):
+    """'running', 'paused', 'shutoff', or 'absent' for None."""
+    return "absent" if dom is None else STATE_NAMES.get(dom.state(0)[0], "shutoff")
 
 
 def libvirt_error_code(exc):

@@ -173,13 +173,7 @@ def main():
         supports_check_mode=True,
     )
 
-    def run(conn):
-        result = migrate_guest(conn, module.params, module.check_mode)
-        for warning in result.pop("warnings"):
-            module.warn(warning)
-        return result
-
-    run_guarded(module, run, "guest %s" % module.params["name"])
+    run_guarded(module, lambda conn: migrate_guest(conn, module.params, module.check_mode), "guest %s" % module.params["name"])
 
 
 if __name__ == "__main__":

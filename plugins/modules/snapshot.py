@@ -195,13 +195,7 @@ def main():
         supports_check_mode=True,
     )
 
-    def run(conn):
-        result = converge_snapshot(conn, module.params, module.check_mode)
-        for warning in result.pop("warnings"):
-            module.warn(warning)
-        return result
-
-    run_guarded(module, run, "guest %s" % module.params["guest"])
+    run_guarded(module, lambda conn: converge_snapshot(conn, module.params, module.check_mode), "guest %s" % module.params["guest"])
 
 
 if __name__ == "__main__":

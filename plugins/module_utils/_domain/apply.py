@@ -42,12 +42,13 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     converge_autostart,
     libvirt,
     libvirt_error_code,
+    lookup_domain,
     lookup_or_none,
+    state_of,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, validate_schema
 
-STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
 # How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
 APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
                  "remove_shared_storage": False}
@@ -88,14 +89,6 @@ def undefine(dom):
         if libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
             raise
         dom.undefineFlags(0)
-
-
-def lookup_domain(conn, name):
-    return lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
-
-
-def state_of(dom):
-    return "absent" if dom is None else STATE_NAMES.get(dom.state(0)[0], "shutoff")
 
 
 # ---- checks before anything changes ------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import grp
 import os
-import tempfile
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
 
 
 def ignition_file_current(path, config):
@@ -38,19 +39,9 @@ def write_ignition_file(path, config, undo=None):
 
 
 def _replace_file(path, data):
-    """Write ``data`` to a new file next to ``path`` and rename it over ``path`` (never writing through a link
-    placed there); owner and mode are set on the new file's descriptor."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".kvmfleet-ign-")
+    """Atomically (replace_file), readable by the qemu process: group libvirt-qemu and 0640 where that group
+    exists and may be given, else 0644."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            try:
-                os.fchown(handle.fileno(), 0, grp.getgrnam("libvirt-qemu").gr_gid)
-                os.fchmod(handle.fileno(), 0o640)
-            except (KeyError, PermissionError):
-                os.fchmod(handle.fileno(), 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        replace_file(path, data, 0o640, gid=grp.getgrnam("libvirt-qemu").gr_gid, prefix=".kvmfleet-ign-")
+    except (KeyError, PermissionError):
+        replace_file(path, data, 0o644, prefix=".kvmfleet-ign-")

@@ -18,9 +18,6 @@ def run_module(module):
     def run(conn):
         host = gather_host(conn, read_guests=False)  # the other guests' MACs are read if a MAC is derived
         spec = normalize_guest(params, host)
-        result = converge_guest(conn, host, spec, apply_options(params), module.check_mode)
-        for warning in result.pop("warnings", []):
-            module.warn(warning)
-        return result
+        return converge_guest(conn, host, spec, apply_options(params), module.check_mode)
 
     run_guarded(module, run, "guest %s" % params["name"])

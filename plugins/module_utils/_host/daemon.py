@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
 
 HEADER = "# Managed by Ansible (kvmfleet.libvirt.hypervisor): the keys it sets are rewritten on every run.\n"
@@ -208,23 +209,6 @@ def _read(path):
         return None
 
 
-def _write(path, text, mode):
-    """Atomically, with ``mode``, owned by root (the daemon's files); a symlink in the way is replaced,
-    never followed."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".kvmfleet-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            fd = None
-            handle.write(text)
-    finally:
-        if fd is not None:
-            os.close(fd)
-    os.replace(tmp, path)
-
-
 def configure(params, check):
     """Apply ``libvirtd`` and ``qemu`` settings and the ``tls`` files; the result dict. Every refusal
     comes before the first write."""
@@ -260,7 +244,7 @@ def configure(params, check):
                 writes.append((path, before, text, mode, mode == 0o600))
     if not check:
         for path, _before, after, mode, _secret in writes:
-            _write(path, after, mode)
+            replace_file(path, after, mode)
     daemon_files = [path for path, *_rest in writes]
     return {
         "changed": bool(writes),

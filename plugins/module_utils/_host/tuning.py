@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
 
 HEADER = "# Managed by Ansible (kvmfleet.libvirt.hypervisor): changes made here by hand are overwritten.\n"
@@ -292,12 +293,7 @@ def apply_writes(root, writes):
         path = root.full(write.rel)
         try:
             if write.persistent:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = path + ".kvmfleet-tmp"
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    handle.write(write.after)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
+                replace_file(path, write.after, 0o644)
             else:
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(write.after)

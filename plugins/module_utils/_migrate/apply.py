@@ -17,32 +17,13 @@ import time
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     libvirt,
-    libvirt_error_code,
+    lookup_domain,
     open_connection,
+    state_of,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
-
-
-def _is_running(dom):
-    return dom.state(0)[0] in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED)
-
-
-def _lookup(conn, name):
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if libvirt_error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
-
-
-def _state(dom):
-    if dom is None:
-        return "absent"
-    state = dom.state(0)[0]
-    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused"}.get(state, "shutoff")
 
 
 def host_facts(conn, needs):
@@ -151,18 +132,18 @@ def _migrate(src, dest, params, check):
         raise SpecError("destination_uri", params["destination_uri"],
                         "the destination is the source: both report host UUID %s (give each hypervisor its own "
                         "host_uuid); guest %s stays where it is" % (dest_uuid, name))
-    src_dom, dest_dom = _lookup(src, name), _lookup(dest, name)
+    src_dom, dest_dom = lookup_domain(src, name), lookup_domain(dest, name)
     result = {"changed": False, "name": name, "actions": [], "preflight": [], "warnings": []}
     if src_dom is None:
         if dest_dom is None:
             raise SpecError("name", name, "no guest of that name on %s or on %s" % (src.getURI(), params["destination_uri"]))
-        result.update(source_state="absent", destination_state=_state(dest_dom))
+        result.update(source_state="absent", destination_state=state_of(dest_dom))
         return result  # already moved
     if dest_dom is not None:
         raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the one "
-                        "that is stale first" % (name, src.getURI(), _state(src_dom), params["destination_uri"],
-                                                 _state(dest_dom)))
-    running = _is_running(src_dom)
+                        "that is stale first" % (name, src.getURI(), state_of(src_dom), params["destination_uri"],
+                                                 state_of(dest_dom)))
+    running = state_of(src_dom) in ("running", "paused")
     domain_xml = src_dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE)
     needs = guest_needs(domain_xml)
     dest_facts = host_facts(dest, needs)
@@ -173,7 +154,7 @@ def _migrate(src, dest, params, check):
     result["warnings"] = warnings
     if problems:
         raise UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
-            name, dest_facts["name"], params["destination_uri"], _state(src_dom), source_facts["name"],
+            name, dest_facts["name"], params["destination_uri"], state_of(src_dom), source_facts["name"],
             "\n".join("- " + p for p in problems)))
     result["preflight"] = ["ok: networks %s, %d disk(s), %d MiB free for %d MiB" % (
         ", ".join(needs["networks"]) or "none", len(needs["disks"]), dest_facts["free_mib"], needs["memory_mib"])]
@@ -183,7 +164,7 @@ def _migrate(src, dest, params, check):
     result["actions"].append(what)
     result["changed"] = True
     if check:
-        result.update(source_state=_state(src_dom), destination_state="absent")
+        result.update(source_state=state_of(src_dom), destination_state="absent")
         return result
     flags, migration = _flags_and_params(params, running)
     if params.get("max_downtime") and running:
@@ -218,24 +199,24 @@ def _migrate(src, dest, params, check):
                     aborted = True
             except libvirt.libvirtError as exc:
                 result["warnings"].append("could not act on the timeout: %s" % exc)
-    moved = _lookup(dest, name)
+    moved = lookup_domain(dest, name)
     if "error" in outcome or aborted:
         _leave_on_source(src, dest, name, moved)
         reason = "aborted after the timeout of %d s" % params["timeout"] if aborted else str(outcome["error"])
         raise UserError("migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the destination"
-                        % (name, params["destination_uri"], reason, _state(_lookup(src, name)), source_facts["name"]))
+                        % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)), source_facts["name"]))
     try:
         stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if running and moved is not None else None
     except libvirt.libvirtError:
         stats = None
     result["progress"] = _progress(stats)
-    left = _lookup(src, name)
+    left = lookup_domain(src, name)
     copies = [uri for uri, dom in ((src.getURI(), left), (params["destination_uri"], moved))
               if dom is not None and dom.isActive()]
     if running and copies != [params["destination_uri"]]:
         raise UserError("after migrating guest %s, the running copies are on %s (expected exactly one, on %s)"
                         % (name, ", ".join(copies) or "no host", params["destination_uri"]))
-    result.update(source_state=_state(left), destination_state=_state(moved))
+    result.update(source_state=state_of(left), destination_state=state_of(moved))
     return result
 
 
@@ -245,7 +226,7 @@ def _leave_on_source(src, dest, name, moved):
     if moved is None:
         return
     try:
-        source = _lookup(src, name)
+        source = lookup_domain(src, name)
         if source is not None and source.isActive() and not moved.isActive() and moved.isPersistent():
             moved.undefine()
     except libvirt.libvirtError:

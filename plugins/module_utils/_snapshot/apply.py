@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, libvirt_error_code
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_domain, state_of, version_string
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model import (
     MARK_KEY,
@@ -32,26 +32,19 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model i
     snapshot_xml,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
 
 EXTERNAL_REVERT_VERSION = 9007000  # libvirt reverts external snapshots from 9.7.0 on
 RUNNING = ("running", "paused")
 
 
-def _state(dom):
-    state = dom.state(0)[0]
-    return {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
-            libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended"}.get(state, "shutoff")
-
-
 def _guest(conn, name):
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if libvirt_error_code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
-            raise
-    names = sorted(d.name() for d in conn.listAllDomains(0))
-    raise SpecError("guest", name, "no guest has that name on %s; guests: %s" % (conn.getURI(), ", ".join(names) or "none"))
+    dom = lookup_domain(conn, name)
+    if dom is None:
+        names = sorted(d.name() for d in conn.listAllDomains(0))
+        raise SpecError("guest", name, "no guest has that name on %s; guests: %s"
+                        % (conn.getURI(), ", ".join(names) or "none"))
+    return dom
 
 
 def _snapshots(dom):
@@ -138,7 +131,7 @@ class _Run:
 
     def present(self, dom, snaps, result):
         spec = self.spec
-        state = _state(dom)
+        state = state_of(dom)
         running = state in RUNNING
         with_memory = spec.get("memory")
         if spec["name"] is not None and spec["name"] in snaps:
@@ -253,7 +246,7 @@ class _Run:
             if external:
                 raise UserError("snapshot %s: libvirt %s could not delete (merge back) the external snapshot(s) %s: %s. "
                                 "Nothing was deleted; the guest still uses its overlay files"
-                                % (spec["name"], _version(self.conn), ", ".join(external), exc)) from None
+                                % (spec["name"], version_string(self.conn.getLibVersion()), ", ".join(external), exc)) from None
             raise
         # A file the guest points at now that is gone (it existed before), or that the merge named but did not make.
         missing = [d["path"] for d in _disks(self.conn, dom) if d["path"] and is_local_uri(self.conn.getURI())
@@ -275,8 +268,8 @@ class _Run:
         if facts["location"] != "internal" and self.conn.getLibVersion() < EXTERNAL_REVERT_VERSION:
             raise SpecError("state", "current", "snapshot %s is external: libvirt %s cannot revert external "
                                                 "snapshots (9.7 and later can); nothing was changed"
-                            % (spec["name"], _version(self.conn)))
-        state = _state(dom)
+                            % (spec["name"], version_string(self.conn.getLibVersion())))
+        state = state_of(dom)
         domain_xml = dom.XMLDesc(0)
         mark_name, mark_time = read_mark(domain_xml)
         since = mark_time if mark_name == spec["name"] and mark_time else facts["creation_time"] or 0
@@ -295,7 +288,7 @@ class _Run:
         except libvirt.libvirtError as exc:
             raise UserError("reverting guest %s to snapshot %s failed: %s" % (spec["guest"], spec["name"], exc)) from None
         _set_mark(dom, spec["name"])
-        result["state"] = _state(dom)
+        result["state"] = state_of(dom)
 
 
 def _state_matches(state, facts, after_revert):
@@ -319,19 +312,11 @@ def _revert_effect(state, facts, after_revert):
     return base
 
 
-def _version(conn):
-    number = conn.getLibVersion()
-    return "%d.%d.%d" % (number // 1000000, number // 1000 % 1000, number % 1000)
-
-
 def _refresh_pools(conn, paths):
     """Refresh the active pools that hold these files (new or removed overlays show as volumes)."""
     directories = {os.path.dirname(p) for p in paths if p}
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        try:
-            target = pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0]
-        except IndexError:
-            continue
+        target = parse_xml(pool.XMLDesc(0)).findtext("target/path") or ""
         if target.rstrip("/") in directories:
             try:
                 pool.refresh(0)
