@@ -107,6 +107,12 @@ if [ -n "$mark" ] && [ -b /dev/vda ]; then
     sync
 fi
 
+# kvmfleet.ticks: count on the console once a second ("KVMFLEET-TICK n"), so a migration test sees the
+# guest run on, not restart: the count goes on across hypervisors.
+if grep -q 'kvmfleet\.ticks' /proc/cmdline; then
+    (n=0; while :; do n=$((n + 1)); echo "KVMFLEET-TICK $n"; sleep 1; done) &
+fi
+
 # Bring up every NIC once per device instance (name + ifindex, so a NIC that
 # is unplugged and plugged back under the same name counts as new).
 handled=" "
@@ -475,6 +481,14 @@ def _cpu_count(ranges: str) -> int:
 def last_report(text: str) -> dict | None:
     reports = parse_reports(text)
     return reports[-1] if reports else None
+
+
+_TICK = re.compile(r"KVMFLEET-TICK (\d+)")
+
+
+def ticks(text: str) -> list[int]:
+    """The counts a guest booted with kvmfleet.ticks printed, in order."""
+    return [int(m[1]) for m in _TICK.finditer(text)]
 
 
 def booted(text: str) -> bool:

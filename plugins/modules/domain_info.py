@@ -98,6 +98,12 @@ guests:
     tags:
       description: The guest's kvmfleet tags.
       type: dict
+    origin:
+      description: The guest's recorded home while it is away from it (evacuated with M(kvmfleet.libvirt.migrate)
+        O(kvmfleet.libvirt.migrate#module:record_origin=true)), or V(null).
+      type: dict
+      sample: {"uuid": "5ca1ab1e-0000-4000-8000-000000000001", "uri": "qemu+tcp://192.168.250.11/system", "host": "hv1",
+               "since": "2026-12-02T04:00:00Z"}
     spec:
       description: The friendly spec read back from the persistent XML (valid input for M(kvmfleet.libvirt.domain)).
       type: dict

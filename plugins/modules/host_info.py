@@ -153,8 +153,15 @@ guests_with_jobs:
   type: list
   elements: str
   sample: []
+maintenance:
+  description:
+    - Whether the host is cordoned (in maintenance; M(kvmfleet.libvirt.host_maintenance)), since when and why. No
+      placement puts guests on a cordoned host.
+  returned: success
+  type: dict
+  sample: {"cordoned": true, "reason": "kernel update", "since": "2026-12-02T04:00:00Z"}
 networks:
-  description: Virtual networks with their state.
+  description: Virtual networks with their state (the maintenance mark is not one of them).
   returned: success
   type: list
   elements: dict

@@ -33,6 +33,13 @@ attributes:
   diff_mode:
     support: none
 options:
+  record_origin:
+    description:
+      - Record the source as the guest's home in the guest's own metadata on the destination (when it has no home
+        recorded yet), so that C(playbooks/restore.yml) can bring it back. C(playbooks/evacuate.yml) sets it.
+      - A guest that reaches its recorded home (by host UUID) loses the record, whatever this says.
+    type: bool
+    default: false
   name:
     description: The guest.
     type: str
@@ -134,6 +141,22 @@ progress:
   type: dict
   sample: {"data_total_bytes": 270000000, "data_processed_bytes": 268000000, "data_remaining_bytes": 0,
            "memory_total_bytes": 268435456, "downtime_ms": 35, "time_elapsed_ms": 1850}
+stage:
+  description: On failure, where it failed - V(preflight) (nothing was tried; RV(problems) lists why) or V(migration)
+    (tried and failed or timed out; the guest runs on, on the source).
+  returned: failure
+  type: str
+problems:
+  description: The pre-flight's problems, one sentence each.
+  returned: failure at the pre-flight
+  type: list
+  elements: str
+origin:
+  description: The guest's recorded home afterwards (V(null) when it is home or has none).
+  returned: success
+  type: dict
+  sample: {"uuid": "5ca1ab1e-0000-4000-8000-000000000001", "uri": "qemu+tcp://192.168.250.11/system", "host": "hv1",
+           "since": "2026-12-02T04:00:00Z"}
 source_state:
   description: The guest on the source afterwards (V(absent) once it has moved).
   returned: always
@@ -169,6 +192,7 @@ def main():
             "timeout": {"type": "int"},
             "timeout_action": {"type": "str", "default": "abort", "choices": ["abort", "postcopy"]},
             "unsafe": {"type": "bool", "default": False},
+            "record_origin": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )

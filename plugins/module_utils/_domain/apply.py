@@ -335,6 +335,15 @@ class _GuestRun:
     def _plan_and_write(self, dom):
         spec, conn, check = self.spec, self.conn, self.check
         name = spec["name"]
+        if dom is None:
+            mark = self.host.maintenance(conn)
+            if mark["cordoned"]:
+                raise UserError(
+                    "guest %s is not created: this host is in maintenance (cordoned since %s%s). A guest absent from a "
+                    "cordoned host may run elsewhere, evacuated, and a second copy would share its disks; bring it "
+                    "back with playbooks/restore.yml, or put the host back in service (kvmfleet.libvirt.host_maintenance "
+                    "state: absent)" % (name, mark["since"] or "an unknown time",
+                                        ": %s" % mark["reason"] if mark["reason"] else ""))
         self.warnings.extend(check_references(conn, spec, check, self.host.references))
         volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
         current_xml = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import read_maintenance
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -42,6 +43,14 @@ class HostContext:
         self.references = set()  # (kind, name) of networks and pools seen to exist
         self._lock = threading.RLock()  # guests converged in parallel share one context
         self.serial = threading.RLock()  # held while a guest is planned and written (apply.py)
+        self._maintenance = None
+
+    def maintenance(self, conn):
+        """The host's maintenance mark (_host/maintenance.py), read once."""
+        with self._lock:
+            if self._maintenance is None:
+                self._maintenance = read_maintenance(conn)
+            return self._maintenance
 
     def macs_except(self, name):
         """The MACs of every guest but ``name`` (a guest may keep its own), as a container that looks

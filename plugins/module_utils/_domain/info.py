@@ -13,6 +13,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import DOMAIN_STATE_NAMES
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, lookup_or_none, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 
 def shape_stats(flat):
@@ -98,7 +100,8 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
     guests = []
     for dom in domains:
-        spec = read_spec(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        spec = read_spec(inactive)
         managed = spec.pop("managed")
         if managed_only and not managed:
             continue
@@ -116,6 +119,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             "managed": managed,
             "tags": spec["tags"],
             "spec": spec,
+            "origin": read_origin(parse_xml(inactive)),
         }
         if want_stats:
             guest["stats"] = shape_stats(flat) if guest["active"] else None

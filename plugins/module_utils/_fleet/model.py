@@ -13,6 +13,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import read_tags, tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import planned_macs as plan_macs
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -84,8 +85,11 @@ def prune_candidates(host, listed, selector=None):
     for name in sorted(host.guest_xml):
         if name in listed:
             continue
-        tags = read_tags(parse_xml(host.current_xml(name)))
+        root = parse_xml(host.current_xml(name))
+        tags = read_tags(root)
         if tags is None:  # not ours
+            continue
+        if read_origin(root) is not None:  # evacuated here from its home: listed there, not here
             continue
         if selector and not tags_match(tags, selector):
             continue

@@ -15,6 +15,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     run_guarded,
     version_string,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 # virDomainState values, named as `virsh domstate` names them (with underscores).
@@ -156,9 +158,14 @@ def _domcaps_error(conn, arch):
     return None
 
 
-def _networks(conn):
+def _networks(conn, maintenance):
+    """The host's networks, and its maintenance mark (a network of ours, _host/maintenance.py) into
+    ``maintenance``."""
     result = []
     for net in conn.listAllNetworks(0):
+        if net.name() == MAINTENANCE_NAME:
+            maintenance.update(parse_mark(net.XMLDesc(0)))
+            continue
         try:
             bridge = net.bridgeName()
         except libvirt.libvirtError:
@@ -199,6 +206,8 @@ def gather_host_facts(conn):
     model, memory_mib, cpus, mhz, nodes, sockets, cores, threads = conn.getInfo()
     mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
     domains = conn.listAllDomains(0)
+    maintenance = {"cordoned": False, "reason": None, "since": None}
+    networks = _networks(conn, maintenance)
     return {
         "hostname": conn.getHostname(),
         "uri": conn.getURI(),
@@ -221,7 +230,8 @@ def gather_host_facts(conn):
         "ksm": _ksm(conn),
         "domains": summarize_domain_states(d.state(0)[0] for d in domains),
         "guests_with_jobs": _guests_with_jobs(domains),
-        "networks": _networks(conn),
+        "networks": networks,
+        "maintenance": maintenance,
         "pools": _pools(conn),
     }
 

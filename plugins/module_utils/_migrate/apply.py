@@ -12,6 +12,7 @@ must exist; a failed migration leaves the guest on the source and no copy define
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 
@@ -21,6 +22,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     open_connection,
     state_of,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import origin_after, read_origin, with_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
@@ -103,6 +105,14 @@ def _progress(stats):
     }
 
 
+def _failure(stage, message, **extra):
+    """A UserError whose task result says at which stage it failed: ``preflight`` (nothing was tried; this guest
+    cannot go there) or ``migration`` (tried and failed; the destination may be at fault)."""
+    error = UserError(message)
+    error.result = dict(extra, stage=stage)
+    return error
+
+
 def check_params(params):
     if params["destination_uri"] == params["uri"]:
         raise SpecError("destination_uri", params["destination_uri"], "the same URI as uri: give the other hypervisor")
@@ -153,9 +163,9 @@ def _migrate(src, dest, params, check):
     problems, warnings = preflight(needs, running, source_facts, dest_facts, params)
     result["warnings"] = warnings
     if problems:
-        raise UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
+        raise _failure("preflight", "guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
             name, dest_facts["name"], params["destination_uri"], state_of(src_dom), source_facts["name"],
-            "\n".join("- " + p for p in problems)))
+            "\n".join("- " + p for p in problems)), problems=problems)
     result["preflight"] = ["ok: networks %s, %d disk(s), %d MiB free for %d MiB" % (
         ", ".join(needs["networks"]) or "none", len(needs["disks"]), dest_facts["free_mib"], needs["memory_mib"])]
     what = "%s migration of %s from %s to %s%s" % (
@@ -164,9 +174,24 @@ def _migrate(src, dest, params, check):
     result["actions"].append(what)
     result["changed"] = True
     if check:
+        origin = origin_after(read_origin(parse_xml(domain_xml)), params.get("record_origin"),
+                              {"uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"]}, dest_uuid)
+        result["origin"] = origin
         result.update(source_state=state_of(src_dom), destination_state="absent")
         return result
     flags, migration = _flags_and_params(params, running)
+    origin_before = read_origin(parse_xml(domain_xml))
+    origin = origin_after(origin_before, params.get("record_origin"), {
+        "uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"],
+        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}, dest_uuid)
+    result["origin"] = origin
+    if origin != origin_before:
+        # the record travels in the definitions the destination gets: no moment with the guest there and no record
+        result["actions"].append("origin recorded: %s" % origin["host"] if origin else "origin cleared: the guest is home")
+        secure = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
+        persist = with_origin(src_dom.XMLDesc(secure | libvirt.VIR_DOMAIN_XML_INACTIVE), origin)
+        migration[libvirt.VIR_MIGRATE_PARAM_PERSIST_XML] = persist
+        migration[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = with_origin(src_dom.XMLDesc(secure), origin) if running else persist
     if params.get("max_downtime") and running:
         src_dom.migrateSetMaxDowntime(int(params["max_downtime"]), 0)
     outcome = {}
@@ -203,8 +228,9 @@ def _migrate(src, dest, params, check):
     if "error" in outcome or aborted:
         _leave_on_source(src, dest, name, moved)
         reason = "aborted after the timeout of %d s" % params["timeout"] if aborted else str(outcome["error"])
-        raise UserError("migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the destination"
-                        % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)), source_facts["name"]))
+        raise _failure("migration", "migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the "
+                       "destination" % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)),
+                                        source_facts["name"]))
     try:
         stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if running and moved is not None else None
     except libvirt.libvirtError:

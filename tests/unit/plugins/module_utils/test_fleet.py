@@ -227,3 +227,27 @@ def test_the_macs_checked_across_the_fleet_are_the_macs_the_plan_gives(conn, nic
         expected = plan_domain(host.current_xml(name), spec, host).macs
         assert planned_macs(spec, host) == expected
         assert len(expected) == len(nics)
+
+
+def test_a_cordoned_host_gets_no_new_guest_and_prune_keeps_visitors(conn):
+    """A guest absent from a cordoned host may run elsewhere (evacuated): the fleet creates none there, in check mode
+    and for real, but still converges the guests it has; prune never removes a guest visiting from its home."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import set_maintenance
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import with_origin
+
+    p = prefix()
+    run(conn, [guest(p + "here")])
+    set_maintenance(conn, "present", "disk swap", False)
+    for check in (True, False):
+        with pytest.raises(FleetError) as failure:
+            run(conn, [guest(p + "here"), guest(p + "gone")], check=check)
+        assert "1 of 2 guests failed" in str(failure.value)
+        assert "guest %sgone is not created: this host is in maintenance (cordoned since " % p in str(failure.value)
+        assert ": disk swap)" in str(failure.value)
+        assert [d.name() for d in conn.listAllDomains(0)] == [p + "here"]
+    set_maintenance(conn, "absent", None, False)
+    # a guest evacuated here from another host, marked as ours, not listed here: prune leaves it
+    dom = conn.lookupByName(p + "here")
+    conn.defineXML(with_origin(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), {"uuid": "other", "host": "hv9"}))
+    result = run(conn, [], prune=True)
+    assert result["summary"]["removed"] == 0 and [d.name() for d in conn.listAllDomains(0)] == [p + "here"]

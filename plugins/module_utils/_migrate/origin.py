@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: kvmfleet.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: a guest's recorded origin (its home hypervisor while it is evacuated), in its own metadata.
+
+One element of our namespace, ``<origin:home uuid= uri= host= since=/>``, written into the guest's definition
+by the migration that takes it away (so the record moves with the guest, atomically) and removed by the one
+that brings it home. ``restore.yml`` reads it, so a restore works when the play that evacuated was lost.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ensure_path
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+
+NS = "https://kvmfleet.dev/xmlns/libvirt/origin/1"
+FIELDS = ("uuid", "uri", "host", "since")
+
+
+def read_origin(root):
+    """{"uuid", "uri", "host", "since"} of the guest's home, or None (it is home, or was never moved away)."""
+    node = root.find("metadata/{%s}home" % NS)
+    if node is None:
+        return None
+    return {field: node.get(field) for field in FIELDS}
+
+
+def origin_after(current, record, source, dest_uuid):
+    """The origin a guest should carry on the destination: none once it reaches its home (by host UUID);
+    ``source`` ({"uuid", "uri", "host", "since"}) when ``record`` and it has none; else what it has."""
+    if current and current.get("uuid") and current["uuid"] == dest_uuid:
+        return None
+    if current is None and record:
+        return dict(source)
+    return current
+
+
+def with_origin(xml, origin):
+    """The domain XML with ``origin`` (None: without one); other metadata stays as it is."""
+    root = parse_xml(xml)
+    metadata = root.find("metadata")
+    if metadata is not None:
+        for old in metadata.findall("{%s}home" % NS):
+            metadata.remove(old)
+        if origin is None and len(metadata) == 0:
+            root.remove(metadata)
+    if origin is not None:
+        node = etree.SubElement(ensure_path(root, "metadata"), "{%s}home" % NS, nsmap={"origin": NS})
+        for field in FIELDS:
+            if origin.get(field):
+                node.set(field, str(origin[field]))
+    return to_string(root)
