@@ -16,7 +16,7 @@ from lxml import etree
 
 import harness
 import testguest
-from test_testbed_fleet import clear
+from test_testbed_fleet import clear, report
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
@@ -111,6 +111,9 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     home = {name: ("hv1", "shutoff" if name == "g4" else "running", True) for name in GUESTS}
     assert where(testbed) == home
 
+    # no hypervisor given, or one outside the group: refused before anything is read
+    refused = ansible.run(None, playbook=PLAYBOOKS / "evacuate.yml", inventory=evac, expect_rc=2)
+    assert "give the hypervisor to evacuate: -e host=NAME" in refused.output
     # check mode: the plan, each move's pre-flight; nothing changes
     run = playbook(ansible, "evacuate.yml", evac, check=True, host="hv1")
     assert lines(run, "The plan")[:4] == ["g3: hv1 -> hv3 (192 MiB)", "g1: hv1 -> hv3 (128 MiB)",
@@ -160,8 +163,8 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     assert planned[2].startswith("memory imbalance (coefficient of variation) 1.414 -> 0.202, tolerance 0.250")
     assert where(testbed) == home
     run = playbook(ansible, "rebalance.yml", even, **tuning)
-    assert {name: place[0] for name, place in where(testbed).items()} == {"g1": "hv2", "g2": "hv3", "g3": "hv1",
-                                                                         "g4": "hv1"}
+    spread = {"g1": "hv2", "g2": "hv3", "g3": "hv1", "g4": "hv1"}
+    assert {name: place[0] for name, place in where(testbed).items()} == spread
     assert identity(testbed, "g1")[2] is None  # a rebalance is no evacuation: no origin to go back to
     again = playbook(ansible, "rebalance.yml", even, **tuning)
     assert again.changed == 0 and lines(again, "The plan")[0] == "nothing to move" or \
@@ -170,4 +173,53 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     for uri in uris:
         conn = libvirt.open(uri)
         conn.networkLookupByName("evac").destroy()
+        conn.close()
+
+
+def test_a_guest_copies_its_disk_to_a_hypervisor_with_private_storage(testbed, ansible):
+    """Each test-bed hypervisor has its own /var/lib/libvirt: a pool of the same name on hv1 and hv2 holds different
+    files. Without copy_storage the pre-flight refuses (the disk is not on hv2); with copy_storage: all the guest
+    moves live and libvirt creates and fills the volume on hv2 - the marker the guest wrote to its disk on hv1 is
+    in hv2's file."""
+    clear(testbed)
+    uris = testbed["uris"]
+    for n in (1, 2):
+        path = testbed["root"] / ("hv%d" % n) / "lib" / "images" / "priv"
+        path.mkdir(exist_ok=True)
+        conn = libvirt.open(uris[n - 1])
+        conn.storagePoolCreateXML("<pool type='dir'><name>priv</name><target><path>/var/lib/libvirt/images/priv"
+                                  "</path></target></pool>", 0)
+        conn.close()
+    name = "copier"
+    ansible.run([{"name": "boot", "kvmfleet.libvirt.domain": {
+        "uri": uris[0], "name": name, "virt_type": "qemu", "machine": "pc", "memory": "128MiB", "vcpus": 1,
+        "boot": {"kernel": KERNEL + "vmlinuz", "initrd": KERNEL + "initrd.img",
+                 "cmdline": "console=ttyS0 panic=-1 kvmfleet.mark=COPIED"},
+        "disks": [{"dev": "vda", "pool": "priv", "volume": "copier.raw", "size": "16MiB", "format": "raw",
+                   "cache": "none"}],
+        "serials": [{"type": "pty", "log": "/var/log/libvirt/qemu/%s-serial.log" % name}], "state": "running"}}])
+    report(testbed, 1, name, lambda r: r["marks"].get("vda") == "COPIED", "its disk marker")
+    move = {"name": "migrate", "kvmfleet.libvirt.migrate": {"uri": uris[0], "name": name, "destination_uri": uris[1],
+                                                            "timeout": 120}, "register": "result"}
+    refused = ansible.run([move], expect_rc=2).result("migrate")
+    assert refused["stage"] == "preflight" and refused["problems"] == [
+        "disk vda (priv/copier.raw): not on the destination (no shared storage there); set "
+        "copy_storage: all to copy it"]
+    move["kvmfleet.libvirt.migrate"]["copy_storage"] = "all"
+    result = ansible.converge([move]).result("migrate")
+    assert result["actions"] == ["live migration of %s from hv1 to hv2 copying storage (all)" % name]
+    copied = testbed["root"] / "hv2" / "lib" / "images" / "priv" / "copier.raw"
+    with copied.open("rb") as disk:
+        disk.seek(1024 * 1024)
+        assert disk.read(20) == b"KVMFLEET-MARK:COPIED"
+    conn = libvirt.open(uris[1])
+    assert conn.lookupByName(name).isActive() and conn.lookupByName(name).isPersistent()
+    conn.close()
+    clear(testbed)
+    for n in (1, 2):
+        conn = libvirt.open(uris[n - 1])
+        pool = conn.storagePoolLookupByName("priv")
+        for volume in pool.listAllVolumes(0):
+            volume.delete(0)
+        pool.destroy()
         conn.close()

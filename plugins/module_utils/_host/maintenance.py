@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 NAME = "kvmfleet-maintenance"
