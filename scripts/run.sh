@@ -2,8 +2,9 @@
 # Entry point for the README's commands. Every verb runs scripts/setup.sh first.
 #   run.sh demo      set up, then run playbooks/demo.yml against this machine
 #   run.sh test      set up, then unit tests, integration tests, molecule role scenarios,
-#                    ansible-test sanity, ansible-lint
-#   run.sh unit | integration | molecule | sanity | lint | bench   one part only (extra args go to the tool)
+#                    ansible-test sanity, ansible-lint (the test bed's tests and the static checks alongside)
+#   run.sh unit | integration | testbed | molecule | sanity | lint | bench   one part only (extra args go to
+#                    the tool; integration is all of it, testbed only the test bed's)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +37,19 @@ run_integration() {
   python -m pytest -q tests/integration "$@"
 }
 
+# The tests on this machine's libvirtd, and those on the test bed's own daemons (tests/testbed): run.sh test runs
+# the two at once.
+run_integration_host() {
+  section "integration tests (this machine's libvirtd)"
+  python -m pytest -q tests/integration --ignore-glob='*/test_testbed_*'
+}
+
+run_integration_testbed() {
+  section "integration tests (the test bed: three hypervisors)"
+  python -m pytest -q -p no:cacheprovider --basetemp="${TMPDIR:-/tmp}/kvmfleet-testbed-tests" \
+    tests/integration/test_testbed_*.py "$@"
+}
+
 # ansible-test must run inside .../ansible_collections/kvmfleet/libvirt: copy the files git
 # knows (tracked, or new and not ignored) into such a tree and run it there.
 run_sanity() {
@@ -55,7 +69,7 @@ run_sanity() {
 
 run_lint() {
   section "ansible-lint (production profile)"
-  ansible-lint --offline --profile production "$@"
+  ansible-lint --offline --profile production "$@" || return
   section "ansible-doc renders every module"
   local m name
   for m in plugins/modules/*.py; do
@@ -66,6 +80,8 @@ run_lint() {
   done
 }
 
+# Each part returns its failure (run.sh test calls them in an && list, where set -e does not stop a function).
+
 # Role scenarios: molecule with the delegated driver against this machine's libvirtd.
 run_molecule() {
   section "molecule (role scenarios)"
@@ -75,7 +91,7 @@ run_molecule() {
     role=$(echo "$scenario" | cut -d/ -f2)
     name=$(basename "$(dirname "$scenario")")
     echo "-- role $role, scenario $name"
-    (cd "roles/$role" && NO_COLOR=1 MOLECULE_PYTHON="$repo/.venv/bin/python" molecule test -s "$name" "$@")
+    (cd "roles/$role" && NO_COLOR=1 MOLECULE_PYTHON="$repo/.venv/bin/python" molecule test -s "$name" "$@") || return
   done
 }
 
@@ -87,17 +103,27 @@ run_bench() {
 case "$verb" in
   demo) run_demo "$@" ;;
   test)
-    run_unit
-    run_integration
-    run_molecule
-    run_sanity
-    run_lint
+    # Two streams that share nothing but the machine: this machine's libvirtd (unit, integration, molecule),
+    # and the test bed's own daemons followed by the static checks (sanity, lint: no libvirt at all). The
+    # second stream's output follows the first's.
+    other_log=$(mktemp "${TMPDIR:-/tmp}/kvmfleet-stream.XXXXXX")
+    (run_integration_testbed && run_sanity && run_lint) >"$other_log" 2>&1 &
+    other_pid=$!
+    host_status=0
+    { run_unit && run_integration_host && run_molecule; } || host_status=$?
+    other_status=0
+    wait "$other_pid" || other_status=$?
+    cat "$other_log"
+    rm -f "$other_log"
+    [ "$host_status" -eq 0 ] || { echo "unit, integration or molecule failed (exit $host_status)" >&2; exit "$host_status"; }
+    [ "$other_status" -eq 0 ] || { echo "the test bed, sanity or lint failed (exit $other_status)" >&2; exit "$other_status"; }
     ;;
   unit) run_unit "$@" ;;
   integration) run_integration "$@" ;;
+  testbed) run_integration_testbed "$@" ;;
   molecule) run_molecule "$@" ;;
   sanity) run_sanity "$@" ;;
   lint) run_lint "$@" ;;
   bench) run_bench "$@" ;;
-  *) echo "usage: $0 demo|test|unit|integration|molecule|sanity|lint|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench" >&2; exit 2 ;;
 esac

@@ -75,6 +75,12 @@ def restore_plan(view, host, exclude=None, stays=None):
 
 
 @_guarded
+def recovery_plan(view, host, specs, headroom_mib=512):
+    view = _plain(view)
+    return _lined(placement.recovery_plan(view["hosts"], view["guests"], host, _plain(specs) or [], int(headroom_mib)))
+
+
+@_guarded
 def rebalance_plan(view, tolerance=0.1, min_gain=0.05, headroom_mib=512, max_moves=10, exclude=None, pinned=None):
     view = _plain(view)
     return _lined(placement.rebalance_plan(view["hosts"], view["guests"], float(tolerance), float(min_gain),
@@ -91,8 +97,13 @@ def migration_summary(record):
     return placement.summary_lines(_plain(record))
 
 
+def recovery_evidence(results):
+    return placement.evidence_lines(_plain(results))
+
+
 class FilterModule:
     def filters(self):
         return {"placement_view": placement_view, "evacuation_plan": evacuation_plan, "restore_plan": restore_plan,
+                "recovery_plan": recovery_plan,
                 "rebalance_plan": rebalance_plan, "migration_outcome": migration_outcome,
-                "migration_summary": migration_summary}
+                "migration_summary": migration_summary, "recovery_evidence": recovery_evidence}

@@ -43,6 +43,13 @@ options:
       - Keys of C(qemu.conf) (for example C(migration_address), C(migration_port_min), C(migration_port_max)).
     type: dict
     default: {}
+  lockd:
+    description:
+      - Keys of C(qemu-lockd.conf), the lock manager's settings for QEMU guests (for example C(file_lockspace_dir), a
+        directory on the shared storage, or C(auto_disk_leases)). The lock manager itself is the O(qemu) key
+        C(lock_manager) (V(lockd)), run by C(virtlockd).
+    type: dict
+    default: {}
   tls:
     description: The TLS files, as PEM text (for example from a vault through P(ansible.builtin.file#lookup)).
     type: dict
@@ -134,6 +141,7 @@ def main():
         argument_spec={
             "libvirtd": {"type": "dict", "default": {}},
             "qemu": {"type": "dict", "default": {}},
+            "lockd": {"type": "dict", "default": {}},
             "tls": {"type": "dict", "options": {
                 "ca_cert": {"type": "str", "required": True},
                 "server_cert": {"type": "str", "required": True},

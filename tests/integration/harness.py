@@ -134,7 +134,7 @@ class Ansible:
             "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".venv" / "collections"),
             "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
             "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
-            "ANSIBLE_CALLBACKS_ENABLED": "kvmfleet_record",
+            "ANSIBLE_CALLBACKS_ENABLED": "kvmfleet_record" + os.environ.get("KVMFLEET_EXTRA_CALLBACKS", ""),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
             "ANSIBLE_LOCALHOST_WARNING": "false",
@@ -161,10 +161,11 @@ class Ansible:
             argv.append("--diff")
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
+        started = time.monotonic()
         proc = subprocess.run(argv, env=self._env(record), capture_output=True, text=True, timeout=900,
                               check=False)
         output = proc.stdout + proc.stderr
-        sys.stdout.write("$ %s\n%s" % (" ".join(argv), output))
+        sys.stdout.write("$ %s\n%s(%.1f s)\n" % (" ".join(argv), output, time.monotonic() - started))
         data = json.loads(record.read_text()) if record.exists() else {"tasks": [], "recap": {}}
         run = PlaybookRun(proc.returncode, data["tasks"], data["recap"], output, check, argv)
         if expect_rc is not None:

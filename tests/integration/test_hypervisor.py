@@ -66,3 +66,16 @@ def test_plain_tcp_is_accepted_when_allowed_in_check_mode(ansible):
     config = [t["result"] for t in run.tasks if t["task"].endswith("The daemon's and QEMU's settings and the TLS files")][-1]
     assert config["changed"] and config["restart_required"]
     assert any("listen_tcp = 1" in d["after"] for d in config["diff"])
+
+
+def test_the_lock_manager_is_planned_in_check_mode(ansible, tmp_path):
+    """hypervisor_lock_manager: lockd sets qemu.conf's lock_manager and qemu-lockd.conf's lockspace (check mode: this
+    machine's daemon and files are left alone; the test bed runs virtlockd itself)."""
+    before = host_state()
+    run = ansible.run([role_task(hypervisor_lock_manager="lockd",
+                                 hypervisor_lockspace_dir=str(tmp_path / "lockspace"))], check=True)
+    config = [t["result"] for t in run.tasks if t["task"].endswith("The daemon's and QEMU's settings and the TLS files")][-1]
+    after = {d["after_header"]: d["after"] for d in config["diff"]}
+    assert 'lock_manager = "lockd"' in after["/etc/libvirt/qemu.conf"]
+    assert 'file_lockspace_dir = "%s"' % (tmp_path / "lockspace") in after["/etc/libvirt/qemu-lockd.conf"]
+    assert host_state() == before and not (tmp_path / "lockspace").exists()

@@ -50,7 +50,10 @@ def where(testbed):
 def identity(testbed, name):
     """(uuid, MACs, origin host) of a guest, wherever it is."""
     for uri in testbed["uris"]:
-        conn = libvirt.open(uri)
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError:  # a hypervisor a test killed
+            continue
         try:
             dom = conn.lookupByName(name)
         except libvirt.libvirtError:

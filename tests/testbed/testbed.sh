@@ -6,6 +6,9 @@
 #   testbed.sh down [N]    stop them, remove their guests, networks and namespaces
 #   testbed.sh uris [N]    the URIs (qemu+tcp://192.168.250.1X/system)
 #   testbed.sh status [N]  which hypervisors answer
+#   testbed.sh isolate I   hvI loses its network (its daemons and guests run on; its URI stops answering)
+#   testbed.sh kill I      hvI dies: SIGKILL to every process in it (QEMUs, libvirtd, virtlockd, virtlogd, dnsmasq)
+#   testbed.sh revive I    clear what is left of hvI and start it again, empty
 #
 # Each hypervisor hvX has:
 #   - a network namespace (eth0 = 192.168.250.1X on a bridge in a namespace of its own, tb-sw; the root
@@ -16,7 +19,10 @@
 #     copied in: start-up takes 0.2 s instead of 8), /var/log/libvirt, /etc/hosts, and a fresh /sys;
 #   - a UTS namespace (hostname hvX), and a cgroup subtree and cgroup namespace of its own (machine cgroup
 #     names of two daemons, the host's included, must not collide);
-#   - its own virtlogd and libvirtd, with explicit pid files (the default ones are the host daemons');
+#   - its own virtlogd, virtlockd and libvirtd, with explicit pid files (the default ones are the host daemons');
+#   - libvirt's lock manager (qemu.conf lock_manager = "lockd") with its lockspace on the shared storage
+#     ($ROOT/shared/lockspace): a disk a live QEMU holds on one hypervisor cannot be opened on another;
+#   - shared storage: $ROOT/shared/pool is the same directory on every hypervisor (tests define a pool there);
 #   - migration_address / migration_host in qemu.conf (its hostname resolves to 127.0.0.1 otherwise).
 # Files a guest boots from (kernel, initrd) live in the hypervisor's own /var/lib/libvirt, which the root
 # namespace sees at $ROOT/hvX/lib: libvirt chowns them while a guest runs, so each hypervisor has its copy
@@ -53,6 +59,9 @@ prepare() {  # $1: index. The hypervisor's private directories and configuration
     echo 'auth_tcp = "none"'
   } >>"$dir/etc/libvirtd.conf"
   printf 'migration_address = "%s"\nmigration_host = "%s"\n' "$ip" "$ip" >>"$dir/etc/qemu.conf"
+  mkdir -p "$ROOT/shared/lockspace" "$ROOT/shared/pool"
+  echo 'lock_manager = "lockd"' >>"$dir/etc/qemu.conf"
+  echo "file_lockspace_dir = \"$ROOT/shared/lockspace\"" >>"$dir/etc/qemu-lockd.conf"
   { echo "127.0.0.1 localhost"; echo "127.0.1.1 hv$i"; for j in $(seq 9); do echo "$NET.1$j hv$j"; done; } >"$dir/hosts"
 }
 
@@ -127,6 +136,7 @@ start() {
   mount --bind "$dir/log" /var/log/libvirt
   mount --bind "$dir/hosts" /etc/hosts
   virtlogd -d -p /run/libvirt/virtlogd.pid
+  virtlockd -d -p /run/libvirt/virtlockd.pid
   libvirtd -d -l -p /run/libvirt/libvirtd.pid
 }
 
@@ -136,36 +146,40 @@ alive() {  # $1: a pid file; a zombie counts as gone
   grep -qs '^State:.*[^Z] (' "/proc/$pid/status"
 }
 
-down() {
-  local i dir u name
-  for i in $(seq "$N"); do
-    dir=$ROOT/hv$i
-    if answers "$i"; then
-      u=$(uri "$i")
-      for name in $(virsh -c "$u" list --all --name); do
-        virsh -c "$u" destroy "$name" >/dev/null 2>&1 || true
-        virsh -c "$u" undefine --nvram "$name" >/dev/null 2>&1 || true
-      done
-      for name in $(virsh -c "$u" net-list --all --name); do
-        virsh -c "$u" net-destroy "$name" >/dev/null 2>&1 || true
-        virsh -c "$u" net-undefine "$name" >/dev/null 2>&1 || true
-      done
-    fi
-    for name in libvirtd virtlogd; do
-      if alive "$dir/run/$name.pid"; then kill "$(cat "$dir/run/$name.pid")" 2>/dev/null || true; fi
+down_one() {
+  local i=$1 dir u name
+  dir=$ROOT/hv$i
+  if answers "$i"; then
+    u=$(uri "$i")
+    for name in $(virsh -c "$u" list --all --name); do
+      virsh -c "$u" destroy "$name" >/dev/null 2>&1 || true
+      virsh -c "$u" undefine --nvram "$name" >/dev/null 2>&1 || true
     done
-    for name in libvirtd virtlogd; do
-      while alive "$dir/run/$name.pid"; do sleep 0.1; done
+    for name in $(virsh -c "$u" net-list --all --name); do
+      virsh -c "$u" net-destroy "$name" >/dev/null 2>&1 || true
+      virsh -c "$u" net-undefine "$name" >/dev/null 2>&1 || true
     done
-    ip netns del "tb-hv$i" 2>/dev/null || true
-    local mount
-    for mount in $(cgroup_mounts); do
-      if [ -d "$mount/kvmfleet-tb-hv$i" ]; then
-        find "$mount/kvmfleet-tb-hv$i" -depth -type d -exec rmdir {} + 2>/dev/null || true
-      fi
-    done
-    rm -rf "$dir"
+  fi
+  for name in libvirtd virtlockd virtlogd; do
+    if alive "$dir/run/$name.pid"; then kill "$(cat "$dir/run/$name.pid")" 2>/dev/null || true; fi
   done
+  for name in libvirtd virtlockd virtlogd; do
+    while alive "$dir/run/$name.pid"; do sleep 0.1; done
+  done
+  ip netns del "tb-hv$i" 2>/dev/null || true
+  local mount
+  for mount in $(cgroup_mounts); do
+    if [ -d "$mount/kvmfleet-tb-hv$i" ]; then
+      find "$mount/kvmfleet-tb-hv$i" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    fi
+  done
+  rm -rf "$dir"
+}
+
+down() {
+  local i
+  for i in $(seq "$N"); do down_one "$i"; done
+  rm -rf "$ROOT/shared"
   if [ -z "$(ls "$ROOT" 2>/dev/null)" ]; then
     ip link del tb0 2>/dev/null || true
     ip netns del "$SWITCH" 2>/dev/null || true
@@ -173,12 +187,34 @@ down() {
   fi
 }
 
+isolate() {  # $1: index. The hypervisor's link goes down: nothing answers, everything runs on.
+  ip -n "tb-hv$1" link set eth0 down
+  # Forget its MAC here, so that a connection fails once ARP does (seconds), as for a host gone from the LAN,
+  # and does not wait out TCP's retries against a cached address.
+  ip neigh flush to "$NET.1$1" 2>/dev/null || true
+}
+
+kill_one() {  # $1: index. Every process of the hypervisor dies at once, as in a power cut: its QEMUs, daemons,
+  # dnsmasqs - whatever runs in its network namespace.
+  local pid pids tries=0
+  pids=$(ip netns pids "tb-hv$1" 2>/dev/null || true)
+  for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
+  while [ -n "$(ip netns pids "tb-hv$1" 2>/dev/null)" ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || { echo "hv$1: processes left after SIGKILL: $(ip netns pids "tb-hv$1")" >&2; return 1; }
+  done
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   uris) for i in $(seq "$N"); do uri "$i"; done ;;
   status) for i in $(seq "$N"); do if answers "$i"; then echo "hv$i up $(uri "$i")"; else echo "hv$i down"; fi; done ;;
+  isolate) isolate "$2" ;;
+  kill) kill_one "$2" ;;
+  revive) down_one "$2"; up_one "$2" >/dev/null; uri "$2" ;;
   _enter) enter "$2" ;;
   _start) start "$2" ;;
-  *) echo "usage: $0 up|down|uris|status [N]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|uris|status [N] | isolate|kill|revive I" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: libvirtd's and QEMU's configuration files (libvirtd.conf, qemu.conf) and the TLS files
+"""Private: libvirtd's and QEMU's configuration files (libvirtd.conf, qemu.conf, qemu-lockd.conf) and the TLS files
 libvirt reads, as pure functions over text.
 
 libvirt's format is ``key = value`` lines, where a value is an integer, a "string" or a list of
@@ -213,8 +213,10 @@ def configure(params, check):
     """Apply ``libvirtd`` and ``qemu`` settings and the ``tls`` files; the result dict. Every refusal
     comes before the first write."""
     libvirtd, qemu, tls = params.get("libvirtd") or {}, params.get("qemu") or {}, params.get("tls")
+    lockd = params.get("lockd") or {}
     check_keys("libvirtd", libvirtd)
     check_keys("qemu", qemu)
+    check_keys("lockd", lockd)
     pki = params.get("pki_dir") or "/etc/pki"
     tls_present = bool(tls) or all(os.path.exists(os.path.join(pki, TLS_FILES[name][0]))
                                    for name in ("ca_cert", "server_cert", "server_key"))
@@ -226,7 +228,7 @@ def configure(params, check):
     if "/" in daemon_conf or not daemon_conf.endswith(".conf"):
         raise SpecError("daemon_conf", daemon_conf, "a file name in config_dir that ends in .conf (libvirtd.conf, "
                                                     "virtproxyd.conf, virtqemud.conf)")
-    for name, settings in ((daemon_conf, libvirtd), ("qemu.conf", qemu)):
+    for name, settings in ((daemon_conf, libvirtd), ("qemu.conf", qemu), ("qemu-lockd.conf", lockd)):
         if not settings:
             continue
         path = os.path.join(params.get("config_dir") or "/etc/libvirt", name)

@@ -35,8 +35,11 @@ def host_facts(conn, needs):
              "paths": {}, "free_mib": conn.getFreeMemory() // (1024 * 1024), "cpu_compatible": None}
     for net in conn.listAllNetworks(0):
         facts["networks"][net.name()] = bool(net.isActive())
+    paths = [d["path"] for d in needs["disks"] if d["path"] and not d["pool"]]
     for pool in conn.listAllStoragePools(0):
         facts["pools"][pool.name()] = bool(pool.isActive())
+        if pool.isActive() and _holds(pool, needs["disks"], paths):
+            pool.refresh(0)  # on shared storage another host may have made the volume since libvirt last looked
     for disk in needs["disks"]:
         key = disk["path"] or "%s/%s" % (disk["pool"], disk["volume"])
         try:
@@ -48,6 +51,14 @@ def host_facts(conn, needs):
         except libvirt.libvirtError:
             facts["paths"][key] = False
     return facts
+
+
+def _holds(pool, disks, paths):
+    """Whether a pool holds (or would hold) one of the guest's disks: by name, or by a path under its target."""
+    if any(d["pool"] == pool.name() for d in disks):
+        return True
+    target = parse_xml(pool.XMLDesc(0)).findtext("target/path")
+    return bool(target) and any(path.startswith(target.rstrip("/") + "/") for path in paths)
 
 
 def _cpu_compatible(dest, domain_xml, needs):
@@ -175,7 +186,8 @@ def _migrate(src, dest, params, check):
     result["changed"] = True
     if check:
         origin = origin_after(read_origin(parse_xml(domain_xml)), params.get("record_origin"),
-                              {"uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"]}, dest_uuid)
+                              {"uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"]}, dest_uuid,
+                              params["destination_uri"])
         result["origin"] = origin
         result.update(source_state=state_of(src_dom), destination_state="absent")
         return result
@@ -183,7 +195,8 @@ def _migrate(src, dest, params, check):
     origin_before = read_origin(parse_xml(domain_xml))
     origin = origin_after(origin_before, params.get("record_origin"), {
         "uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"],
-        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}, dest_uuid)
+        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}, dest_uuid,
+        params["destination_uri"])
     result["origin"] = origin
     if origin != origin_before:
         # the record travels in the definitions the destination gets: no moment with the guest there and no record

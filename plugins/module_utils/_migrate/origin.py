@@ -25,10 +25,12 @@ def read_origin(root):
     return {field: node.get(field) for field in FIELDS}
 
 
-def origin_after(current, record, source, dest_uuid):
-    """The origin a guest should carry on the destination: none once it reaches its home (by host UUID);
-    ``source`` ({"uuid", "uri", "host", "since"}) when ``record`` and it has none; else what it has."""
-    if current and current.get("uuid") and current["uuid"] == dest_uuid:
+def origin_after(current, record, source, dest_uuid, dest_uri=None):
+    """The origin a guest should carry on the destination: none once it reaches its home (by host UUID, or by
+    URI for a record without one - a recovered guest's home did not answer); ``source`` ({"uuid", "uri",
+    "host", "since"}) when ``record`` and it has none; else what it has."""
+    if current and (current.get("uuid") and current["uuid"] == dest_uuid
+                    or not current.get("uuid") and dest_uri and current.get("uri") == dest_uri):
         return None
     if current is None and record:
         return dict(source)

@@ -283,6 +283,7 @@ def plan_lines(plan):
                                           ", imbalance -%.3f" % m["gain"] if "gain" in m else "")
              for m in plan.get("moves") or []]
     lines.extend("%s stays: %s" % (s["guest"], s["reason"]) for s in plan.get("stays") or [])
+    lines.extend("%s is left alone: it runs on %s" % (g["guest"], g["host"]) for g in plan.get("left_alone") or [])
     if "before" in plan:
         lines.append("memory imbalance (coefficient of variation) %.3f -> %.3f, tolerance %.3f; vCPU imbalance "
                      "%.3f -> %.3f" % (plan["before"]["memory"], plan["after"]["memory"], plan["tolerance"],
@@ -333,3 +334,48 @@ def summary_lines(record):
             named.add(stay["guest"])
             lines.append("stays %s: %s" % (stay["guest"], stay["reason"]))
     return lines or ["nothing moved"]
+
+
+def recovery_plan(hosts, guests, lost, specs, headroom_mib=512):
+    """Where each guest of the lost hypervisor ``lost`` restarts: ``specs`` are the fleet's descriptions of its
+    guests (never read from the lost host). A guest the fleet does not run (its state is not running) is not
+    restarted; one that already runs on a reachable host is left alone; the others are placed as an evacuation
+    places them. {"moves": [{"guest", "from", "to", "to_uri", "memory_mib"}], "stays", "left_alone", "targets"}."""
+    by_name = {h["name"]: h for h in hosts}
+    if lost not in by_name:
+        raise SpecError("host", lost, "one of the hypervisors: %s" % ", ".join(sorted(by_name)) or "none")
+    running_at = {g["name"]: g["host"] for g in guests if g["running"] and g["host"] != lost}
+    left_alone, skipped, lost_guests = [], [], []
+    for spec in specs:
+        name = spec.get("name")
+        if spec.get("state") != "running":
+            skipped.append({"guest": name, "reason": "the fleet does not run it (state %s): not restarted"
+                                                     % (spec.get("state") or "present")})
+        elif name in running_at:
+            left_alone.append({"guest": name, "host": running_at[name]})
+        else:
+            memory = spec.get("current_memory") or spec.get("memory") or 0
+            lost_guests.append({"name": name, "host": lost, "running": True, "copy_gib": 0.0, "origin": None,
+                                "memory_mib": parse_size(memory, "guests[%s].memory" % name) // MIB if memory else 0,
+                                "vcpus": int(spec.get("vcpus") or 1)})
+    others = [g for g in guests if g["host"] != lost]
+    plan = evacuation_plan([dict(h, reachable=True) if h["name"] == lost else h for h in hosts],
+                           others + lost_guests, lost, headroom_mib)
+    plan["stays"] = skipped + plan["stays"]
+    plan["left_alone"] = left_alone
+    plan["lost_reachable"] = by_name[lost]["reachable"]
+    return plan
+
+
+def evidence_lines(results):
+    """The registered results of a recover loop as lines: per guest, what was done, then each check."""
+    lines = []
+    for result in results or []:
+        move = result.get("item") or {}
+        action = result.get("action") or ("refused" if result.get("failed") else "?")
+        if result.get("failed") and not result.get("evidence"):
+            action = "failed: %s" % result.get("msg")
+        lines.append("%s -> %s: %s" % (move.get("guest"), move.get("to"), action))
+        lines.extend("    %s %s: %s" % ("ok" if e["ok"] else "NO", e["check"], e["detail"])
+                     for e in result.get("evidence") or [])
+    return lines or ["nothing to restart"]

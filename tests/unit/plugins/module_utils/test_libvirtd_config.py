@@ -127,3 +127,19 @@ def test_tls_files_are_checked_then_installed_with_libvirt_s_modes(tmp_path, pki
     assert not again["changed"] and not again["restart_required"]
     # listen_tls with the files already in place needs no tls option
     assert not daemon.configure(dict(base, tls=None), check=False)["changed"]
+
+
+def test_the_lock_manager_goes_to_qemu_conf_and_its_lockspace_to_qemu_lockd_conf(tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    base = {"config_dir": str(etc), "pki_dir": str(tmp_path / "pki"), "tls": None, "libvirtd": {}}
+    params = dict(base, qemu={"lock_manager": "lockd"}, lockd={"file_lockspace_dir": "/srv/shared/lockspace"})
+    predicted = daemon.configure(params, check=True)
+    assert predicted["files"] == [str(etc / "qemu.conf"), str(etc / "qemu-lockd.conf")] and not list(etc.iterdir())
+    daemon.configure(params, check=False)
+    assert 'lock_manager = "lockd"' in (etc / "qemu.conf").read_text()
+    assert 'file_lockspace_dir = "/srv/shared/lockspace"' in (etc / "qemu-lockd.conf").read_text()
+    assert not daemon.configure(params, check=False)["changed"]
+    with pytest.raises(SpecError) as info:
+        daemon.configure(dict(base, lockd={"file lockspace": 1}), check=True)
+    assert info.value.option.startswith("lockd")

@@ -52,6 +52,9 @@ def test_origin_is_recorded_once_kept_on_the_way_and_cleared_at_home():
     assert origin_after(None, False, home, "u2") is None
     assert origin_after(home, True, {"uuid": "u2", "host": "hv2"}, "u3") == home
     assert origin_after(home, False, {"uuid": "u3"}, "u1") is None
+    recovered = {"uri": "qemu+tcp://hv2/system", "host": "hv2"}  # no UUID: its home did not answer
+    assert origin_after(recovered, False, {}, "u2", "qemu+tcp://hv2/system") is None
+    assert origin_after(recovered, False, {}, "u3", "qemu+tcp://hv3/system") == recovered
     back = with_origin(away, None)
     assert read_origin(parse_xml(back)) is None
     assert parse_xml(back).find("metadata/{https://example.com/other}x") is not None

@@ -181,3 +181,17 @@ def test_a_batch_outcome_tells_refused_guests_from_failed_targets():
         "stays b: refused by the pre-flight for hv3: network n: the destination has no network of that name"]
     with pytest.raises(UserError, match="results"):
         placement.batch_outcome([{"changed": True}])
+
+
+def test_recovery_places_the_lost_hosts_running_guests_and_leaves_running_copies_alone():
+    hosts = [host("hv1", free=4096), host("hv2", reachable=False), host("hv3", free=2048)]
+    guests = [guest("r2", "hv3", 256)]  # a previous recovery restarted r2 on hv3
+    specs = [{"name": "r1", "memory": "512MiB", "state": "running"}, {"name": "r2", "memory": "256MiB", "state": "running"},
+             {"name": "r3", "memory": "1GiB", "state": "shutoff"}, {"name": "r4", "memory": "1GiB", "state": "running"}]
+    plan = placement.recovery_plan(hosts, guests, "hv2", specs, headroom_mib=512)
+    assert [(m["guest"], m["to"]) for m in plan["moves"]] == [("r4", "hv1"), ("r1", "hv1")]
+    assert plan["left_alone"] == [{"guest": "r2", "host": "hv3"}]
+    assert plan["stays"] == [{"guest": "r3", "reason": "the fleet does not run it (state shutoff): not restarted"}]
+    assert "r2 is left alone: it runs on hv3" in placement.plan_lines(plan) and not plan["lost_reachable"]
+    with pytest.raises(UserError, match="guests\\[r1\\].memory"):
+        placement.recovery_plan(hosts, guests, "hv2", [{"name": "r1", "memory": "lots", "state": "running"}])
