@@ -184,14 +184,6 @@ def _migrate(src, dest, params, check):
         " copying storage (%s)" % params["copy_storage"] if params["copy_storage"] and running else "")
     result["actions"].append(what)
     result["changed"] = True
-    if check:
-        origin = origin_after(read_origin(parse_xml(domain_xml)), params.get("record_origin"),
-                              {"uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"]}, dest_uuid,
-                              params["destination_uri"])
-        result["origin"] = origin
-        result.update(source_state=state_of(src_dom), destination_state="absent")
-        return result
-    flags, migration = _flags_and_params(params, running)
     origin_before = read_origin(parse_xml(domain_xml))
     origin = origin_after(origin_before, params.get("record_origin"), {
         "uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"],
@@ -199,8 +191,13 @@ def _migrate(src, dest, params, check):
         params["destination_uri"])
     result["origin"] = origin
     if origin != origin_before:
-        # the record travels in the definitions the destination gets: no moment with the guest there and no record
         result["actions"].append("origin recorded: %s" % origin["host"] if origin else "origin cleared: the guest is home")
+    if check:
+        result.update(source_state=state_of(src_dom), destination_state="absent")
+        return result
+    flags, migration = _flags_and_params(params, running)
+    if origin != origin_before:
+        # the record travels in the definitions the destination gets: no moment with the guest there and no record
         secure = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
         persist = with_origin(src_dom.XMLDesc(secure | libvirt.VIR_DOMAIN_XML_INACTIVE), origin)
         migration[libvirt.VIR_MIGRATE_PARAM_PERSIST_XML] = persist

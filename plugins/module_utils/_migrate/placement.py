@@ -359,8 +359,7 @@ def recovery_plan(hosts, guests, lost, specs, headroom_mib=512):
                                 "memory_mib": parse_size(memory, "guests[%s].memory" % name) // MIB if memory else 0,
                                 "vcpus": int(spec.get("vcpus") or 1)})
     others = [g for g in guests if g["host"] != lost]
-    plan = evacuation_plan([dict(h, reachable=True) if h["name"] == lost else h for h in hosts],
-                           others + lost_guests, lost, headroom_mib)
+    plan = evacuation_plan(hosts, others + lost_guests, lost, headroom_mib)
     plan["stays"] = skipped + plan["stays"]
     plan["left_alone"] = left_alone
     plan["lost_reachable"] = by_name[lost]["reachable"]
