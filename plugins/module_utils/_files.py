@@ -33,3 +33,36 @@ def replace_file(path, data, mode, gid=None, prefix=".kvmfleet-"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_files(writes, undo):
+    """Make the writes of a file plan (_plan.FileWrite, in order): a file kept across reboots atomically
+    (replace_file), a kernel knob in place (it is not a regular file). Each registers with ``undo`` how to take
+    it back (the file's previous content or its removal; the knob's previous value). An OSError names the file.
+    """
+    for write in writes:
+        try:
+            if write.persistent:
+                previous = _read_bytes(write.path)
+                replace_file(write.path, write.after, write.mode)
+                undo.add("file %s" % write.header, (lambda path=write.path: os.unlink(path)) if previous is None else
+                         (lambda path=write.path, data=previous, mode=write.mode: replace_file(path, data, mode)))
+            else:
+                _write_knob(write.path, write.after)
+                if write.before is not None:
+                    undo.add(write.what, lambda path=write.path, text=write.before: _write_knob(path, text))
+        except OSError as exc:
+            raise OSError("%s: %s" % (write.path, exc.strerror or exc)) from None
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_knob(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)

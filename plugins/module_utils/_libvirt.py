@@ -3,17 +3,20 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the one place that opens libvirt connections and turns libvirt errors into messages.
 
-Modules call :func:`connect` with their AnsibleModule; everything else takes a connection object.
+Everything takes a connection object (``open_connection``); a module's run opens and closes it
+(_runner.run_guarded). Every definition the collection writes goes through ``define`` (validated here,
+and by the daemon); a guest's state has one table, ``DOMAIN_STATES``.
 """
 
 from __future__ import annotations
 
 import traceback
+from contextlib import contextmanager
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import LXML_IMPORT_ERROR, etree
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema
 
 LIBVIRT_IMPORT_ERROR = None
 try:
@@ -26,7 +29,13 @@ DEFAULT_URI = "qemu:///system"
 
 
 class LibvirtConnectionError(UserError):
-    """The daemon at a URI cannot be reached or refused us."""
+    """The daemon at a URI cannot be reached or refused us: ``uri``, and libvirt's own words in ``cause``."""
+
+    reason = "unreachable"
+
+    def __init__(self, uri, cause):
+        self.uri = uri
+        super().__init__(connection_error_message(uri, cause), result={"uri": uri}, cause=cause)
 
 
 def _silence_libvirt_stderr():
@@ -47,56 +56,26 @@ def connection_error_message(uri, error):
 
 def open_connection(uri=DEFAULT_URI, readonly=False):
     """Open and return a libvirt connection; raise LibvirtConnectionError with a helpful message."""
+    if libvirt is None:
+        raise UserError(missing_required_lib("libvirt-python"), reason="missing_library")
     _silence_libvirt_stderr()
     try:
         conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        raise LibvirtConnectionError(connection_error_message(uri, exc)) from exc
+        raise LibvirtConnectionError(uri, exc) from exc
     if conn is None:  # very old bindings returned None instead of raising
-        raise LibvirtConnectionError(connection_error_message(uri, "no connection returned"))
+        raise LibvirtConnectionError(uri, "no connection returned")
     return conn
 
 
-def connect(module, readonly=False):
-    """Open the connection named by ``module.params['uri']`` or fail the module cleanly."""
-    if libvirt is None:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
-    if etree is None:
-        module.fail_json(msg=missing_required_lib("lxml"), exception=LXML_IMPORT_ERROR)
-    try:
-        return open_connection(module.params["uri"], readonly=readonly)
-    except LibvirtConnectionError as exc:
-        module.fail_json(msg=str(exc))
-
-
-def run_guarded(module, run, what):
-    """Open the connection, ``run(conn)`` and exit with its result; every failure becomes a message.
-
-    The one entry of every module. A UserError's text is meant for the user as it is (bad input, a
-    refused operation); a libvirt error is prefixed with ``what`` ('network lab'). The connection is
-    closed either way. Never a traceback. ``run`` returns the result dict (with ``changed``); its
-    ``warnings`` (a list of sentences), when it has them, are given as the task's warnings.
-    """
-    conn = connect(module)
-    try:
-        result = run(conn)
-    except UserError as exc:
-        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))  # a fleet's failure keeps its per-guest results
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg="libvirt error on %s: %s" % (what, exc))
-    finally:
-        conn.close()
-    for warning in result.pop("warnings", None) or []:
-        module.warn(warning)
-    module.exit_json(**result)
-
-
 class Undo:
-    """What a multi-step change has made so far, so that a failure part way takes it back.
+    """What a multi-step change has made so far, so that a failure part way takes it back: the one
+    rollback of the collection.
 
     Each write that makes or overwrites something registers how to take it back (delete the volume
     it created, put back the file it replaced, undefine the guest it defined); ``rollback`` runs
-    them newest first and returns what could not be taken back (for the error message).
+    them newest first and returns what could not be taken back (for the error message). ``guard``
+    wraps the writes of one change.
     """
 
     def __init__(self):
@@ -104,6 +83,9 @@ class Undo:
 
     def add(self, what, take_back):
         self._steps.append((what, take_back))
+
+    def __len__(self):
+        return len(self._steps)
 
     def rollback(self):
         failed = []
@@ -120,6 +102,21 @@ class Undo:
         if not failed:
             return "everything this task had made was taken back"
         return "some of what this task made could not be taken back: %s" % "; ".join(failed)
+
+    @contextmanager
+    def guard(self, failed_what, reason="rolled_back"):
+        """The writes of one change. A libvirt or OS error takes back everything registered and raises
+        UserError('<failed_what> failed: <error>; <what was taken back>') with ``reason``; any other
+        failure (a refusal, an interrupt) takes it back too and goes on as it is."""
+        try:
+            yield self
+        except (libvirt.libvirtError, OSError) as exc:
+            failed = self.rollback()
+            raise UserError("%s failed: %s; %s" % (failed_what, exc, self.describe_failure(failed)), reason=reason,
+                            cause=exc) from None
+        except BaseException:
+            self.rollback()
+            raise
 
 
 def converge_autostart(obj, wanted, check, exists=True):
@@ -146,9 +143,30 @@ def lookup_or_none(lookup, name, missing_code):
         raise
 
 
-# A guest's state as the modules say it (libvirt's VIR_DOMAIN_* numbers): blocked and shutting down still run,
-# a crashed guest is off, a suspended one (pmsuspended) is paused.
-STATE_NAMES = {1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff", 6: "shutoff", 7: "paused"}
+# virDomainState, once: libvirt's name for each state (as `virsh domstate` says it, with underscores), and the
+# power state the modules converge and report: blocked and shutting down still run, a crashed guest is off, a
+# suspended one (pmsuspended) is paused.
+DOMAIN_STATES = {
+    0: ("nostate", "shutoff"),
+    1: ("running", "running"),
+    2: ("blocked", "running"),
+    3: ("paused", "paused"),
+    4: ("shutdown", "running"),
+    5: ("shutoff", "shutoff"),
+    6: ("crashed", "shutoff"),
+    7: ("pmsuspended", "paused"),
+}
+RUNNING_STATES = ("running", "paused")  # power states with a QEMU process
+
+
+def power_state(number):
+    """'running', 'paused' or 'shutoff' for a virDomainState number."""
+    return DOMAIN_STATES.get(number, ("unknown", "shutoff"))[1]
+
+
+def libvirt_state_name(number):
+    """libvirt's own name for a virDomainState number ('blocked', 'crashed', ...), or 'unknown'."""
+    return DOMAIN_STATES.get(number, ("unknown", None))[0]
 
 
 def lookup_domain(conn, name):
@@ -158,7 +176,7 @@ def lookup_domain(conn, name):
 
 def state_of(dom):
     """'running', 'paused', 'shutoff', or 'absent' for None."""
-    return "absent" if dom is None else STATE_NAMES.get(dom.state(0)[0], "shutoff")
+    return "absent" if dom is None else power_state(dom.state(0)[0])
 
 
 def libvirt_error_code(exc):
@@ -171,3 +189,38 @@ def version_string(number):
     """libvirt's packed version number (major * 1e6 + minor * 1e3 + micro) as 'major.minor.micro'."""
     number = int(number)
     return "%d.%d.%d" % (number // 1000000, (number // 1000) % 1000, number % 1000)
+
+
+# ---- writing definitions: the one place, validated twice --------------------------------------------------
+
+# What each kind of document is checked against (libvirt's RelaxNG schema, here) and the flag that has the
+# daemon check it again against its own schema (also on a remote host, and where the schemas are not
+# installed here). Older daemons that do not know the flag get the call without it.
+DEFINE_KINDS = {
+    "domain": ("domain.rng", "VIR_DOMAIN_DEFINE_VALIDATE"),
+    "network": ("network.rng", "VIR_NETWORK_DEFINE_VALIDATE"),
+    "pool": ("storagepool.rng", "VIR_STORAGE_POOL_DEFINE_VALIDATE"),
+    "volume": ("storagevol.rng", "VIR_STORAGE_VOL_CREATE_VALIDATE"),
+}
+
+
+def check_document(kind, xml):
+    """Validate a document of ``kind`` ('domain', 'network', 'pool', 'volume') against libvirt's schema before
+    anything is written (in check mode too); SchemaError naming the kind otherwise."""
+    schema, _flag = DEFINE_KINDS[kind]
+    validate_schema(xml, schema, "pool" if kind == "pool" else kind)
+
+
+def define(kind, call, xml, flags=0):
+    """Write a document: ``call(xml, flags)`` is the libvirt call (conn.defineXMLFlags, conn.networkDefineXMLFlags,
+    conn.storagePoolDefineXML, pool.createXML, or a createXMLFrom bound to its source volume). The document
+    is validated here first, and the daemon validates it again (its VALIDATE flag). Returns what libvirt
+    returned (the new object)."""
+    check_document(kind, xml)
+    flag = getattr(libvirt, DEFINE_KINDS[kind][1], 0)
+    try:
+        return call(xml, flags | flag)
+    except libvirt.libvirtError as exc:
+        if not flag or libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+    return call(xml, flags)  # a daemon older than the flag (libvirt < 7.8); the schema was checked here

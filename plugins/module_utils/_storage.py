@@ -108,6 +108,7 @@ class Account(Codec):
 
 
 PERMISSION_CODECS = {"mode": Mode(), "owner": Account("user"), "group": Account("group")}
+PERMISSION_KEYS = tuple(PERMISSION_CODECS)  # a pool directory's or a volume file's mode, owner and group
 
 
 def parse_permissions(params):

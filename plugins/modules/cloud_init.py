@@ -119,14 +119,13 @@ volume_path:
   sample: /var/lib/libvirt/images/web01-cidata.iso
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import argument_spec, run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import SeedVolumeRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argument_spec(), SeedVolumeRunner, lambda params: "seed volume %s" % params["name"])
 
 
 if __name__ == "__main__":

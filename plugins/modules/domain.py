@@ -705,15 +705,13 @@ removed_volumes:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.module import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.module import converge_domain
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argument_spec(), converge_domain, lambda params: "guest %s" % params["name"])
 
 
 if __name__ == "__main__":

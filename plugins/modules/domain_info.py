@@ -81,8 +81,14 @@ guests:
       description: Guest UUID.
       type: str
     state:
-      description: Power state (running, paused, shutoff, ...).
+      description: The power state, as M(kvmfleet.libvirt.domain) names it - V(running) (libvirt's running, blocked
+        and shutting down), V(paused) (paused, pmsuspended) or V(shutoff) (shut off, crashed).
       type: str
+    libvirt_state:
+      description: libvirt's own name for the state, as C(virsh domstate) gives it (V(running), V(blocked),
+        V(paused), V(shutdown), V(shutoff), V(crashed), V(pmsuspended), V(nostate)).
+      type: str
+      version_added: 0.2.0
     active:
       description: Whether the guest is running or paused.
       type: bool
@@ -104,6 +110,16 @@ guests:
       type: dict
       sample: {"uuid": "5ca1ab1e-0000-4000-8000-000000000001", "uri": "qemu+tcp://192.168.250.11/system", "host": "hv1",
                "since": "2026-12-02T04:00:00Z"}
+    disks:
+      description: Each disk of the persistent definition with its size - from the running guest's block stats, or
+        read from the image of a guest that is not running; V(null) where libvirt cannot say (a network disk, a
+        missing image). What a move that copies storage must copy is the writable disks' RV(guests[].disks[].allocation_bytes).
+      type: list
+      elements: dict
+      version_added: 0.2.0
+      sample: [{"dev": "vda", "device": "disk", "path": "/var/lib/libvirt/images/web01.qcow2", "pool": null,
+                "volume": null, "readonly": false, "shareable": false, "capacity_bytes": 21474836480,
+                "allocation_bytes": 1815478272}]
     spec:
       description: The friendly spec read back from the persistent XML (valid input for M(kvmfleet.libvirt.domain)).
       type: dict
@@ -125,14 +141,18 @@ guests:
       sample: {"52:54:00:3f:a2:19": [{"address": "192.168.122.10", "prefix": 24, "family": "ipv4", "source": "lease"}]}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import gather
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import info_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import argument_spec, run_module
+
+def list_guests(conn, params, _check):
+    return {"changed": False, "guests": gather(conn, params["name"], params["tags"], params["managed_only"],
+                                               params["stats"], params["addresses"])}
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(info_argument_spec(), list_guests, lambda params: "the guests of %s" % params["uri"])
 
 
 if __name__ == "__main__":

@@ -760,15 +760,13 @@ summary:
   sample: {"created": 1, "updated": 2, "unchanged": 97, "removed": 0, "failed": 0, "total": 100}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.module import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import check_parallel, converge_fleet
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argument_spec(), converge_fleet, lambda params: "the fleet on %s" % params["uri"], precheck=check_parallel)
 
 
 if __name__ == "__main__":

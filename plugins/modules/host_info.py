@@ -175,14 +175,17 @@ pools:
             "path": "/var/lib/libvirt/images", "capacity_bytes": 1, "allocation_bytes": 1, "available_bytes": 0}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import gather_host_facts
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import info_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import argument_spec, run_module
+
+def host_facts(conn, _params, _check):
+    return dict(gather_host_facts(conn), changed=False)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(info_argument_spec(), host_facts, lambda params: "host %s" % params["uri"])
 
 
 if __name__ == "__main__":

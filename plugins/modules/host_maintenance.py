@@ -61,24 +61,13 @@ maintenance:
   sample: {"cordoned": true, "reason": "kernel update", "since": "2026-12-02T04:00:00Z"}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import set_maintenance
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import MaintenanceRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import maintenance_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": DEFAULT_URI},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "reason": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
-    run_guarded(module, lambda conn: set_maintenance(conn, params["state"], params["reason"], module.check_mode),
-                "host %s" % params["uri"])
+    module_main(maintenance_argument_spec(), MaintenanceRunner, lambda params: "host %s" % params["uri"])
 
 
 if __name__ == "__main__":

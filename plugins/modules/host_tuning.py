@@ -155,39 +155,13 @@ files:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.tuning import Root, tune
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import tuning_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.tuning import TuningRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "require_kvm": {"type": "bool", "default": True},
-            "nested": {"type": "bool"},
-            "ksm": {"type": "dict", "options": {
-                "enabled": {"type": "bool"},
-                "pages_to_scan": {"type": "int"},
-                "sleep_millisecs": {"type": "int"},
-                "merge_across_nodes": {"type": "bool"},
-            }},
-            "hugepages": {"type": "dict", "options": {
-                "count": {"type": "int"},
-                "per_node": {"type": "dict"},
-                "count_1g": {"type": "int"},
-            }},
-            "root": {"type": "path", "default": "/"},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        result = tune(Root(module.params["root"]), module.params, module.check_mode)
-    except (UserError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    module_main(tuning_argument_spec(), TuningRunner, lambda params: "host %s" % params["root"], connect=False)
 
 
 if __name__ == "__main__":

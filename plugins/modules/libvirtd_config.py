@@ -130,37 +130,13 @@ files:
   sample: ["/etc/libvirt/libvirtd.conf"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.daemon import configure
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.daemon import DaemonConfigRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import daemon_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "libvirtd": {"type": "dict", "default": {}},
-            "qemu": {"type": "dict", "default": {}},
-            "lockd": {"type": "dict", "default": {}},
-            "tls": {"type": "dict", "options": {
-                "ca_cert": {"type": "str", "required": True},
-                "server_cert": {"type": "str", "required": True},
-                "server_key": {"type": "str", "required": True, "no_log": True},
-                "client_cert": {"type": "str"},
-                "client_key": {"type": "str", "no_log": True},
-            }},
-            "allow_insecure_tcp": {"type": "bool", "default": False},
-            "daemon_conf": {"type": "str", "default": "libvirtd.conf"},
-            "config_dir": {"type": "path", "default": "/etc/libvirt"},
-            "pki_dir": {"type": "path", "default": "/etc/pki"},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        result = configure(module.params, module.check_mode)
-    except (UserError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    module_main(daemon_argument_spec(), DaemonConfigRunner, lambda params: "libvirtd's configuration", connect=False)
 
 
 if __name__ == "__main__":

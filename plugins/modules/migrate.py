@@ -167,37 +167,13 @@ destination_state:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, run_guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.apply import migrate_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.apply import MigrateRunner, check_params
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.spec import migrate_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": DEFAULT_URI},
-            "name": {"type": "str", "required": True},
-            "destination_uri": {"type": "str", "required": True},
-            "persistent": {"type": "bool", "default": True},
-            "undefine_source": {"type": "bool", "default": True},
-            "peer2peer": {"type": "bool", "default": True},
-            "copy_storage": {"type": "str", "choices": ["all", "incremental"]},
-            "migrate_uri": {"type": "str"},
-            "bandwidth": {"type": "int"},
-            "auto_converge": {"type": "bool", "default": False},
-            "postcopy": {"type": "bool", "default": False},
-            "compressed": {"type": "bool", "default": False},
-            "max_downtime": {"type": "int"},
-            "timeout": {"type": "int"},
-            "timeout_action": {"type": "str", "default": "abort", "choices": ["abort", "postcopy"]},
-            "unsafe": {"type": "bool", "default": False},
-            "record_origin": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-
-    run_guarded(module, lambda conn: migrate_guest(conn, module.params, module.check_mode), "guest %s" % module.params["name"])
+    module_main(migrate_argument_spec(), MigrateRunner, lambda params: "guest %s" % params["name"], precheck=check_params)
 
 
 if __name__ == "__main__":

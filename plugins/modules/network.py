@@ -313,15 +313,14 @@ network:
   sample: {name: lab, forward: isolated, bridge: virbr1, ipv4: {address: 192.168.100.1/24}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.apply import NetworkRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import normalize_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argument_spec(), NetworkRunner, lambda params: "network %s" % params["name"], precheck=normalize_spec)
 
 
 if __name__ == "__main__":

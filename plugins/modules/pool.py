@@ -298,15 +298,13 @@ removed_target:
   sample: /srv/scratch
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.apply import PoolRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.spec import argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module)
+    module_main(argument_spec(), PoolRunner, lambda params: "pool %s" % params["name"])
 
 
 if __name__ == "__main__":

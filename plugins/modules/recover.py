@@ -101,35 +101,14 @@ state:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import guest_options
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, run_guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import recover_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import RecoverRunner, check_request
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.spec import recover_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": DEFAULT_URI},
-            "guest": {"type": "dict", "required": True},
-            "lost_uri": {"type": "str", "required": True},
-            "lost_host": {"type": "str"},
-            "reachable_uris": {"type": "list", "elements": "str", "default": []},
-            "fenced": {"type": "bool", "default": False},
-            "fence_evidence": {"type": "str"},
-            "lock_manager": {"type": "bool", "default": False},
-            "headroom_mib": {"type": "int", "default": 256},
-        },
-        supports_check_mode=True,
-    )
-    validated = ArgumentSpecValidator(guest_options()).validate(module.params["guest"])
-    if validated.error_messages:
-        module.fail_json(msg="guest: %s" % "; ".join(validated.error_messages))
-    params = dict(module.params, guest=validated.validated_parameters)
-    run_guarded(module, lambda conn: recover_guest(conn, params, module.check_mode),
-                "guest %s" % params["guest"].get("name"))
+    module_main(recover_argument_spec(), RecoverRunner, lambda params: "guest %s" % params["guest"].get("name"),
+                precheck=check_request)
 
 
 if __name__ == "__main__":

@@ -167,35 +167,14 @@ running_state:
   sample: "the snapshot has no memory state: the guest (now running) is shut off with the snapshot's disks"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, run_guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import converge_snapshot
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import SnapshotRunner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model import normalize_snapshot
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec import argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "uri": {"type": "str", "default": DEFAULT_URI},
-            "guest": {"type": "str", "required": True},
-            "name": {"type": "str"},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent", "current"]},
-            "description": {"type": "str"},
-            "memory": {"type": "bool"},
-            "disk_only": {"type": "bool", "default": False},
-            "location": {"type": "str", "choices": ["internal", "external"]},
-            "quiesce": {"type": "bool", "default": False},
-            "atomic": {"type": "bool", "default": False},
-            "after_revert": {"type": "str", "choices": ["running", "paused"]},
-            "children": {"type": "bool", "default": False},
-            "children_only": {"type": "bool", "default": False},
-            "keep": {"type": "int"},
-            "prefix": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
-
-    run_guarded(module, lambda conn: converge_snapshot(conn, module.params, module.check_mode), "guest %s" % module.params["guest"])
+    module_main(argument_spec(), SnapshotRunner, lambda params: "guest %s" % params["guest"], precheck=normalize_snapshot)
 
 
 if __name__ == "__main__":

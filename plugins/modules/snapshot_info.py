@@ -61,17 +61,13 @@ snapshots:
       disks: [{"dev": "vda", "snapshot": "internal", "file": null}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import list_snapshots
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec import info_argument_spec
 
 
 def main():
-    module = AnsibleModule(argument_spec={"uri": {"type": "str", "default": DEFAULT_URI},
-                                          "guest": {"type": "str", "required": True}},
-                           supports_check_mode=True)
-    run_guarded(module, lambda conn: list_snapshots(conn, module.params["guest"]), "guest %s" % module.params["guest"])
+    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["guest"])
 
 
 if __name__ == "__main__":

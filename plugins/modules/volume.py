@@ -225,16 +225,14 @@ removed:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.apply import run_module
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.apply import VolumeRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.spec import MUTUALLY_EXCLUSIVE, REQUIRED_BY, argument_spec
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=MUTUALLY_EXCLUSIVE, required_by=REQUIRED_BY)
-    run_module(module)
+    module_main(argument_spec(), VolumeRunner, lambda params: "volume %s/%s" % (params["pool"], params["name"]),
+                mutually_exclusive=MUTUALLY_EXCLUSIVE, required_by=REQUIRED_BY)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model 
     parse_pvd,
     normalize_cloud_init,
     same_seed_hash,
-    seed_content_options,
     seed_files,
     short_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import define, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_pool, find_volume, lookup_pool
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_data, volume_xml
 
@@ -62,39 +63,37 @@ def plan_seed(conn, seed, current_hash, check=False):
     if vol is not None and current_hash == seed["hash"]:
         return None
     if vol is not None:
-        label, _stored = read_iso_header(conn, vol)
-        if label != CIDATA_LABEL:
-            raise SpecError("cloud_init.volume", seed["volume"],
-                            "volume %s exists and is not a cloud-init seed (no ISO labelled %s in it); it is never "
-                            "overwritten, name another volume" % (vol.path(), CIDATA_LABEL))
+        refuse_other_data(conn, vol, seed["options"]["volume"], "it is never overwritten, name another volume")
     return SeedTask(seed, pool, vol)
 
 
-def write_seed(conn, task, instance_id, undo=None):
-    """Build the ISO and stream it into the volume (created when missing); returns a volume this created.
+def refuse_other_data(conn, vol, option, what_to_do):
+    """The volume's ISO header (label, content hash prefix); SpecError naming ``option`` when the volume holds
+    something other than a cloud-init seed (a typo in its name): it is never overwritten or deleted."""
+    label, stored = read_iso_header(conn, vol)
+    if label != CIDATA_LABEL:
+        raise SpecError(option, vol.name(), "volume %s exists and is not a cloud-init seed (no ISO labelled %s in it); "
+                                            "%s" % (vol.path(), CIDATA_LABEL, what_to_do))
+    return label, stored
 
-    With ``undo`` (an _libvirt.Undo), how to take it back is registered: a created volume is deleted,
+
+def write_seed(conn, task, instance_id, undo):
+    """Build the ISO and stream it into the volume (created when missing); returns the volume.
+
+    How to take it back is registered with ``undo`` (the run's _libvirt.Undo): a created volume is deleted,
     an existing seed gets its previous bytes back.
     """
     data = build_seed_iso(seed_files(task.seed, instance_id), task.seed["hash"])
-    created = None
     vol = task.vol
     if vol is None:
-        vol = created = task.pool.createXML(volume_xml(task.seed["volume"], len(data), "raw"), 0)
-        if undo is not None:
-            undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
+        vol = define("volume", task.pool.createXML, volume_xml(task.seed["volume"], len(data), "raw"))
+        undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
     else:
-        if undo is not None:
-            previous = read_volume(conn, vol, 0, vol.info()[1])
-            undo.add("the previous content of seed volume %s" % vol.path(), lambda: _put_back(conn, vol, previous))
+        previous = read_volume(conn, vol, 0, vol.info()[1])
+        undo.add("the previous content of seed volume %s" % vol.path(), lambda: _put_back(conn, vol, previous))
         _resize_to(vol, len(data))
-    try:
-        upload_data(conn, vol, data)
-    except libvirt.libvirtError:
-        if created is not None and undo is None:
-            created.delete(0)
-        raise
-    return created
+    upload_data(conn, vol, data)
+    return vol
 
 
 def _resize_to(vol, length):
@@ -109,15 +108,9 @@ def _put_back(conn, vol, data):
 
 # ---- the cloud_init module: a seed volume on its own ---------------------------------------------------
 
-def argument_spec():
-    spec = seed_content_options()
-    spec.update(
-        pool={"type": "str", "required": True},
-        name={"type": "str", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-        uri={"type": "str", "default": DEFAULT_URI},
-    )
-    return spec
+# The cloud_init module's options are top-level, and its volume is ``name``.
+MODULE_OPTIONS = {key: key for key in ("pool", "meta_data", "user_data", "network_config", "vendor_data", "target")}
+MODULE_OPTIONS["volume"] = "name"
 
 
 def default_instance_id(pool, name):
@@ -125,9 +118,8 @@ def default_instance_id(pool, name):
     return "iid-" + hashlib.sha256(("%s/%s" % (pool, name)).encode("utf-8")).hexdigest()[:16]
 
 
-class SeedVolumeRunner:
-    def __init__(self, module, conn):
-        self.module, self.conn, self.params, self.check = module, conn, module.params, module.check_mode
+class SeedVolumeRunner(Runner):
+    """A cloud-init seed volume on its own (``params``: the cloud_init module's)."""
 
     def _pool(self):
         pool = lookup_pool(self.conn, self.params["pool"])
@@ -135,33 +127,33 @@ class SeedVolumeRunner:
             raise SpecError("pool", self.params["pool"], "the pool is not active; start it first")
         return pool
 
+    def run(self):
+        return self.finish(self.present() if self.params["state"] == "present" else self.absent())
+
     def present(self):
         params = self.params
         seed = normalize_cloud_init({"pool": params["pool"], "volume": params["name"],
                                      "user_data": params["user_data"], "meta_data": params["meta_data"],
                                      "network_config": params["network_config"],
-                                     "vendor_data": params["vendor_data"]}, option="cloud_init")
+                                     "vendor_data": params["vendor_data"]}, option_names=MODULE_OPTIONS)
         pool = self._pool()
         vol = find_volume(pool, params["name"])
         stored = None
         if vol is not None:
-            label, stored = read_iso_header(self.conn, vol)
-            if label != CIDATA_LABEL:
-                raise SpecError("name", params["name"], "volume %s exists and is not a cloud-init seed (no ISO "
-                                                        "labelled %s in it); it is never overwritten" % (vol.path(),
-                                                                                                         CIDATA_LABEL))
+            _label, stored = refuse_other_data(self.conn, vol, "name", "it is never overwritten")
         result = {"changed": False, "created": False, "actions": [], "hash": short_hash(seed["hash"]),
                   "volume_path": None if vol is None else vol.path()}
         if vol is not None and same_seed_hash(stored, seed["hash"]):
             return result
         task = SeedTask(seed, pool, vol)
-        result.update(changed=True, created=vol is None, actions=[task.describe()])
-        result["diff"] = diff("" if vol is None else "content: %s...\n" % (stored or "(not by kvmfleet)")[:19],
-                              "content: %s...\n" % short_hash(seed["hash"]), "seed volume %s" % params["name"])
+        plan = Plan("seed volume %s" % params["name"],
+                    "" if vol is None else "content: %s...\n" % (stored or "(not by kvmfleet)")[:19],
+                    "content: %s...\n" % short_hash(seed["hash"]), created=vol is None)
+        result.update(changed=True, created=vol is None, actions=[task.describe()], diff=plan.diff())
         if not self.check:
             instance_id = default_instance_id(params["pool"], params["name"]) if seed["derive_instance_id"] else None
-            created = write_seed(self.conn, task, instance_id)
-            result["volume_path"] = (created or vol).path()
+            with self.undo.guard("writing seed volume %s" % params["name"]):
+                result["volume_path"] = write_seed(self.conn, task, instance_id, self.undo).path()
         return result
 
     def absent(self):
@@ -170,25 +162,10 @@ class SeedVolumeRunner:
         result = {"changed": vol is not None, "created": False, "actions": [], "hash": None, "volume_path": None}
         if vol is None:
             return result
-        label, _stored = read_iso_header(self.conn, vol)
-        if label != CIDATA_LABEL:
-            raise SpecError("name", self.params["name"], "volume %s is not a cloud-init seed; this module deletes "
-                                                         "only seeds (use kvmfleet.libvirt.volume)" % vol.path())
+        refuse_other_data(self.conn, vol, "name", "this module deletes only seeds (use kvmfleet.libvirt.volume)")
         result["actions"] = ["delete cloud-init seed volume %s/%s" % (self.params["pool"], self.params["name"])]
         result["volume_path"] = vol.path()
-        result["diff"] = diff("present\n", "absent\n", "seed volume %s" % self.params["name"])
+        result["diff"] = Plan("seed volume %s" % self.params["name"], "present\n", "absent\n").diff()
         if not self.check:
             vol.delete(0)
         return result
-
-
-def run_module(module):
-    """Entry point for plugins/modules/cloud_init.py."""
-    def run(conn):
-        runner = SeedVolumeRunner(module, conn)
-        try:
-            return runner.present() if module.params["state"] == "present" else runner.absent()
-        except SpecError as exc:
-            message = str(exc).replace("option cloud_init.volume:", "option name:", 1)
-            raise UserError(message.replace("option cloud_init.", "option ", 1)) from None
-    run_guarded(module, run, "seed volume %s" % module.params["name"])

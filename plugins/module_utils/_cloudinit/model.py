@@ -27,6 +27,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 class MissingLibraryError(UserError):
     """A Python library the seed needs is not installed on the managed host."""
 
+    reason = "missing_library"
+
 
 def _library(name):
     """Import PyYAML or pycdlib when cloud-init data is really rendered or built: guests without
@@ -172,20 +174,25 @@ def instance_id_for(uuid):
     return "iid-" + uuid.lower()
 
 
-def normalize_cloud_init(raw, option="cloud_init", guest_name=None):
+def normalize_cloud_init(raw, option="cloud_init", guest_name=None, option_names=None):
     """The ``cloud_init`` option checked and rendered; raises SpecError naming the sub-option.
 
     Returns {'pool', 'volume', 'target', 'meta_data', 'user_data', 'network_config', 'vendor_data',
-    'derive_instance_id', 'hash'}. user_data and vendor_data are never shown in errors.
+    'derive_instance_id', 'hash', 'options'}. user_data and vendor_data are never shown in errors.
+    ``option_names`` names the options where they are not ``option.<key>`` (the cloud_init module's are
+    top-level, and its volume is ``name``); the spec keeps them in ``options`` for later refusals.
     """
     if raw is None:
         return None
+    names = {key: "%s.%s" % (option, key) for key in ("pool", "volume", "meta_data", "user_data", "network_config",
+                                                       "vendor_data", "target")}
+    names.update(option_names or {})
     if not isinstance(raw, dict):
         raise SpecError(option, raw, "expected a dict with pool and user_data, meta_data, network_config, vendor_data")
     _library("yaml")  # fail early, before anything is rendered, when PyYAML is missing
     if not raw.get("pool"):
-        raise SpecError(option + ".pool", raw.get("pool"), "the storage pool that holds the seed ISO volume is needed")
-    meta = render_meta_data(raw.get("meta_data"), option + ".meta_data")
+        raise SpecError(names["pool"], raw.get("pool"), "the storage pool that holds the seed ISO volume is needed")
+    meta = render_meta_data(raw.get("meta_data"), names["meta_data"])
     if guest_name is not None:
         meta.setdefault("local-hostname", guest_name)
     derive = "instance-id" not in meta
@@ -194,15 +201,16 @@ def normalize_cloud_init(raw, option="cloud_init", guest_name=None):
         "volume": raw.get("volume") or ("%s-cidata.iso" % guest_name if guest_name else None),
         "target": raw.get("target"),
         "meta_data": meta,
-        "user_data": render_user_data(raw.get("user_data"), option + ".user_data"),
-        "network_config": render_network_config(raw.get("network_config"), option + ".network_config"),
-        "vendor_data": render_user_data(raw.get("vendor_data"), option + ".vendor_data"),
+        "user_data": render_user_data(raw.get("user_data"), names["user_data"]),
+        "network_config": render_network_config(raw.get("network_config"), names["network_config"]),
+        "vendor_data": render_user_data(raw.get("vendor_data"), names["vendor_data"]),
         "derive_instance_id": derive,
+        "options": names,
     }
     if not spec["volume"]:
-        raise SpecError(option + ".volume", None, "the name of the seed ISO volume is needed")
-    POOL_NAME.parse(spec["pool"], option + ".pool")
-    VOLUME_NAME.parse(spec["volume"], option + ".volume")
+        raise SpecError(names["volume"], None, "the name of the seed ISO volume is needed")
+    POOL_NAME.parse(spec["pool"], names["pool"])
+    VOLUME_NAME.parse(spec["volume"], names["volume"])
     spec["hash"] = content_hash({
         "meta-data": _dump_yaml(meta) + ("instance-id: (from the guest UUID)\n" if derive else ""),
         "user-data": spec["user_data"] or "",

@@ -26,7 +26,8 @@ from types import SimpleNamespace
 # Storage, cloud-init and Ignition code is imported where it is used: the module runs from a zip without
 # bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
@@ -38,16 +39,20 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
-    Undo,
+    RUNNING_STATES,
+    check_document,
     converge_autostart,
+    define,
     libvirt,
     libvirt_error_code,
     lookup_domain,
     lookup_or_none,
     state_of,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 # How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
 APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
@@ -75,7 +80,7 @@ def _lazy(name):
     return module
 
 
-def apply_options(params):
+def options_of(params):
     """The apply options out of module parameters (their defaults where not given)."""
     return {key: default if params.get(key) is None else params[key] for key, default in APPLY_OPTIONS.items()}
 
@@ -148,24 +153,23 @@ def converge_guest(conn, host, spec, options, check):
     """Converge one guest to ``spec`` on ``conn``; the result dict (changed, diff, actions, applied_live,
     reboot_required, reasons, warnings, ...). Raises UserError (or a libvirt error) on failure, having
     taken back what it made."""
-    return _GuestRun(conn, host, spec, options, check).run()
+    return GuestRun(conn, host, spec, options, check).run()
 
 
-class _GuestRun:
+class GuestRun(Runner):
+    """One guest converged (a Runner whose parameters are the apply options): the engine the domain, fleet and
+    recover modules share."""
+
     def __init__(self, conn, host, spec, options, check):
-        self.conn, self.host, self.spec, self.options, self.check = conn, host, spec, options, check
-        self.warnings = []
-        self.actions = []
+        super().__init__(conn, options, check)
+        self.host, self.spec, self.options = host, spec, options
         self.applied_live = []
         self.live_failures = []
-        self.undo = Undo()  # what this run made, taken back if a later step fails
         self.nvram_reset = False
 
     def run(self):
         dom = self.host.domain(self.conn, self.spec["name"]) or lookup_domain(self.conn, self.spec["name"])
-        result = self.absent(dom) if self.spec["state"] == "absent" else self.present(dom)
-        result["warnings"] = self.warnings
-        return result
+        return self.finish(self.absent(dom) if self.spec["state"] == "absent" else self.present(dom))
 
     # -- power state -----------------------------------------------------------------------------------
 
@@ -228,27 +232,25 @@ class _GuestRun:
         dom.createWithFlags(flags | libvirt.VIR_DOMAIN_START_RESET_NVRAM)
         root = parse_xml(dom.XMLDesc(config_xml_flags()))
         mark_nvram_reset(root, False)
-        self.conn.defineXML(to_string(root))
+        define("domain", self.conn.defineXMLFlags, to_string(root))
         self.nvram_reset = False
 
     # -- absent ------------------------------------------------------------------------------------------
 
-    def _disk_volumes(self, dom, warnings):
+    def _disk_volumes(self, dom):
+        """The volumes of the guest's disks (device disk) that are in a storage pool; a disk image in none is kept
+        and said so."""
         volumes = []
-        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        for disk in root.iterfind("devices/disk[@device='disk']"):
-            source = disk.find("source")
-            if source is None:
+        for disk in guest_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)):
+            if disk["device"] != "disk" or disk["empty"] or disk["type"] not in ("volume", "file"):
                 continue
             try:
-                if disk.get("type") == "volume":
-                    pool = self.conn.storagePoolLookupByName(source.get("pool"))
-                    volumes.append(pool.storageVolLookupByName(source.get("volume")))
-                elif disk.get("type") == "file" and source.get("file"):
-                    volumes.append(self.conn.storageVolLookupByPath(source.get("file")))
+                if disk["type"] == "volume":
+                    volumes.append(self.conn.storagePoolLookupByName(disk["pool"]).storageVolLookupByName(disk["volume"]))
+                elif disk["path"]:
+                    volumes.append(self.conn.storageVolLookupByPath(disk["path"]))
             except libvirt.libvirtError:
-                warnings.append("disk image %s is in no storage pool and was kept"
-                                % (source.get("file") or source.get("volume")))
+                self.warn("disk image %s is in no storage pool and was kept" % (disk["path"] or disk["volume"]))
         return volumes
 
     def _refuse_shared(self, dom, volumes):
@@ -261,20 +263,21 @@ class _GuestRun:
             if users:
                 raise UserError("guest %s: disk image %s is also used by guest(s) %s; remove_storage would leave them "
                                 "pointing at a missing file. Nothing was changed. Detach it from them first, or set "
-                                "remove_shared_storage: true" % (dom.name(), vol.path(), ", ".join(users)))
+                                "remove_shared_storage: true" % (dom.name(), vol.path(), ", ".join(users)),
+                                result={"used_by": users})
 
     def absent(self, dom):
         result = {"changed": dom is not None, "state": "absent", "removed_volumes": []}
         if dom is None:
             return result
         before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        result["diff"] = diff(mask_secrets(before), "", "domain (persistent config)")
+        result["diff"] = Plan("domain (persistent config)", before, "", mask=mask_secrets).diff()
         snapshots = dom.snapshotNum(0)
         if snapshots:
             names = ", ".join(dom.snapshotListNames(0))
             raise UserError("guest %s has %d snapshot(s): %s. Delete them first (kvmfleet.libvirt.snapshot); "
                             "absent never deletes snapshots" % (dom.name(), snapshots, names))
-        volumes = self._disk_volumes(dom, self.warnings) if self.options["remove_storage"] else []
+        volumes = self._disk_volumes(dom) if self.options["remove_storage"] else []
         self._refuse_shared(dom, volumes)
         result["removed_volumes"] = [v.path() for v in volumes]
         if self.check:
@@ -343,15 +346,17 @@ class _GuestRun:
                     "cordoned host may run elsewhere, evacuated, and a second copy would share its disks; bring it "
                     "back with playbooks/restore.yml, or put the host back in service (kvmfleet.libvirt.host_maintenance "
                     "state: absent)" % (name, mark["since"] or "an unknown time",
-                                        ": %s" % mark["reason"] if mark["reason"] else ""))
+                                        ": %s" % mark["reason"] if mark["reason"] else ""),
+                    reason="cordoned", result={"maintenance": mark})
         self.warnings.extend(check_references(conn, spec, check, self.host.references))
         volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
         current_xml = None
         if dom is not None:
             current_xml = self.host.current_xml(name) or dom.XMLDesc(config_xml_flags())
+        read_macs_for(conn, self.host, current_xml, spec)  # a new NIC's MAC must avoid every guest's on the host
         plan = plan_domain(current_xml, spec, self.host, formats)
         if plan.changed:
-            validate_schema(plan.after, "domain.rng", "domain")
+            check_document("domain", plan.after)
         self.nvram_reset = nvram_reset_pending(plan.root)
         seed_task = None
         if spec.get("cloud_init"):
@@ -365,7 +370,7 @@ class _GuestRun:
         write_ignition = ignition is not None and not _lazy("_domain.files").ignition_file_current(ignition["path"], ignition["config"])
 
         current_state = state_of(dom)
-        running = current_state in ("running", "paused")
+        running = current_state in RUNNING_STATES
         live, later = split_live(plan, running)
         if running and not plan.created:
             known = {what for what, _text in later}
@@ -419,7 +424,8 @@ class _GuestRun:
                 failed = self._undo_create(dom)
                 raise UserError("guest %s was defined but could not start, so it was removed again along with "
                                 "the volumes and files this task created: %s; %s"
-                                % (name, exc, self.undo.describe_failure(failed))) from None
+                                % (name, exc, self.undo.describe_failure(failed)), reason="start_failed",
+                                cause=exc) from None
             raise
         action = converge_autostart(dom, spec.get("autostart"), check, dom is not None and not (plan.created and check))
         if action:
@@ -452,7 +458,7 @@ class _GuestRun:
         takes back everything this run made (a grown volume stays grown: shrinking could lose data)."""
         undo = self.undo
         define_xml = plan.after
-        try:
+        with undo.guard("the change to guest %s" % name):
             if seed_task is not None:
                 instance_id = None
                 if seed_task.seed["derive_instance_id"]:
@@ -469,22 +475,16 @@ class _GuestRun:
             for task in volume_tasks:
                 if task.vol is None:
                     pool = task.pool["obj"]
-                    vol = pool.createXML(_lazy("_storage").volume_xml(task.name, task.size, task.plan.format, backing=task.plan.backing), 0)
+                    vol = define("volume", pool.createXML, _lazy("_storage").volume_xml(
+                        task.name, task.size, task.plan.format, backing=task.plan.backing))
                     undo.add("volume %s" % vol.path(), lambda vol=vol: vol.delete(0))
             if plan.changed:
-                defined = self.conn.defineXMLFlags(define_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                defined = define("domain", self.conn.defineXMLFlags, define_xml)
                 if dom is None:
                     undo.add("guest %s" % name, lambda: undefine(defined))
             for task in volume_tasks:
                 if task.vol is not None:
                     self._grow(dom, task, running)
-        except (libvirt.libvirtError, OSError) as exc:
-            failed = undo.rollback()
-            raise UserError("the change to guest %s failed: %s; %s" % (name, exc, undo.describe_failure(failed))) \
-                from None
-        except BaseException:
-            undo.rollback()
-            raise
 
     def _undo_create(self, dom):
         """Take back a guest this run defined, with everything made for it: no half-made objects."""

@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: device lists (``disks``, ``interfaces``, ...). Each kind is its tag, its identity (a disk
-by target dev, a NIC by MAC, a serial by position), its field table, the options that make up a
-device's source, and which of its changes a running guest takes live.
+"""Private: device lists (``disks``, ``interfaces``, ...). A device kind is one class here, and everything about
+it lives in it: its tag, its identity (a disk by target dev, a NIC by MAC, a serial by position), its field
+table, the options that make up a device's source, how a list of it is normalised from the user's options
+(``normalize``) and read back into them (``read_back``), and which of its changes a running guest takes live.
+The argument spec, the plan, the read-back spec and the diff's secret masking all go through DEVICE_KINDS.
 
-Adding a device kind: a DeviceKind subclass here, its rows, an entry in DEVICE_KINDS, and the docs.
+Adding a device kind: a DeviceKind subclass here and its entry in DEVICE_KINDS; its options in the domain
+module's DOCUMENTATION (and ``python tools/fleet_doc.py`` for the fleet module's copy); docs/domain.md.
 """
 
 from __future__ import annotations
@@ -13,8 +16,18 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import HOST_NAME, ABS_PATH
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice, Int, Mac, Text, YesNo
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import ABS_PATH, DEVICE_NAME, HOST_NAME
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import (
+    NETWORK_NAME,
+    POOL_NAME,
+    VOLUME_NAME,
+    Choice,
+    Int,
+    Mac,
+    Text,
+    YesNo,
+    parse_disk_size,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     PRESENCE,
     ElementList,
@@ -22,10 +35,35 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     LiveKind,
     Option,
     argument_spec_of,
+    parse_fields,
+    read_fields,
 )
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml
+
+_DISK_TARGET = Text("diskTargetDev", accepted="expected a target device name such as vda, sdb or hdc")
+_DISK_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
+
+
+def host_path(value, option):
+    """An absolute path on the host, as libvirt's schema takes it, and without '..' components (a
+    disk's path is the user's choice; a path that climbs out of where it names is refused)."""
+    path = ABS_PATH.parse(value, option)
+    if "/../" in path + "/" or "/./" in path + "/":
+        raise SpecError(option, value, "expected an absolute path without '.' or '..' components")
+    return path
+
+
+def disk_dev_name(prefix, number):
+    """The ``number``-th target dev name of a bus prefix: vda, vdb, ..., vdz, vdaa."""
+    name = ""
+    number += 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        name = chr(ord("a") + rest) + name
+    return prefix + name
+
 
 # Device operations on a running guest (the persistent config is always redefined as well).
 LIVE_ATTACH = LiveKind("attach", lambda op: "attach %s" % op.label, lambda guest, op: guest.attach(op))
@@ -119,6 +157,28 @@ class DeviceKind:
         pairs = [(spec, by_key.pop(spec["_key"], None)) for spec in specs]
         return pairs, list(by_key.values())
 
+    # -- the user's options, both ways ------------------------------------------------------------------
+
+    def option(self, index):
+        """The option prefix of the list's item ``index`` ('disks[0].')."""
+        return "%s[%d]." % (self.name, index)
+
+    def normalize(self, raw_list):
+        """The user's list -> normalised specs (pure; SpecError naming the option). Each spec has its identity in
+        ``_key``. By default: the fields through the table, identified by position."""
+        return [dict(self.normalize_item(raw, self.option(index)), _key=self.key_of_raw(raw, index))
+                for index, raw in enumerate(raw_list)]
+
+    def normalize_item(self, raw, option):
+        return parse_fields(self.fields, raw, option)
+
+    def key_of_raw(self, raw, index):
+        return index
+
+    def read_back(self, elem):
+        """One device as a user would declare it (valid input for ``normalize``): by default its fields."""
+        return read_fields(elem, self.fields)
+
 
 class Disks(DeviceKind):
     name = "disks"
@@ -166,10 +226,127 @@ class Disks(DeviceKind):
         # Media change: a cdrom or floppy can swap (or eject) its image while the guest runs.
         return super().live_keys(elem) if elem.get("device") in ("cdrom", "floppy") else set()
 
+    def normalize(self, raw_list):
+        """Disks: one source each (path, pool and volume, block, or network), a size only with its unit, a base
+        image only for a qcow2 volume, and a target dev of its own (the next free one for the bus when not given)."""
+        disks, used = [], set()
+        for index, raw in enumerate(raw_list):
+            option = self.option(index)
+            spec = parse_fields(self.fields, raw, option)
+            spec["device"] = spec.get("device") or "disk"
+            spec.setdefault("bus", "sata" if spec["device"] == "cdrom" else "virtio")
+            spec["source"] = self._source(raw, spec, option)
+            if raw.get("size") is not None:
+                spec["size"] = parse_disk_size(raw["size"], option + "size")
+            if raw.get("backing") is not None:
+                self._backing(raw, spec, option)
+            if spec["device"] == "cdrom":
+                spec["readonly"] = True
+            dev = _DISK_TARGET.parse(raw.get("dev"), option + "dev")
+            if dev is None:
+                prefix = _DISK_PREFIX[spec["bus"]]
+                number = 0
+                while disk_dev_name(prefix, number) in used or any(
+                        r.get("dev") == disk_dev_name(prefix, number) for r in raw_list):
+                    number += 1
+                dev = disk_dev_name(prefix, number)
+            if dev in used:
+                raise SpecError(option + "dev", dev, "each disk needs its own target dev; %s is used twice" % dev)
+            used.add(dev)
+            spec["_key"] = dev
+            spec["dev"] = dev
+            disks.append(spec)
+        return disks
+
+    @staticmethod
+    def _source(raw, spec, option):
+        sources = [k for k in ("path", "volume", "block", "network") if raw.get(k) is not None]
+        if len(sources) > 1:
+            raise SpecError(option + "path", raw.get("path"),
+                            "give one of path, volume (with pool), block or network, not %s" % " and ".join(sources))
+        if raw.get("volume") is not None:
+            if not raw.get("pool"):
+                raise SpecError(option + "pool", raw.get("pool"), "a pool name is needed with volume")
+            pool = POOL_NAME.parse(raw["pool"], option + "pool")
+            volume = VOLUME_NAME.parse(raw["volume"], option + "volume")
+            return ("volume", tuple(sorted({"pool": pool, "volume": volume}.items())))
+        if raw.get("block") is not None:
+            return ("block", (("dev", host_path(raw["block"], option + "block")),))
+        if raw.get("network") is not None:
+            net = raw["network"]
+            if not isinstance(net, dict) or not net.get("protocol") or not net.get("name"):
+                raise SpecError(option + "network", net, "expected a dict with protocol, name and hosts")
+            protocol = Choice("rbd", "iscsi", "nbd", "gluster", "http", "https", "ftp", "ssh").parse(
+                net["protocol"], option + "network.protocol")
+            hosts = DISK_HOSTS.parse(net.get("hosts") or [], option + "network.hosts")
+            if hosts:
+                spec["hosts"] = hosts
+            return ("network", tuple(sorted({"protocol": protocol, "name": net["name"]}.items())))
+        if raw.get("path") is not None:
+            return ("file", (("file", host_path(raw["path"], option + "path")),))
+        if spec["device"] in ("cdrom", "floppy"):
+            return ("file", ())  # an empty drive
+        raise SpecError(option + "path", None, "a disk needs path, volume (with pool), block or network")
+
+    @staticmethod
+    def _backing(raw, spec, option):
+        if spec["source"][0] not in ("volume", "file") or not dict(spec["source"][1]).get(
+                "volume", dict(spec["source"][1]).get("file")) or spec["device"] != "disk":
+            raise SpecError(option + "backing", raw["backing"],
+                            "a base image is for a disk (device: disk) made as a volume (pool and volume, or a "
+                            "path in a pool's directory)")
+        if spec.get("format") not in (None, "qcow2"):
+            raise SpecError(option + "format", spec["format"], "a disk with a backing image is a qcow2 overlay; "
+                                                               "use format: qcow2 or leave format out")
+        spec["backing"] = str(raw["backing"])
+
+    def read_back(self, elem):
+        disk = {"dev": self.key_of(elem)}
+        disk.update(read_fields(elem, self.fields))
+        kind, attrs = DISK_SOURCE.read(elem)
+        attrs = dict(attrs)
+        if kind == "file" and attrs.get("file"):
+            disk["path"] = attrs["file"]
+        elif kind == "volume":
+            disk.update(pool=attrs.get("pool"), volume=attrs.get("volume"))
+        elif kind == "block":
+            disk["block"] = attrs.get("dev")
+        elif kind == "network":
+            disk["network"] = dict(attrs, hosts=DISK_HOSTS.show(DISK_HOSTS.read(elem)))
+        return disk
+
 
 DISK_HOSTS = next(f for f in Disks.fields if f.key == "hosts")
 DISK_HOSTS.composite = True  # part of the disk's network option
 DISK_SOURCE = Disks.fields[1]
+
+
+def disk_facts(elem):
+    """What one disk is, read through the disk kind's table: the one reader of a guest's disks (the read-back
+    spec, snapshots, the migration pre-flight, storage removal and domain_info all start here).
+
+    {"dev", "device", "bus", "format", "cache", "readonly", "shareable", ... (every field of the table, as
+    normalised values), "type" (file, block, volume, network), "path" (the host file or block device), "pool",
+    "volume", "protocol", "name" (a network disk's), "hosts" (its hosts), "empty" (a drive without media)}.
+    A cdrom or floppy is read-only whatever its XML says.
+    """
+    facts = {field.key: field.read(elem) for field in Disks.fields if not field.composite}
+    kind, attrs = DISK_SOURCE.read(elem)
+    attrs = dict(attrs)
+    facts.update(dev=DEVICE_KIND["disks"].key_of(elem), type=kind, path=attrs.get("file") or attrs.get("dev"),
+                 pool=attrs.get("pool"), volume=attrs.get("volume"), protocol=attrs.get("protocol"),
+                 name=attrs.get("name"), hosts=DISK_HOSTS.show(DISK_HOSTS.read(elem)), empty=not attrs)
+    facts["device"] = facts["device"] or "disk"
+    facts["readonly"] = bool(facts["readonly"]) or facts["device"] in ("cdrom", "floppy")
+    return facts
+
+
+def guest_disks(root):
+    """disk_facts of each of a guest's disks, in document order (``root``: its parsed XML or the text)."""
+    if isinstance(root, (str, bytes)):
+        root = parse_xml(root)
+    devices = root.find("devices")
+    return [] if devices is None else [disk_facts(elem) for elem in DEVICE_KIND["disks"].select(devices)]
 
 
 class Interfaces(DeviceKind):
@@ -212,7 +389,7 @@ class Interfaces(DeviceKind):
         """
         claimed = {spec["mac"] for spec in specs if spec.get("mac")}
         remaining = list(elems)
-        free = [e for e in elems if self.key_of(e) not in claimed]
+        free = self._free(elems, claimed)
         pairs = []
         for index, spec in enumerate(specs):
             if spec.get("mac"):
@@ -229,6 +406,61 @@ class Interfaces(DeviceKind):
                 remaining.remove(elem)
             pairs.append((dict(spec, mac=mac, _key=mac), elem))
         return pairs, remaining
+
+    def normalize(self, raw_list):
+        """NICs: exactly one of network, bridge or direct each, and no MAC twice."""
+        nics, macs = [], set()
+        for index, raw in enumerate(raw_list):
+            option = self.option(index)
+            spec = parse_fields(self.fields, raw, option)
+            kinds = [k for k in ("network", "bridge", "direct") if raw.get(k)]
+            if len(kinds) != 1:
+                raise SpecError(option + "network", raw.get("network"),
+                                "give exactly one of network, bridge or direct (a host interface)")
+            kind = kinds[0]
+            if kind == "network":
+                attrs = {"network": NETWORK_NAME.parse(raw["network"], option + "network")}
+                if raw.get("portgroup"):
+                    attrs["portgroup"] = DEVICE_NAME.parse(raw["portgroup"], option + "portgroup")
+            elif kind == "bridge":
+                attrs = {"bridge": DEVICE_NAME.parse(raw["bridge"], option + "bridge")}
+            else:
+                attrs = {"dev": DEVICE_NAME.parse(raw["direct"], option + "direct"),
+                         "mode": raw.get("direct_mode") or "bridge"}
+            spec["source"] = (kind, tuple(sorted(attrs.items())))
+            spec.setdefault("model", "virtio")
+            if spec.get("mac"):
+                if spec["mac"] in macs:
+                    raise SpecError(option + "mac", spec["mac"], "each interface needs its own MAC")
+                macs.add(spec["mac"])
+            nics.append(spec)
+        return nics
+
+    def read_back(self, elem):
+        nic = read_fields(elem, self.fields)
+        kind, attrs = self.fields[0].read(elem)
+        attrs = dict(attrs)
+        if kind == "network":
+            nic["network"] = attrs.get("network")
+            if attrs.get("portgroup"):
+                nic["portgroup"] = attrs["portgroup"]
+        elif kind == "bridge":
+            nic["bridge"] = attrs.get("bridge")
+        elif kind == "direct":
+            nic.update(direct=attrs.get("dev"), direct_mode=attrs.get("mode"))
+        else:
+            nic["type"] = kind  # not expressible in the friendly spec (user, vhostuser, ...)
+        return nic
+
+    def _free(self, elems, claimed):
+        """The guest's NICs no declared MAC claims, in order: those the NICs declared without a MAC take."""
+        return [e for e in elems if self.key_of(e) not in claimed]
+
+    def derives_mac(self, elems, specs):
+        """Whether ``match`` will derive a MAC (more NICs declared without a MAC than the guest has NICs for them):
+        only then must the host's other guests' MACs be known."""
+        claimed = {spec["mac"] for spec in specs if spec.get("mac")}
+        return sum(1 for spec in specs if not spec.get("mac")) > len(self._free(elems, claimed))
 
 
 class Serials(DeviceKind):
@@ -287,6 +519,29 @@ class Graphics(DeviceKind):
     def build(self, spec):
         return etree.Element("graphics", type=spec["_key"])
 
+    def normalize(self, raw_list):
+        """One display of each type at most; a VNC password of at most 8 characters; a fixed port turns
+        autoport off."""
+        seen, result = set(), []
+        for index, raw in enumerate(raw_list):
+            option = self.option(index)
+            kind = Choice("vnc", "spice").parse(raw.get("type") or "vnc", option + "type")
+            if kind in seen:
+                raise SpecError(option + "type", kind, "one %s display at most" % kind)
+            seen.add(kind)
+            spec = parse_fields(self.fields, raw, option)
+            if kind == "vnc" and len(spec.get("password") or "") > 8:
+                raise SpecError(option + "password", "(hidden, %d characters)" % len(spec["password"]),
+                                "VNC passwords are at most 8 characters")
+            if spec.get("port") not in (None, -1) and spec.get("autoport") is None:
+                spec["autoport"] = False
+            spec["_key"] = kind
+            result.append(spec)
+        return result
+
+    def read_back(self, elem):
+        return dict({"type": elem.get("type")}, **read_fields(elem, self.fields))
+
 
 class Hostdevs(DeviceKind):
     """Host PCI and USB devices passed through, identified by host address ('pci:0000:03:00.0',
@@ -335,6 +590,20 @@ class Hostdevs(DeviceKind):
 
     def label(self, key):
         return "hostdev %s" % key
+
+    def normalize(self, raw_list):
+        result = super().normalize(raw_list)
+        keys = [h["_key"] for h in result]
+        if len(set(keys)) != len(keys):
+            raise SpecError("hostdevs", raw_list, "each host device at most once")
+        return result
+
+    def key_of_raw(self, raw, index):
+        return self.parse_key(raw, self.option(index))
+
+    def read_back(self, elem):
+        kind, _sep, address = (self.key_of(elem) or ":").partition(":")
+        return dict({kind: address}, **read_fields(elem, self.fields))
 
     def build(self, spec):
         kind, _sep, address = spec["_key"].partition(":")

@@ -5,13 +5,16 @@
 
 ``gather_host`` reads the capabilities (machine aliases, arch) and, when asked, every guest's
 persistent XML once: the MACs the host's guests use (a derived MAC must not collide with them) and
-the current XML of each guest, so converging N guests reads N documents, not N x N.
+the current XML of each guest, so converging N guests reads N documents, not N x N. A HostContext is
+data: planning reads it and never libvirt. When it was gathered without the guests, their MACs are read
+(``read_guest_macs``) only when a plan derives a MAC (plan.derives_mac), by the caller, before planning.
 """
 
 from __future__ import annotations
 
 import threading
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import derives_mac
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import read_maintenance
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
@@ -26,16 +29,16 @@ class HostContext:
     """The host's facts for the guest model: machine aliases ({'pc': 'pc-i440fx-7.2'}), the host's
     arch, each guest's MACs and (when read) its persistent XML. Pure data: tests build it by hand.
 
-    ``read_macs`` (optional) reads every guest's MACs from the host the first time a derived MAC has
-    to avoid them: a run that derives no MAC never reads the other guests.
+    ``macs_complete``: whether every guest's MACs are in it (gather_host without the guests leaves them out,
+    and ``load_macs`` puts them in when a MAC is to be derived).
     """
 
-    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None, read_macs=None):
+    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None, macs_complete=True):
         self.machine_aliases = dict(machine_aliases or {})
         self.host_arch = host_arch
         self.guest_macs = {name: {m.lower() for m in macs} for name, macs in (guest_macs or {}).items()}
         self.guest_xml = dict(guest_xml or {})
-        self._read_macs = read_macs
+        self.macs_complete = macs_complete
         # name -> XML whose MACs are not parsed yet (parsed when a derived MAC must avoid them)
         self._unread = {name: xml for name, xml in self.guest_xml.items() if name not in self.guest_macs}
         self.domains = {}  # name -> virDomain of ``conn``, as listed once (gather_host)
@@ -44,6 +47,13 @@ class HostContext:
         self._lock = threading.RLock()  # guests converged in parallel share one context
         self.serial = threading.RLock()  # held while a guest is planned and written (apply.py)
         self._maintenance = None
+
+    def load_macs(self, macs):
+        """Every guest's MACs ({name: MACs}, read_guest_macs), read when a MAC is to be derived."""
+        with self._lock:
+            for guest, found in macs.items():
+                self.guest_macs.setdefault(guest, {m.lower() for m in found})
+            self.macs_complete = True
 
     def maintenance(self, conn):
         """The host's maintenance mark (_host/maintenance.py), read once."""
@@ -59,10 +69,9 @@ class HostContext:
 
     def mac_taken(self, mac, by_other_than):
         with self._lock:
-            if self._read_macs is not None:
-                read, self._read_macs = self._read_macs, None
-                for guest, macs in read().items():
-                    self.guest_macs.setdefault(guest, set(macs))
+            if not self.macs_complete:
+                raise RuntimeError("a MAC was derived without the host's MACs: the caller reads them first "
+                                   "(plan.derives_mac, HostContext.load_macs)")
             for guest, xml in self._unread.items():
                 self.guest_macs[guest] = set(macs_of(xml))
             self._unread.clear()
@@ -113,8 +122,8 @@ def macs_of(xml):
     return [mac.get("address", "").lower() for mac in parse_xml(xml).iterfind("devices/interface/mac")]
 
 
-def _all_macs(conn):
-    """Every guest's MACs: the persistent config's, or the live XML's for a transient guest."""
+def read_guest_macs(conn):
+    """Every guest's MACs ({name: MACs}): the persistent config's, or the live XML's for a transient guest."""
     macs = {}
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
         macs[dom.name()] = set(macs_of(dom.XMLDesc(config_xml_flags())))
@@ -125,15 +134,15 @@ def _all_macs(conn):
 
 def gather_host(conn, read_guests=True):
     """The HostContext of ``conn``'s host: capabilities always; every guest's persistent XML (and so
-    their MACs) when ``read_guests``; without it, the other guests' MACs are read only when a derived
-    MAC needs them."""
+    their MACs) when ``read_guests``; without it, the caller reads the guests' MACs (read_guest_macs) only
+    when a plan derives a MAC."""
     caps = parse_xml(conn.getCapabilities())
     host_arch = caps.findtext("host/cpu/arch") or "x86_64"
     aliases = {}
     for machine in caps.iterfind("guest/arch[@name='%s']/machine" % host_arch):
         if machine.get("canonical"):
             aliases[machine.text] = machine.get("canonical")
-    host = HostContext(aliases, host_arch=host_arch, read_macs=None if read_guests else (lambda: _all_macs(conn)))
+    host = HostContext(aliases, host_arch=host_arch, macs_complete=read_guests)
     if read_guests:
         host.conn = conn
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
@@ -143,3 +152,10 @@ def gather_host(conn, read_guests=True):
             host.domains[dom.name()] = dom
             host.guest_macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
     return host
+
+
+def read_macs_for(conn, host, current_xml, spec):
+    """Before a guest is planned: read every guest's MACs into ``host`` when the plan will derive a MAC and the
+    host's facts lack them (the one libvirt read planning may need, made here, so plan_domain reads nothing)."""
+    if not host.macs_complete and derives_mac(current_xml, spec):
+        host.load_macs(read_guest_macs(conn))

@@ -4,15 +4,24 @@
 """Private: the ``domain_info`` module. Guests, their friendly spec, tags, stats and addresses.
 
 Runtime stats come from one bulk ``virConnectGetAllDomainStats``/``virDomainListGetStats`` call;
-``shape_stats`` turns libvirt's flat keys into nested dicts (pure, unit-tested).
+``shape_stats`` turns libvirt's flat keys into nested dicts (pure, unit-tested). A guest's ``state`` is the
+power state the domain module converges (running, paused, shutoff) and ``libvirt_state`` libvirt's own name
+for it (blocked, crashed, pmsuspended, ...): one table, _libvirt.DOMAIN_STATES. Each disk's capacity and
+allocation (``disks``) come from the same stats for a running guest, from virDomainGetBlockInfo otherwise:
+what placement needs to price a move that copies storage.
 """
 
 from __future__ import annotations
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import DOMAIN_STATE_NAMES
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI, libvirt, lookup_or_none, run_guarded
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    libvirt,
+    libvirt_state_name,
+    lookup_or_none,
+    power_state,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -67,6 +76,36 @@ def _addresses(dom):
     return result
 
 
+def disk_sizes(root, flat, block_info=None):
+    """Each disk of the guest with its size: [{"dev", "device", "path", "pool", "volume", "readonly",
+    "shareable", "capacity_bytes", "allocation_bytes"}], in document order (the one disk reader, devices.py).
+    Sizes from a running guest's block stats (``flat``, matched by target dev), else from
+    ``block_info(dev)`` -> (capacity, allocation, physical) (virDomainGetBlockInfo; None when unknown)."""
+    by_dev = {}
+    for index in range(flat.get("block.count", 0)):
+        base = "block.%d." % index
+        by_dev[flat.get(base + "name")] = (flat.get(base + "capacity"), flat.get(base + "allocation"))
+    result = []
+    for disk in guest_disks(root):
+        sizes = by_dev.get(disk["dev"])
+        if sizes is None and block_info is not None and not disk["empty"]:
+            sizes = block_info(disk["dev"])
+        capacity, allocation = (sizes or (None, None))[:2]
+        result.append({"dev": disk["dev"], "device": disk["device"], "path": disk["path"], "pool": disk["pool"],
+                       "volume": disk["volume"], "readonly": disk["readonly"], "shareable": bool(disk["shareable"]),
+                       "capacity_bytes": capacity, "allocation_bytes": allocation})
+    return result
+
+
+def _block_info(dom):
+    def info(dev):
+        try:
+            return tuple(dom.blockInfo(dev, 0))
+        except libvirt.libvirtError:
+            return None  # a network disk, or an image that is not there
+    return info
+
+
 STATS = ("VIR_DOMAIN_STATS_STATE", "VIR_DOMAIN_STATS_CPU_TOTAL", "VIR_DOMAIN_STATS_BALLOON",
          "VIR_DOMAIN_STATS_VCPU", "VIR_DOMAIN_STATS_INTERFACE", "VIR_DOMAIN_STATS_BLOCK")
 
@@ -93,7 +132,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     active = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_ACTIVE")
     persistent = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_PERSISTENT")
     autostart = _listed(conn, "VIR_CONNECT_LIST_DOMAINS_AUTOSTART")
-    flags = libvirt.VIR_DOMAIN_STATS_STATE
+    flags = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BLOCK  # the disks' sizes
     if want_stats:
         for name_ in STATS:
             flags |= getattr(libvirt, name_)
@@ -101,7 +140,8 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     guests = []
     for dom in domains:
         inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        spec = read_spec(inactive)
+        root = parse_xml(inactive)
+        spec = read_spec(root)
         managed = spec.pop("managed")
         if managed_only and not managed:
             continue
@@ -112,14 +152,16 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
         guest = {
             "name": dom.name(),
             "uuid": uuid,
-            "state": DOMAIN_STATE_NAMES.get(flat.get("state.state"), "unknown"),
+            "state": power_state(flat.get("state.state")),
+            "libvirt_state": libvirt_state_name(flat.get("state.state")),
             "active": uuid in active,
             "persistent": uuid in persistent,
             "autostart": uuid in autostart,
             "managed": managed,
             "tags": spec["tags"],
             "spec": spec,
-            "origin": read_origin(parse_xml(inactive)),
+            "origin": read_origin(root),
+            "disks": disk_sizes(root, flat, None if uuid in active else _block_info(dom)),
         }
         if want_stats:
             guest["stats"] = shape_stats(flat) if guest["active"] else None
@@ -127,22 +169,3 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             guest["addresses"] = _addresses(dom) if guest["active"] else {}
         guests.append(guest)
     return sorted(guests, key=lambda g: g["name"])
-
-
-def argument_spec():
-    return {
-        "uri": {"type": "str", "default": DEFAULT_URI},
-        "name": {"type": "str"},
-        "tags": {"type": "raw"},
-        "managed_only": {"type": "bool", "default": False},
-        "stats": {"type": "bool", "default": True},
-        "addresses": {"type": "bool", "default": True},
-    }
-
-
-def run_module(module):
-    """Entry point for plugins/modules/domain_info.py."""
-    p = module.params
-    run_guarded(module, lambda conn: {"changed": False, "guests": gather(conn, p["name"], p["tags"], p["managed_only"],
-                                                                         p["stats"], p["addresses"])},
-                "the guests of %s" % p["uri"])

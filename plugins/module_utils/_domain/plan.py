@@ -18,6 +18,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices i
     LIVE_DETACH,
     LIVE_UPDATE,
     Disks,
+    disk_dev_name,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
@@ -25,7 +26,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
     reconcile_content_hash,
     reconcile_metadata,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import disk_dev_name
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import (
     DOMAIN_FIELDS,
     FIELD,
@@ -42,7 +42,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     reconcile_fields,
 )
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 
@@ -60,29 +61,18 @@ class DeviceOp:
         return "DeviceOp(%s %s)" % (self.op, self.label)
 
 
-class Plan:
-    """What converging a guest changes in its persistent config: the document before and after, the
-    Changes, the device operations, and what the plan derived (NIC MACs, the seed's target dev)."""
+class GuestPlan(Plan):
+    """What converging a guest changes in its persistent config: a document plan (_plan.Plan: before and after,
+    the Changes, secrets masked in --diff), with the device operations, and what the plan derived (the parsed
+    document ``root``, the NIC MACs, the seed's target dev)."""
 
     def __init__(self, before, root, changes, device_ops, created, seed_dev=None, macs=()):
-        self.before = before
+        super().__init__("domain (persistent config)", before, to_string(copy.deepcopy(root)), changes, created,
+                         mask=mask_secrets)
         self.root = root
-        self.after = to_string(copy.deepcopy(root))
-        self.changes = changes
         self.device_ops = device_ops
-        self.created = created
         self.seed_dev = seed_dev
         self.macs = list(macs)  # the MACs of the declared NICs, in order
-
-    @property
-    def changed(self):
-        return self.created or self.after != self.before
-
-    def diff(self):
-        """before/after XML for --diff, with secrets masked."""
-        if not self.changed:
-            return {}
-        return diff(mask_secrets(self.before), mask_secrets(self.after, self.before), "domain (persistent config)")
 
 
 def _secret_fields(kind):
@@ -177,10 +167,11 @@ def _append_device(devices, elem, kind):
 
 
 def plan_domain(current_xml, spec, host, disk_formats=None):
-    """Apply ``spec`` to ``current_xml`` (None: a new guest). Pure: returns a Plan, touches nothing.
+    """Apply ``spec`` to ``current_xml`` (None: a new guest). Pure: returns a GuestPlan, touches nothing.
 
-    ``host`` (HostContext) gives the other guests' MACs and the host's arch; ``disk_formats`` the
-    format of each disk's existing volume ({dev: format}, from the storage plan) where the spec
+    ``host`` (HostContext, data read before) gives the other guests' MACs and the host's arch (a MAC is
+    derived only when derives_mac says so, and its caller has read the host's MACs then); ``disk_formats``
+    the format of each disk's existing volume ({dev: format}, from the storage plan) where the spec
     declares none. The spec is not changed.
     """
     created = current_xml is None
@@ -223,19 +214,33 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
     if created:  # a new guest has no "before": list what it is made with
         changes = [Change(c.what, None, c.after, c.live, c.secret, c.field) for c in changes]
-    return Plan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs)
+    return GuestPlan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs)
 
 
-def planned_macs(current_xml, spec, host):
-    """The MACs the guest's declared NICs will have, as plan_domain derives them, without the whole
-    plan (a fleet checks them across its guests before it converges any). A guest made from the
-    user's ``xml`` or edited by ``xml_edits`` is planned whole: that plan may be refused."""
+def _current_nics(current_xml, spec):
+    """The NIC elements a plan starts from: the guest's, or those of the user's ``xml`` for a new guest."""
+    source = current_xml if current_xml is not None else spec.get("xml")
+    devices = None if source is None else parse_xml(source).find("devices")
+    return [] if devices is None else DEVICE_KIND["interfaces"].select(devices)
+
+
+def derives_mac(current_xml, spec):
+    """Whether planning this guest derives a NIC MAC, which must avoid every other guest's on the host: the one
+    thing planning needs from libvirt beyond the guest's own XML. Its caller reads the host's MACs first
+    (host.read_guest_macs) when it is true, so that plan_domain itself touches nothing."""
+    if not spec.get("interfaces"):
+        return False
+    return DEVICE_KIND["interfaces"].derives_mac(_current_nics(current_xml, spec), spec["interfaces"])
+
+
+def nic_macs(current_xml, spec, host):
+    """The MACs the guest's declared NICs will have, as plan_domain derives them, without the whole plan (a
+    fleet checks them across its guests before it converges any). A guest made from the user's ``xml`` or
+    edited by ``xml_edits`` is planned whole: that plan may be refused."""
     if spec.get("xml_edits") or (current_xml is None and spec.get("xml")):
         return plan_domain(current_xml, spec, host).macs
-    kind = DEVICE_KIND["interfaces"]
-    devices = None if current_xml is None else parse_xml(current_xml).find("devices")
-    elems = [] if devices is None else kind.select(devices)
-    pairs, _removed = kind.match(elems, spec["interfaces"], spec["name"], host.macs_except(spec["name"]))
+    pairs, _removed = DEVICE_KIND["interfaces"].match(_current_nics(current_xml, spec), spec["interfaces"],
+                                                      spec["name"], host.macs_except(spec["name"]))
     return [nic["mac"] for nic, _elem in pairs]
 
 

@@ -46,7 +46,7 @@ def guest_options():
     return options
 
 
-def apply_options():
+def apply_options_spec():
     """How to converge (not what): one set can serve a list of guests."""
     return {
         "restart": {"type": "str", "default": APPLY_OPTIONS["restart"], "choices": ["never", "if_needed"]},
@@ -59,6 +59,18 @@ def apply_options():
 
 def argument_spec():
     spec = guest_options()
-    spec.update(apply_options())
+    spec.update(apply_options_spec())
     spec["uri"] = {"type": "str", "default": DEFAULT_URI}
     return spec
+
+
+def info_argument_spec():
+    """The ``domain_info`` argument spec."""
+    return {
+        "uri": {"type": "str", "default": DEFAULT_URI},
+        "name": {"type": "str"},
+        "tags": {"type": "raw"},
+        "managed_only": {"type": "bool", "default": False},
+        "stats": {"type": "bool", "default": True},
+        "addresses": {"type": "bool", "default": True},
+    }

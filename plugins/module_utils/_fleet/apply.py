@@ -5,7 +5,8 @@
 once (HostContext), every guest converged by the same ``converge_guest`` the domain module uses.
 
 Every spec is checked before any guest is changed. A libvirt error on one guest does not stop the
-others (unless ``fail_fast``); the result names each failed guest and why. Guests are converged by a
+others (unless ``fail_fast``); the result names each failed guest and why (the failure's ``reason``
+is ``guests_failed`` and ``guests`` has every guest's result; each failed guest's ``reason`` says why). Guests are converged by a
 bounded pool of workers (``parallel``), each with its own connection, so that start and shutdown
 waits overlap; results keep the order of the list.
 """
@@ -15,32 +16,32 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import normalize_fleet, prune_candidates, summarize
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, open_connection
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
-# What a guest's entry in the result carries (the diff goes to the task's list of diffs).
+# What a guest's entry in the result carries (the diff goes to the task's list of diffs; its warnings to the
+# task's, each naming the guest).
 _KEYS = ("changed", "created", "state", "uuid", "changes", "actions", "applied_live", "reboot_required", "reasons",
-         "interfaces", "removed_volumes", "warnings")
+         "interfaces", "removed_volumes")
 
 
-class FleetError(UserError):
-    """The fleet task fails: its message names each failed guest; ``result`` holds the per-guest results."""
-
-    def __init__(self, message, result):
-        super().__init__(message)
-        self.result = result
-
-
-def _entry(name, result=None, error=None, removed=False):
+def _entry(name, result=None, error=None, removed=False, reason=None):
     entry = {"name": name, "error": error, "removed": removed}
+    if reason is not None:
+        entry["reason"] = reason
     for key in _KEYS:
         if result is not None and key in result:
             entry[key] = result[key]
     entry.setdefault("changed", False)
     return entry
+
+
+def check_parallel(params):
+    if params["parallel"] < 1:
+        raise SpecError("parallel", params["parallel"], "expected a whole number of at least 1")
 
 
 class _Workers:
@@ -70,15 +71,18 @@ class _Workers:
 def converge_fleet(conn, params, check):
     """Converge every guest listed in ``params['guests']`` (and prune) on ``conn``; the task's result.
 
-    Raises UserError before any change when a spec is wrong (all of them named), and FleetError at the
-    end when guests failed (the others converged), unless ``fail_fast`` stopped at the first.
+    Raises UserError (``invalid_option``) before any change when a spec is wrong (all of them named), and
+    UserError (``guests_failed``, with every guest's result) at the end when guests failed (the others
+    converged), unless ``fail_fast`` stopped at the first.
     """
+    check_parallel(params)
     host = gather_host(conn, read_guests=True)
     specs, errors = normalize_fleet(params["guests"] or [], host)
     if errors:
         raise UserError("nothing was changed: %d guest%s of the fleet %s wrong:\n%s" % (
-            len(errors), "" if len(errors) == 1 else "s", "is" if len(errors) == 1 else "are", "\n".join(errors)))
-    options = apply_options(params)
+            len(errors), "" if len(errors) == 1 else "s", "is" if len(errors) == 1 else "are", "\n".join(errors)),
+            reason="invalid_option", result={"option": "guests"})
+    options = options_of(params)
     removals = prune_candidates(host, {spec["name"] for spec in specs}, params.get("prune_selector")) \
         if params.get("prune") else []
     work = [(spec, options) for spec in specs] + [({"name": name, "state": "absent"}, options) for name in removals]
@@ -89,18 +93,21 @@ def converge_fleet(conn, params, check):
         spec, opts = item
         removing = spec["state"] == "absent" and spec["name"] in removals
         if stop.is_set():
-            return _entry(spec["name"], error="not converged: fail_fast stopped the fleet at an earlier failure"), None
+            return _entry(spec["name"], error="not converged: fail_fast stopped the fleet at an earlier failure",
+                          reason="refused"), None
         try:
             result = converge_guest(workers.conn(), host, spec, opts, check)
         except UserError as exc:
-            error = str(exc)
+            error, reason = str(exc), exc.reason
         except libvirt.libvirtError as exc:
-            error = "libvirt error on guest %s: %s" % (spec["name"], exc)
+            error, reason = "libvirt error on guest %s: %s" % (spec["name"], exc), "libvirt_error"
         else:
-            return _entry(spec["name"], result, removed=removing and result["changed"]), result.get("diff")
+            entry = _entry(spec["name"], result, removed=removing and result["changed"])
+            entry["warnings"] = result.get("warnings") or []
+            return entry, result.get("diff")
         if params.get("fail_fast"):
             stop.set()
-        return _entry(spec["name"], error=error), None
+        return _entry(spec["name"], error=error, reason=reason), None
 
     try:
         if workers.parallel == 1:
@@ -111,15 +118,16 @@ def converge_fleet(conn, params, check):
     finally:
         workers.close()
     guests = [entry for entry, _diff in outcomes]
+    warnings = ["guest %s: %s" % (g["name"], w) for g in guests for w in g.pop("warnings", None) or []]
     diffs = []
     for entry, diff in outcomes:
         if entry["changed"] and diff:
             header = "guest %s (persistent config)" % entry["name"]
             diffs.append(dict(diff, before_header=header, after_header=header))
     result = {"changed": any(g["changed"] for g in guests), "guests": guests, "summary": summarize(guests),
-              "diff": diffs}
+              "diff": diffs, "warnings": warnings}
     failed = [g for g in guests if g["error"]]
     if failed:
-        raise FleetError("%d of %d guests failed: %s" % (len(failed), len(guests), "; ".join(
-            "%s: %s" % (g["name"], g["error"]) for g in failed)), result)
+        raise UserError("%d of %d guests failed: %s" % (len(failed), len(guests), "; ".join(
+            "%s: %s" % (g["name"], g["error"]) for g in failed)), reason="guests_failed", result=result)
     return result

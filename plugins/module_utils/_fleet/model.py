@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import read_tags, tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import planned_macs as plan_macs
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import nic_macs
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
@@ -48,15 +48,15 @@ def normalize_fleet(raw_guests, host):
     return [spec for _index, spec in specs], errors
 
 
-def planned_macs(spec, host):
-    """The MACs a guest's NICs will have: kept, declared or derived (as plan_domain derives them)."""
+def listed_guest_macs(spec, host):
+    """The MACs a listed guest's NICs will have: kept, declared or derived (as plan_domain derives them)."""
     if spec["state"] == "absent":
         return []
     current = host.current_xml(spec["name"])
     if spec.get("interfaces") is None:
         return [] if current is None else [m.get("address", "").lower()
                                            for m in parse_xml(current).iterfind("devices/interface/mac")]
-    return plan_macs(current, spec, host)
+    return nic_macs(current, spec, host)
 
 
 def mac_collisions(indexed_specs, host):
@@ -65,7 +65,7 @@ def mac_collisions(indexed_specs, host):
     owner, errors = {}, []
     for index, spec in indexed_specs:
         try:
-            macs = planned_macs(spec, host)
+            macs = listed_guest_macs(spec, host)
         except UserError as exc:
             errors.append("guests[%d] (%s): %s" % (index, spec["name"], exc))
             continue

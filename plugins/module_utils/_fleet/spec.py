@@ -6,7 +6,7 @@ guest in the domain module (the same spec, not a copy); the apply options are th
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import apply_options, guest_options
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import apply_options_spec, guest_options
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI
 
 
@@ -19,5 +19,5 @@ def argument_spec():
         "parallel": {"type": "int", "default": 4},
         "fail_fast": {"type": "bool", "default": False},
     }
-    spec.update(apply_options())
+    spec.update(apply_options_spec())
     return spec

@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import write_files
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import FileWrite
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 
 HEADER = "# Managed by Ansible (kvmfleet.libvirt.hypervisor): the keys it sets are rewritten on every run.\n"
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -163,7 +165,8 @@ def check_tls(tls):
         from cryptography.exceptions import InvalidSignature  # pylint: disable=import-outside-toplevel
         from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise UserError("checking the TLS files needs the Python library cryptography on the hypervisor") from None
+        raise UserError("checking the TLS files needs the Python library cryptography on the hypervisor",
+                        reason="missing_library") from None
     for required in ("ca_cert", "server_cert", "server_key"):
         if not tls.get(required):
             raise SpecError("tls." + required, None, "required with tls: the PEM text")
@@ -209,21 +212,29 @@ def _read(path):
         return None
 
 
-def configure(params, check):
-    """Apply ``libvirtd`` and ``qemu`` settings and the ``tls`` files; the result dict. Every refusal
-    comes before the first write."""
+def _mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return None
+
+
+def plan_configuration(params, read=_read, mode_of=_mode, exists=os.path.exists):
+    """The file plan (_plan.FileWrite each) for ``libvirtd``, ``qemu`` and ``lockd`` settings and the ``tls``
+    files, over what the files hold (``read(path)``: text or None; ``mode_of(path)``). Every refusal comes here,
+    before the first write."""
     libvirtd, qemu, tls = params.get("libvirtd") or {}, params.get("qemu") or {}, params.get("tls")
     lockd = params.get("lockd") or {}
     check_keys("libvirtd", libvirtd)
     check_keys("qemu", qemu)
     check_keys("lockd", lockd)
     pki = params.get("pki_dir") or "/etc/pki"
-    tls_present = bool(tls) or all(os.path.exists(os.path.join(pki, TLS_FILES[name][0]))
+    tls_present = bool(tls) or all(exists(os.path.join(pki, TLS_FILES[name][0]))
                                    for name in ("ca_cert", "server_cert", "server_key"))
     check_transport(libvirtd, params.get("allow_insecure_tcp"), tls_present)
     if tls:
         check_tls(tls)
-    writes = []  # (path, before, after, mode, secret)
+    writes = []
     daemon_conf = params.get("daemon_conf") or "libvirtd.conf"
     if "/" in daemon_conf or not daemon_conf.endswith(".conf"):
         raise SpecError("daemon_conf", daemon_conf, "a file name in config_dir that ends in .conf (libvirtd.conf, "
@@ -232,26 +243,33 @@ def configure(params, check):
         if not settings:
             continue
         path = os.path.join(params.get("config_dir") or "/etc/libvirt", name)
-        before = _read(path)
+        before = read(path)
         after, _keys = set_keys(before, settings)
         if after != (before or ""):
-            writes.append((path, before, after, 0o644, False))
+            writes.append(FileWrite(path, before, after, 0o644, mask=masked))
     for name, (rel, mode) in TLS_FILES.items():
         if tls and tls.get(name):
             path = os.path.join(pki, rel)
             text = tls[name] if tls[name].endswith("\n") else tls[name] + "\n"
-            before = _read(path)
-            mode_now = None if before is None else os.stat(path).st_mode & 0o7777
+            before = read(path)
+            mode_now = None if before is None else mode_of(path)
             if before != text or mode_now != mode:
-                writes.append((path, before, text, mode, mode == 0o600))
-    if not check:
-        for path, _before, after, mode, _secret in writes:
-            replace_file(path, after, mode)
-    daemon_files = [path for path, *_rest in writes]
-    return {
-        "changed": bool(writes),
-        "files": daemon_files,
-        "restart_required": bool(writes),
-        "diff": [diff("(hidden)" if secret else masked(before or ""), "(hidden)" if secret else masked(after), path)
-                 for path, before, after, _mode, secret in writes],
-    }
+                writes.append(FileWrite(path, before, text, mode, secret=mode == 0o600))
+    return writes
+
+
+class DaemonConfigRunner(Runner):
+    """The libvirtd_config module's run over the host's files: plan, write (unless check mode, taken back if a
+    write fails); the result dict. No libvirt connection."""
+
+    def run(self):
+        writes = plan_configuration(self.params)
+        if not self.check:
+            with self.undo.guard("writing libvirt's configuration"):
+                write_files(writes, self.undo)
+        return self.finish({
+            "changed": bool(writes),
+            "files": [w.path for w in writes],
+            "restart_required": bool(writes),
+            "diff": [w.diff() for w in writes],
+        })

@@ -10,26 +10,13 @@ unit-tested without a daemon; ``gather_host_facts`` is the only function that ca
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
-    DEFAULT_URI,
     libvirt,
-    run_guarded,
+    libvirt_state_name,
     version_string,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
-
-# virDomainState values, named as `virsh domstate` names them (with underscores).
-DOMAIN_STATE_NAMES = {
-    0: "nostate",
-    1: "running",
-    2: "blocked",
-    3: "paused",
-    4: "shutdown",
-    5: "shutoff",
-    6: "crashed",
-    7: "pmsuspended",
-}
 
 POOL_STATE_NAMES = {0: "inactive", 1: "building", 2: "running", 3: "degraded", 4: "inaccessible"}
 
@@ -94,7 +81,7 @@ def summarize_domain_states(states):
     """Count guests by state name; ``states`` is an iterable of virDomainState integers."""
     counts = {"total": 0}
     for state in states:
-        name = DOMAIN_STATE_NAMES.get(state, "unknown")
+        name = libvirt_state_name(state)
         counts[name] = counts.get(name, 0) + 1
         counts["total"] += 1
     return counts
@@ -234,12 +221,3 @@ def gather_host_facts(conn):
         "maintenance": maintenance,
         "pools": _pools(conn),
     }
-
-
-def argument_spec():
-    return {"uri": {"type": "str", "default": DEFAULT_URI}}
-
-
-def run_module(module):
-    """Entry point for plugins/modules/host_info.py, through the guarded entry (a libvirt error is a message)."""
-    run_guarded(module, lambda conn: dict(gather_host_facts(conn), changed=False), "host %s" % module.params["uri"])

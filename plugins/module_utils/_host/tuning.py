@@ -8,16 +8,18 @@ Each setting is applied now (a sysfs or procfs file) and kept across reboots by 
 that says at its top that Ansible manages it. What the kernel takes only at a module reload (nested)
 or at boot (1G hugepages) is written to its file and reported as pending, never forced.
 
-``plan_tuning`` is pure over (what the files hold, what is wanted): it returns the writes, and
-``apply_writes`` makes them.
+``plan_tuning`` is pure over (what the files hold, what is wanted): it returns the file plan (_plan.FileWrite
+each), and ``TuningRunner`` makes the writes (_files.write_files, taken back if one fails).
 """
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import write_files
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import FileWrite
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 
 HEADER = "# Managed by Ansible (kvmfleet.libvirt.hypervisor): changes made here by hand are overwritten.\n"
 KSM = "sys/kernel/mm/ksm/"
@@ -60,16 +62,10 @@ class Root:
         return None if text is None else text.strip()
 
 
-class Write:
-    """One write: a kernel knob now (``persistent`` False) or a file kept across reboots."""
-
-    def __init__(self, rel, before, after, persistent, what):
-        self.rel, self.before, self.after, self.persistent, self.what = rel, before, after, persistent, what
-
-    def describe(self):
-        if self.persistent:
-            return "write %s" % ("/" + self.rel)
-        return "%s: %s -> %s" % (self.what, self.before, self.after.strip())
+def _write(root, rel, before, after, persistent, what):
+    """One write under ``root``: a kernel knob now (``persistent`` False) or a file kept across reboots; ``rel``
+    is its path below the root, shown as /``rel``."""
+    return FileWrite(root.full(rel), before, after, persistent=persistent, what=what, header="/" + rel, rel=rel)
 
 
 def _int(option, value, low=0):
@@ -159,12 +155,12 @@ def plan_ksm(root, ksm):
     if merge_change and (root.value(KSM + "pages_shared") or "0") != "0":
         # The kernel refuses merge_across_nodes while pages are merged: unmerge (run = 2) first, and
         # set run again afterwards (to what is wanted, or back to what it was).
-        writes.append(Write(KSM + "run", current["run"], "2\n", False, "ksm.run (unmerge first)"))
+        writes.append(_write(root, KSM + "run", current["run"], "2\n", False, "ksm.run (unmerge first)"))
         wanted.setdefault("run", int(current["run"] or 0))
         current["run"] = "2"
     for key in KSM_KEYS:
         if key in wanted and current[key] != str(wanted[key]):
-            writes.append(Write(KSM + key, current[key], "%d\n" % wanted[key], False, "ksm." + key))
+            writes.append(_write(root, KSM + key, current[key], "%d\n" % wanted[key], False, "ksm." + key))
     text = HEADER + "".join("w /%s%s - - - - %d\n" % (KSM, key, wanted[key]) for key in KSM_KEYS if key in wanted)
     writes += _file(root, FILES["ksm"], text, "ksm")
     return writes
@@ -204,7 +200,7 @@ def plan_hugepages(root, hugepages):
         count = _int("hugepages.count", count)
         current = root.value(NR_2M)
         if current != str(count):
-            writes.append(Write(NR_2M, current, "%d\n" % count, False, "hugepages (2M)"))
+            writes.append(_write(root, NR_2M, current, "%d\n" % count, False, "hugepages (2M)"))
         writes += _file(root, FILES["hugepages"], HEADER + "vm.nr_hugepages = %d\n" % count, "hugepages")
     if nodes:
         lines = []
@@ -215,7 +211,7 @@ def plan_hugepages(root, hugepages):
                 raise SpecError("hugepages.per_node", node, "this host has no NUMA node %d (no %s)" % (node, "/" + rel))
             current = root.value(rel)
             if current != str(wanted):
-                writes.append(Write(rel, current, "%d\n" % wanted, False, "hugepages (2M) on node %d" % node))
+                writes.append(_write(root, rel, current, "%d\n" % wanted, False, "hugepages (2M) on node %d" % node))
             lines.append("w /%s - - - - %d\n" % (rel, wanted))
         writes += _file(root, FILES["hugepages_nodes"], HEADER + "".join(lines), "hugepages")
     if count_1g is not None:
@@ -263,7 +259,7 @@ def _file(root, rel, text, what):
     before = root.read(rel)
     if before == text:
         return []
-    return [Write(rel, before, text, True, what)]
+    return [_write(root, rel, before, text, True, what)]
 
 
 def plan_tuning(root, params):
@@ -286,39 +282,31 @@ def plan_tuning(root, params):
     return writes, facts
 
 
-def apply_writes(root, writes):
-    """Make the writes: kernel knobs in place (they are not regular files), persistent files atomically
-    with mode 0644. An OSError names the file."""
-    for write in writes:
-        path = root.full(write.rel)
-        try:
-            if write.persistent:
-                replace_file(path, write.after, 0o644)
-            else:
-                with open(path, "w", encoding="utf-8") as handle:
-                    handle.write(write.after)
-        except OSError as exc:
-            raise OSError("%s: %s" % (path, exc.strerror or exc)) from None
+class TuningRunner(Runner):
+    """The host_tuning module's run over the host's files (``root``: a Root, by default the one ``params['root']``
+    names): plan, write (unless check mode), read back; the result dict. No libvirt connection."""
 
+    def __init__(self, conn, params, check, tmpdir=None, root=None):
+        super().__init__(conn, params, check, tmpdir)
+        self.root = root or Root(params.get("root") or "/")
 
-def diffs(writes):
-    return [diff(w.before or "", w.after, "/" + w.rel) for w in writes if w.persistent]
-
-
-def tune(root, params, check):
-    """The module's whole run: plan, write (unless check), read back; the result dict."""
-    writes, facts = plan_tuning(root, params)
-    if params.get("require_kvm") and not facts["kvm"]["usable"]:  # before anything is written
-        raise SpecError("require_kvm", True, "KVM is not usable here: %s. Set require_kvm: false (the hypervisor "
-                                             "role's hypervisor_allow_emulation: true) to run guests with "
-                                             "virt_type: qemu" % "; ".join(facts["kvm"]["reasons"]))
-    if not check:
-        apply_writes(root, writes)
-    result = dict(facts, changed=bool(writes), actions=[w.describe() for w in writes], diff=diffs(writes),
-                  files=sorted("/" + w.rel for w in writes if w.persistent), warnings=[])
-    result["ksm"] = ksm_facts(root)
-    hugepages = params.get("hugepages") or {}
-    result["hugepages"] = hugepage_facts(root, hugepages)
-    if not check:
-        result["warnings"] += result["hugepages"]["short"]
-    return result
+    def run(self):
+        root, params = self.root, self.params
+        writes, facts = plan_tuning(root, params)
+        if params.get("require_kvm") and not facts["kvm"]["usable"]:  # before anything is written
+            raise SpecError("require_kvm", True, "KVM is not usable here: %s. Set require_kvm: false (the hypervisor "
+                                                 "role's hypervisor_allow_emulation: true) to run guests with "
+                                                 "virt_type: qemu" % "; ".join(facts["kvm"]["reasons"]))
+        if not self.check:
+            with self.undo.guard("tuning the host"):
+                write_files(writes, self.undo)
+        result = dict(facts, changed=bool(writes), actions=[w.action for w in writes],
+                      diff=[w.diff() for w in writes if w.persistent],
+                      files=sorted(w.header for w in writes if w.persistent))
+        result["ksm"] = ksm_facts(root)
+        hugepages = params.get("hugepages") or {}
+        result["hugepages"] = hugepage_facts(root, hugepages)
+        if not self.check:
+            for short in result["hugepages"]["short"]:
+                self.warn(short)
+        return self.finish(result)

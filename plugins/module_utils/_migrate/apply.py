@@ -17,6 +17,7 @@ import threading
 import time
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    RUNNING_STATES,
     libvirt,
     lookup_domain,
     open_connection,
@@ -24,7 +25,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import origin_after, read_origin, with_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, problem_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
 
@@ -116,14 +118,6 @@ def _progress(stats):
     }
 
 
-def _failure(stage, message, **extra):
-    """A UserError whose task result says at which stage it failed: ``preflight`` (nothing was tried; this guest
-    cannot go there) or ``migration`` (tried and failed; the destination may be at fault)."""
-    error = UserError(message)
-    error.result = dict(extra, stage=stage)
-    return error
-
-
 def check_params(params):
     if params["destination_uri"] == params["uri"]:
         raise SpecError("destination_uri", params["destination_uri"], "the same URI as uri: give the other hypervisor")
@@ -134,18 +128,24 @@ def check_params(params):
             raise SpecError(option, params[option], "expected a positive integer")
 
 
-def migrate_guest(src, params, check, open_dest=open_connection):
-    """The migrate module's run; the result dict. UserError/SpecError before anything moves for bad input and
-    pre-flight problems; UserError after a failed migration (the guest left running on the source)."""
-    check_params(params)
-    dest = open_dest(params["destination_uri"])
-    try:
-        return _migrate(src, dest, params, check)
-    finally:
-        dest.close()
+class MigrateRunner(Runner):
+    """The migrate module's run: the result dict. SpecError before anything moves for bad input; UserError with
+    ``reason: preflight`` (``stage: preflight``, ``problems``, ``problem_kinds``) when the pre-flight finds
+    problems, and ``reason: migration_failed`` (``stage: migration``) after a failed migration, the guest left
+    running on the source. ``open_dest`` opens the destination (tests give the test driver's)."""
+
+    open_dest = staticmethod(open_connection)
+
+    def run(self):
+        check_params(self.params)
+        dest = self.open_dest(self.params["destination_uri"])
+        try:
+            return self.finish(_migrate(self.conn, dest, self.params, self.check, self))
+        finally:
+            dest.close()
 
 
-def _migrate(src, dest, params, check):
+def _migrate(src, dest, params, check, run):
     name = params["name"]
     source_facts = {"uuid": parse_xml(src.getCapabilities()).findtext("host/uuid"), "name": src.getHostname()}
     dest_uuid = parse_xml(dest.getCapabilities()).findtext("host/uuid")
@@ -154,7 +154,7 @@ def _migrate(src, dest, params, check):
                         "the destination is the source: both report host UUID %s (give each hypervisor its own "
                         "host_uuid); guest %s stays where it is" % (dest_uuid, name))
     src_dom, dest_dom = lookup_domain(src, name), lookup_domain(dest, name)
-    result = {"changed": False, "name": name, "actions": [], "preflight": [], "warnings": []}
+    result = {"changed": False, "name": name, "actions": run.actions, "preflight": []}
     if src_dom is None:
         if dest_dom is None:
             raise SpecError("name", name, "no guest of that name on %s or on %s" % (src.getURI(), params["destination_uri"]))
@@ -164,7 +164,7 @@ def _migrate(src, dest, params, check):
         raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the one "
                         "that is stale first" % (name, src.getURI(), state_of(src_dom), params["destination_uri"],
                                                  state_of(dest_dom)))
-    running = state_of(src_dom) in ("running", "paused")
+    running = state_of(src_dom) in RUNNING_STATES
     domain_xml = src_dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE)
     needs = guest_needs(domain_xml)
     dest_facts = host_facts(dest, needs)
@@ -172,11 +172,13 @@ def _migrate(src, dest, params, check):
     if not running and not src_dom.isPersistent():
         raise UserError("guest %s is transient and not running: there is nothing to move" % name)
     problems, warnings = preflight(needs, running, source_facts, dest_facts, params)
-    result["warnings"] = warnings
+    for warning in warnings:
+        run.warn(warning)
     if problems:
-        raise _failure("preflight", "guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
+        raise UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
             name, dest_facts["name"], params["destination_uri"], state_of(src_dom), source_facts["name"],
-            "\n".join("- " + p for p in problems)), problems=problems)
+            "\n".join("- " + p["message"] for p in problems)), reason="preflight",
+            result=dict(problem_fields(problems), stage="preflight", warnings=run.warnings))
     result["preflight"] = ["ok: networks %s, %d disk(s), %d MiB free for %d MiB" % (
         ", ".join(needs["networks"]) or "none", len(needs["disks"]), dest_facts["free_mib"], needs["memory_mib"])]
     what = "%s migration of %s from %s to %s%s" % (
@@ -233,14 +235,16 @@ def _migrate(src, dest, params, check):
                     src_dom.abortJob()
                     aborted = True
             except libvirt.libvirtError as exc:
-                result["warnings"].append("could not act on the timeout: %s" % exc)
+                run.warn("could not act on the timeout: %s" % exc)
     moved = lookup_domain(dest, name)
     if "error" in outcome or aborted:
         _leave_on_source(src, dest, name, moved)
         reason = "aborted after the timeout of %d s" % params["timeout"] if aborted else str(outcome["error"])
-        raise _failure("migration", "migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the "
-                       "destination" % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)),
-                                        source_facts["name"]))
+        raise UserError("migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the "
+                        "destination" % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)),
+                                         source_facts["name"]),
+                        reason="migration_failed", cause=outcome.get("error"),
+                        result={"stage": "migration", "aborted": aborted, "warnings": run.warnings})
     try:
         stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if running and moved is not None else None
     except libvirt.libvirtError:
@@ -251,7 +255,8 @@ def _migrate(src, dest, params, check):
               if dom is not None and dom.isActive()]
     if running and copies != [params["destination_uri"]]:
         raise UserError("after migrating guest %s, the running copies are on %s (expected exactly one, on %s)"
-                        % (name, ", ".join(copies) or "no host", params["destination_uri"]))
+                        % (name, ", ".join(copies) or "no host", params["destination_uri"]), reason="migration_failed",
+                        result={"stage": "migration", "running_on": copies})
     result.update(source_state=state_of(left), destination_state=state_of(moved))
     return result
 

@@ -10,19 +10,16 @@ that brings it home. ``restore.yml`` reads it, so a restore works when the play 
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ensure_path
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import ORIGIN
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
-NS = "https://kvmfleet.dev/xmlns/libvirt/origin/1"
-FIELDS = ("uuid", "uri", "host", "since")
+NS = ORIGIN.namespace
 
 
 def read_origin(root):
-    """{"uuid", "uri", "host", "since"} of the guest's home, or None (it is home, or was never moved away)."""
-    node = root.find("metadata/{%s}home" % NS)
-    if node is None:
-        return None
-    return {field: node.get(field) for field in FIELDS}
+    """{"uuid", "uri", "host", "since"} of the guest's home (with "recovered" for a guest restarted by
+    recover), or None (it is home, or was never moved away)."""
+    return ORIGIN.read(root)
 
 
 def origin_after(current, record, source, dest_uuid, dest_uri=None):
@@ -40,15 +37,5 @@ def origin_after(current, record, source, dest_uuid, dest_uri=None):
 def with_origin(xml, origin):
     """The domain XML with ``origin`` (None: without one); other metadata stays as it is."""
     root = parse_xml(xml)
-    metadata = root.find("metadata")
-    if metadata is not None:
-        for old in metadata.findall("{%s}home" % NS):
-            metadata.remove(old)
-        if origin is None and len(metadata) == 0:
-            root.remove(metadata)
-    if origin is not None:
-        node = etree.SubElement(ensure_path(root, "metadata"), "{%s}home" % NS, nsmap={"origin": NS})
-        for field in FIELDS:
-            if origin.get(field):
-                node.set(field, str(origin[field]))
+    ORIGIN.write(root, origin)
     return to_string(root)

@@ -11,12 +11,13 @@ autostart. Check mode computes the same plan and stops before the first write.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    check_document,
     converge_autostart,
+    define,
     libvirt,
     lookup_or_none,
-    run_guarded,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import (
     guest_uses_network,
@@ -25,7 +26,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model im
     plan_network,
     read_spec,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema, xml_diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 
 
 def _lookup(conn, name):
@@ -37,11 +39,12 @@ _SECTIONS = {"ip-dhcp-host": "VIR_NETWORK_SECTION_IP_DHCP_HOST", "ip-dhcp-range"
              "dns-host": "VIR_NETWORK_SECTION_DNS_HOST"}
 
 
-class NetworkRunner:
-    def __init__(self, module, conn):
-        self.module, self.conn, self.params = module, conn, module.params
-        self.check = module.check_mode
-        self.actions, self.applied_live, self.reasons = [], [], []
+class NetworkRunner(Runner):
+    """Converge one network (``params``: the network module's) on ``conn``."""
+
+    def __init__(self, conn, params, check, tmpdir=None):
+        super().__init__(conn, params, check, tmpdir)
+        self.applied_live, self.reasons = [], []
 
     def guests_on(self, net):
         """Names of running guests with a NIC on the network."""
@@ -70,10 +73,9 @@ class NetworkRunner:
         if net is None:
             return {"changed": False, "state": "absent"}
         self._refuse_if_in_use(net, "removing it")
+        plan = Plan("network %s (persistent config)" % net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), "")
         result = {"changed": True, "state": "absent", "actions": ["destroy", "undefine"] if net.isActive()
-                  else ["undefine"],
-                  "diff": xml_diff(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), "",
-                                   "network %s (persistent config)" % net.name())}
+                  else ["undefine"], "diff": plan.diff()}
         if not self.check:
             if net.isActive():
                 net.destroy()
@@ -88,11 +90,11 @@ class NetworkRunner:
         spec = normalize_spec(self.params)
         net = _lookup(self.conn, name)
         if state == "absent":
-            return self.absent(net)
+            return self.finish(self.absent(net))
         current = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if net is not None else None
         plan = plan_network(current, spec)
         if plan.changed:
-            validate_schema(plan.after, "network.rng", "network")
+            check_document("network", plan.after)
         active = net is not None and net.isActive()
         updates = []
         if active and state != "inactive":
@@ -106,7 +108,7 @@ class NetworkRunner:
         if plan.changed:
             self.actions.append("define" if net is None else "update persistent config")
             if not self.check:
-                net = self.conn.networkDefineXML(plan.after)
+                net = define("network", self.conn.networkDefineXMLFlags, plan.after)
         if not restart:
             for update in updates:
                 self._live(net, update)
@@ -136,7 +138,7 @@ class NetworkRunner:
             result["diff"] = plan.diff()
         if net is not None and not self.check:
             result["uuid"], result["bridge"] = net.UUIDString(), result["network"].get("bridge")
-        return result
+        return self.finish(result)
 
     def _live(self, net, update):
         if self.check or net is None:
@@ -148,7 +150,7 @@ class NetworkRunner:
         except libvirt.libvirtError as exc:
             self.reasons.append("%s: could not be applied to the running network (%s); it applies when the "
                                 "network restarts" % (update.what, exc))
-            self.module.warn("network %s: %s could not be applied live: %s" % (net.name(), update.what, exc))
+            self.warn("network %s: %s could not be applied live: %s" % (net.name(), update.what, exc))
             return
         self.applied_live.append(update.what)
 
@@ -172,12 +174,3 @@ class NetworkRunner:
         if state in ("active", "inactive"):
             return state
         return "active" if active else "inactive"
-
-
-def run_module(module):
-    """Entry point for plugins/modules/network.py."""
-    try:
-        normalize_spec(module.params)  # bad input fails before we even connect
-    except SpecError as exc:
-        module.fail_json(msg=str(exc))
-    run_guarded(module, lambda conn: NetworkRunner(module, conn).run(), "network %s" % module.params["name"])

@@ -32,8 +32,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table im
     read_forward,
     read_interface,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string, xml_diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 
 # ---- reading the current network ------------------------------------------------------------------------
@@ -226,20 +227,9 @@ def _wanted_forward(root, spec, new):
     return kind, mode
 
 
-class NetworkPlan:
-    def __init__(self, before, after, changes):
-        self.before, self.after, self.changes = before, after, changes
-
-    @property
-    def changed(self):
-        return bool(self.changes)
-
-    def diff(self):
-        return xml_diff(self.before, self.after, "network %s (persistent config)" % parse_xml(self.after).findtext("name"))
-
-
 def plan_network(current_xml, spec):
-    """The network's persistent XML with the spec applied, and the Changes (none: leave it alone).
+    """The plan (_plan.Plan): the network's persistent XML with the spec applied, and the Changes (none: leave
+    it alone).
 
     ``current_xml`` is None for a network that does not exist yet. Only declared fields are written;
     everything else (uuid, the bridge name and MAC libvirt generated, other elements) is kept.
@@ -262,9 +252,10 @@ def plan_network(current_xml, spec):
     changes.extend(reconcile_fields(root, (DNS_HOSTS,), spec))
     if current_xml is None:
         changes.insert(0, Change("network", None, "defined"))
+    header = "network %s (persistent config)" % spec["name"]
     if not changes:
-        return NetworkPlan(current_xml, current_xml, [])
-    return NetworkPlan(current_xml, to_string(root), changes)
+        return Plan(header, current_xml, current_xml)
+    return Plan(header, current_xml or "", to_string(root), changes, created=current_xml is None)
 
 
 # ---- a running network: what can change live ---------------------------------------------------------

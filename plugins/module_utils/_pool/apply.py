@@ -6,7 +6,7 @@
 Order of work, so that bad input never leaves anything half-made: validate (spec, schema, local
 paths) -> define (only when a declared value differs) -> build (when asked, for a pool this task
 defines or starts) -> start or stop -> autostart -> refresh. A new pool that cannot be built or
-started is undefined again.
+started is undefined again (its directory removed when the build made it): the run's Undo.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import os
 import stat
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import POOL_NAME
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    check_document,
     converge_autostart,
+    define,
     libvirt,
     libvirt_error_code,
-    run_guarded,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model import (
     with_permissions,
     normalize_pool_spec,
@@ -30,13 +32,14 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model impor
     pool_target_path,
     strip_runtime,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     PERMISSION_CODECS,
-    POOL_SCHEMA,
+    PERMISSION_KEYS,
     find_pool,
     is_local_uri,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
 # Pool types whose target path is a directory on the host (the mount point for fs and netfs).
 DIRECTORY_TYPES = ("dir", "fs", "netfs")
@@ -44,7 +47,6 @@ DIRECTORY_TYPES = ("dir", "fs", "netfs")
 FORMATTING_TYPES = ("fs", "disk", "logical")
 # Pool types whose source devices are local block devices.
 LOCAL_DEVICE_TYPES = ("fs", "disk", "logical")
-PERMISSION_KEYS = ("mode", "owner", "group")
 
 
 def config_xml(pool):
@@ -57,14 +59,12 @@ def config_xml(pool):
         return pool.XMLDesc(0)
 
 
-class PoolRunner:
-    def __init__(self, module, conn):
-        self.module = module
-        self.conn = conn
-        self.params = module.params
-        self.check = module.check_mode
+class PoolRunner(Runner):
+    """Converge one storage pool (``params``: the pool module's) on ``conn``."""
+
+    def __init__(self, conn, params, check, tmpdir=None):
+        super().__init__(conn, params, check, tmpdir)
         self.local = is_local_uri(conn.getURI())
-        self.actions = []
 
     # -- validation against the host (local URIs only: a remote host's files are not ours to look at) ----
 
@@ -105,7 +105,7 @@ class PoolRunner:
             # compare the declared owner and mode with the directory itself, as libvirt will report them.
             plan = plan_pool(with_permissions(current_xml, directory), spec, name)
         if plan.changed:
-            validate_schema(plan.after, POOL_SCHEMA, "pool")
+            check_document("pool", plan.after)
         active = pool is not None and bool(pool.isActive())
         will_start = state == "active" and not active
         will_build = self.params["build"] and (plan.created or will_start)
@@ -117,9 +117,13 @@ class PoolRunner:
         if plan.changed:
             self.actions.append("define" if plan.created else "redefine")
             if not self.check:
-                pool = self.conn.storagePoolDefineXML(plan.after, 0)
+                pool = define("pool", self.conn.storagePoolDefineXML, plan.after)
+                if plan.created:
+                    self.undo.add("pool %s" % name, lambda: self._undefine(pool, will_build and self.local
+                                                                          and not path_existed))
         if to_set:
             self._set_directory_permissions(path, to_set)
+        doing = "built or started" if will_build else "started"
         try:
             if will_build:
                 self._build(pool, plan.type)
@@ -128,12 +132,13 @@ class PoolRunner:
                 if not self.check:
                     pool.create(0)
         except libvirt.libvirtError as exc:
-            if plan.created and not self.check:
-                self._undo_define(pool, will_build and self.local and not path_existed)
-                raise UserError("pool %s was defined but could not be %s, so its definition was removed again: %s"
-                                % (name, "built or started" if will_build else "started", exc)) from None
-            raise UserError("pool %s could not be %s: %s" % (
-                name, "built or started" if will_build else "started", exc)) from None
+            if len(self.undo):
+                failed = self.undo.rollback()
+                raise UserError("pool %s was defined but could not be %s, so its definition was removed again: %s%s"
+                                % (name, doing, exc, "; " + self.undo.describe_failure(failed) if failed else ""),
+                                reason="rolled_back", cause=exc) from None
+            raise UserError("pool %s could not be %s: %s" % (name, doing, exc), reason="libvirt_error",
+                            cause=exc) from None
         if state == "inactive" and active:
             self.actions.append("stop")
             if not self.check:
@@ -148,7 +153,7 @@ class PoolRunner:
             "changed": plan.changed or bool(self.actions),
             "diff": plan.diff(),
             "created": plan.created,
-            "changes": plan.describe_changes(),
+            "changes": plan.describe(),
             "actions": self.actions,
             "restart_required": restart_required,
             "refreshed": refreshed,
@@ -200,7 +205,8 @@ class PoolRunner:
                 raise
             self.actions[-1] = "build (already built: %s)" % str(exc).split(": ", 1)[-1]
 
-    def _undo_define(self, pool, remove_built_directory):
+    @staticmethod
+    def _undefine(pool, remove_built_directory):
         """Take back a pool this run defined: no half-made objects."""
         if pool.isActive():
             pool.destroy()
@@ -230,7 +236,7 @@ class PoolRunner:
             return result
         persistent = bool(pool.isPersistent())
         root = strip_runtime(parse_xml(config_xml(pool) if persistent else pool.XMLDesc(0)))
-        result["diff"] = diff(to_string(root), "", "pool (persistent config)")
+        result["diff"] = Plan("pool (persistent config)", to_string(root), "").diff()
         active = bool(pool.isActive())
         volumes = []
         if self.params["remove_storage"]:
@@ -239,7 +245,7 @@ class PoolRunner:
             result["removed_target"] = self._target_description(root)
         if self.check:
             if self.params["remove_storage"] and not active:
-                self.module.warn("check mode does not start inactive pool %s, so it cannot list the volumes that "
+                self.warn("check mode does not start inactive pool %s, so it cannot list the volumes that "
                                  "remove_storage would delete" % pool.name())
             self.actions.extend(self._absent_actions(active, persistent))
             return result
@@ -288,20 +294,16 @@ class PoolRunner:
             pool.delete(0)
         except libvirt.libvirtError as exc:
             if libvirt_error_code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
-                self.module.warn("libvirt cannot delete the storage of a %s pool; only its volumes were deleted"
+                self.warn("libvirt cannot delete the storage of a %s pool; only its volumes were deleted"
                                  % root.get("type"))
                 return None
             raise UserError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
-                            "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc)) from None
+                            "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc), reason="libvirt_error",
+                            cause=exc) from None
         return self._target_description(root)
 
     def run(self):
         pool = find_pool(self.conn, POOL_NAME.parse(self.params["name"], "name"))
         if self.params["state"] == "absent":
-            return self.absent(pool)
-        return self.present(pool)
-
-
-def run_module(module):
-    """Entry point for plugins/modules/pool.py."""
-    run_guarded(module, lambda conn: PoolRunner(module, conn).run(), "pool %s" % module.params["name"])
+            return self.finish(self.absent(pool))
+        return self.finish(self.present(pool))

@@ -19,7 +19,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.table impor
     AUTH_TYPES,
     BY_KEY,
     IQN_RE,
-    PERMS,
     POOL_FIELDS,
     POOL_FORMATS,
     POOL_RULES,
@@ -28,8 +27,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.table impor
     RUNTIME,
     AbsPath,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS, PERMISSION_KEYS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 
@@ -57,7 +57,7 @@ def normalize_pool_spec(params):
         if isinstance(value, list) and not value:
             raise SpecError(key, value, "expected at least one item (or leave the option out)")
         spec[key] = BY_KEY[key].codec.parse(value, key) if key in BY_KEY else value
-    for key in PERMS:
+    for key in PERMISSION_KEYS:
         spec[key] = PERMISSION_CODECS[key].parse(params.get(key), key)
     return spec
 
@@ -102,33 +102,6 @@ def _show(value):
 
 # ---- plan ----------------------------------------------------------------------------------------------
 
-class PoolPlan:
-    def __init__(self, before, root, changes, created, pool_type):
-        self.before = before
-        self.root = root
-        self.after = to_string(copy.deepcopy(root))
-        self.changes = changes
-        self.created = created
-        self.type = pool_type
-
-    @property
-    def changed(self):
-        return self.created or bool(self.changes)
-
-    def describe_changes(self):
-        """Each change as 'field: before -> after', values as a user would write them."""
-        def show(key, value):
-            field = BY_KEY.get(key)
-            return "(none)" if value is None else (field.codec.show(value) if field else value)
-        return ["%s: %s -> %s" % (c.what, show(c.what, c.before), show(c.what, c.after)) for c in self.changes]
-
-    def diff(self):
-        """before/after pool XML for --diff (runtime sizes left out), only when something changes."""
-        if not self.changed:
-            return {}
-        return diff(self.before, self.after, "pool (persistent config)")
-
-
 def strip_runtime(root):
     """Drop capacity/allocation/available: libvirt computes them; they are not configuration."""
     for tag in RUNTIME:
@@ -144,7 +117,8 @@ def new_pool_root(name, pool_type):
 
 
 def plan_pool(current_xml, spec, name):
-    """Apply ``spec`` to the pool's current persistent XML (None: a new pool); return a PoolPlan."""
+    """Apply ``spec`` to the pool's current persistent XML (None: a new pool); the plan (_plan.Plan), with the
+    pool's ``type``."""
     created = current_xml is None
     if created:
         if spec.get("type") is None:
@@ -173,14 +147,14 @@ def plan_pool(current_xml, spec, name):
         value = BY_KEY[key].read(root)
         if value is None or value == ():
             raise SpecError(key, None, "a %s pool needs it" % pool_type)
-    return PoolPlan(before, root, changes, created, pool_type)
+    return Plan("pool (persistent config)", before, to_string(root), changes, created, type=pool_type)
 
 
 def with_permissions(xml, permissions):
     """The pool XML with its target permissions set to ``permissions`` ({'mode', 'owner', 'group'}, as
     normalised values): what libvirt reports once it has refreshed the pool from its directory."""
     root = parse_xml(xml)
-    for key in PERMS:
+    for key in PERMISSION_KEYS:
         if permissions.get(key) is not None:
             BY_KEY[key].write(root, permissions[key])
     return to_string(root)

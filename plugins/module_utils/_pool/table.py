@@ -12,21 +12,20 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Co
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ElementList, Field, find_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import PERMISSION_CODECS, PERMISSION_KEYS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi", "rbd")
-PERMS = ("mode", "owner", "group")
 _AUTH = ("source.auth.username", "source.auth.secret")
 
 # Per pool type: the spec keys it takes, and those its definition must end up with.
 POOL_RULES = {
-    "dir": (("path",) + PERMS, ("path",)),
-    "fs": (("path", "source.devices", "source.format") + PERMS, ("path", "source.devices")),
-    "netfs": (("path", "source.hosts", "source.dir", "source.format") + PERMS, ("path", "source.hosts", "source.dir")),
-    "logical": (("path", "source.name", "source.devices", "source.format") + PERMS, ("source.name",)),
-    "disk": (("path", "source.devices", "source.format") + PERMS, ("path", "source.devices")),
-    "iscsi": (("path", "source.hosts", "source.devices", "source.initiator") + _AUTH + PERMS,
+    "dir": (("path",) + PERMISSION_KEYS, ("path",)),
+    "fs": (("path", "source.devices", "source.format") + PERMISSION_KEYS, ("path", "source.devices")),
+    "netfs": (("path", "source.hosts", "source.dir", "source.format") + PERMISSION_KEYS, ("path", "source.hosts", "source.dir")),
+    "logical": (("path", "source.name", "source.devices", "source.format") + PERMISSION_KEYS, ("source.name",)),
+    "disk": (("path", "source.devices", "source.format") + PERMISSION_KEYS, ("path", "source.devices")),
+    "iscsi": (("path", "source.hosts", "source.devices", "source.initiator") + _AUTH + PERMISSION_KEYS,
               ("path", "source.hosts", "source.devices")),
     "rbd": (("source.name", "source.hosts") + _AUTH, ("source.name", "source.hosts")),
 }

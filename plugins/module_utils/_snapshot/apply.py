@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: converging a guest's snapshot (``converge_snapshot``) and reading them all
-(``list_snapshots``), given a libvirt connection. Independent of AnsibleModule.
+"""Private: converging a guest's snapshot (``SnapshotRunner``) and reading them all (``list_snapshots``),
+given a libvirt connection. Independent of AnsibleModule.
 
 ``state: current`` means: the guest's disks are as this snapshot left them. The module reverts when
 the snapshot is not libvirt's current one, or when a disk was written after the snapshot was taken
@@ -16,14 +16,20 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_domain, state_of, version_string
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    RUNNING_STATES,
+    libvirt,
+    lookup_domain,
+    state_of,
+    version_string,
+)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import SNAPSHOT_MARK
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model import (
-    MARK_KEY,
-    MARK_NS,
     differences,
     guest_disks,
-    mark_xml,
     normalize_snapshot,
     plan_disks,
     read_mark,
@@ -35,7 +41,6 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import i
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
 
 EXTERNAL_REVERT_VERSION = 9007000  # libvirt reverts external snapshots from 9.7.0 on
-RUNNING = ("running", "paused")
 
 
 def _guest(conn, name):
@@ -55,8 +60,10 @@ def _snapshots(dom):
     return result
 
 
-def list_snapshots(conn, guest):
-    """snapshot_info's result: every snapshot of the guest, oldest first, with the current one named."""
+def list_snapshots(conn, params, _check=False):
+    """snapshot_info's result: every snapshot of the guest ``params['guest']``, oldest first, with the current
+    one named."""
+    guest = params["guest"]
     dom = _guest(conn, guest)
     facts = sorted((f for _snap, f in _snapshots(dom).values()), key=lambda f: (f["creation_time"] or 0, f["name"]))
     current = next((f["name"] for f in facts if f["current"]), None)
@@ -76,7 +83,7 @@ def _disks(conn, dom, flags=0):
 def _set_mark(dom, name):
     """Record that the guest's disks are, now, as snapshot ``name`` left them."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, mark_xml(name, time.time()), MARK_KEY, MARK_NS, flags)
+    SNAPSHOT_MARK.set_on(dom, {"snapshot": name, "time": "%d" % int(time.time())}, flags)
 
 
 def _disks_written_since(disks, since):
@@ -92,13 +99,13 @@ def _disks_written_since(disks, since):
     return False
 
 
-class _Run:
-    def __init__(self, conn, spec, check):
-        self.conn, self.spec, self.check = conn, spec, check
-        self.actions, self.warnings = [], []
+class SnapshotRunner(Runner):
+    """Converge one snapshot of a guest (``params``: the snapshot module's) on ``conn``."""
+
+    spec = None
 
     def run(self):
-        spec = self.spec
+        spec = self.spec = normalize_snapshot(self.params)
         dom = _guest(self.conn, spec["guest"])
         snaps = _snapshots(dom)
         before = sorted(snaps)
@@ -111,15 +118,12 @@ class _Run:
             self.revert(dom, snaps, result)
         after = sorted(_snapshots(dom)) if not self.check else self.predicted(before, result)
         result["changed"] = bool(self.actions)
-        result["actions"] = self.actions
-        result["warnings"] = self.warnings
-        result["diff"] = diff({"snapshots": before}, {"snapshots": after}, "snapshots of %s" % spec["guest"]) \
-            if before != after else {}
+        result["diff"] = Plan("snapshots of %s" % spec["guest"], {"snapshots": before}, {"snapshots": after}).diff()
         if spec.get("name") and spec["state"] != "absent":
             current = _snapshots(dom) if not self.check else snaps
             if spec["name"] in current:
                 result["snapshot"] = current[spec["name"]][1]
-        return result
+        return self.finish(result)
 
     def predicted(self, before, result):
         names = set(before) - set(result["deleted"])
@@ -132,14 +136,14 @@ class _Run:
     def present(self, dom, snaps, result):
         spec = self.spec
         state = state_of(dom)
-        running = state in RUNNING
+        running = state in RUNNING_STATES
         with_memory = spec.get("memory")
         if spec["name"] is not None and spec["name"] in snaps:
             facts = snaps[spec["name"]][1]
             with_memory = facts["memory"] if with_memory is None else with_memory
             result["differences"] = differences(facts, spec, with_memory)
             for text in result["differences"]:
-                self.warnings.append("snapshot %s exists and differs - %s; a snapshot's content cannot be edited: "
+                self.warn("snapshot %s exists and differs - %s; a snapshot's content cannot be edited: "
                                      "delete it (state: absent) and take it again" % (spec["name"], text))
         elif spec["name"] is not None:
             self.create(dom, state, running, result)
@@ -204,7 +208,7 @@ class _Run:
                 continue
             snap, snap_facts = snaps[name]
             if snap_facts["location"] != "internal":
-                self.warnings.append("keep: snapshot %s is %s; it is left for a task with state: absent"
+                self.warn("keep: snapshot %s is %s; it is left for a task with state: absent"
                                      % (name, snap_facts["location"]))
                 continue
             self.actions.append("delete snapshot %s (keep %d with prefix %s)" % (name, spec["keep"], spec["prefix"]))
@@ -306,7 +310,7 @@ def _revert_effect(state, facts, after_revert):
         base = "the guest resumes where the snapshot left it (%s, memory state)" % facts["state"]
     else:
         base = ("the snapshot has no memory state: the guest%s is shut off with the snapshot's disks"
-                % (" (now %s)" % state if state in RUNNING else ""))
+                % (" (now %s)" % state if state in RUNNING_STATES else ""))
     if after_revert:
         base += "; then %s (after_revert)" % ("started" if after_revert == "running" else "started paused")
     return base
@@ -322,9 +326,3 @@ def _refresh_pools(conn, paths):
                 pool.refresh(0)
             except libvirt.libvirtError:
                 continue
-
-
-def converge_snapshot(conn, params, check):
-    """The snapshot module's run; the result dict. Raises UserError (SpecError) before any change for bad
-    input."""
-    return _Run(conn, normalize_snapshot(params), check).run()

@@ -17,15 +17,12 @@ import os
 import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import ObjectName
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import SNAPSHOT_MARK
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 # libvirt keeps each snapshot's metadata as /var/lib/libvirt/qemu/snapshot/<guest>/<name>.xml.
 SNAPSHOT_NAME = ObjectName("snapshot")
-# Our record of when a snapshot was taken or reverted to (its own metadata element: other metadata,
-# ours included, is left alone).
-MARK_NS = "https://kvmfleet.dev/xmlns/libvirt/snapshot/1"
-MARK_KEY = "kvmfleet-snapshot"
 
 
 def normalize_snapshot(params):
@@ -195,20 +192,13 @@ def retention(snapshots, prefix, keep):
 
 # ---- our record of snapshot and revert times (to tell whether the disks moved on) ------------------------
 
-def mark_xml(name, when):
-    element = etree.Element("{%s}mark" % MARK_NS, nsmap={"kvmsnap": MARK_NS})
-    element.set("snapshot", name)
-    element.set("time", "%d" % int(when))
-    return to_string(element)
-
-
 def read_mark(domain_xml):
-    """(snapshot name, time) from the guest's metadata, or (None, None)."""
-    root = parse_xml(domain_xml)
-    mark = root.find("metadata/{%s}mark" % MARK_NS)
+    """(snapshot name, time) from the guest's metadata (_metadata.SNAPSHOT_MARK: its own element, so other
+    metadata, ours included, is left alone), or (None, None)."""
+    mark = SNAPSHOT_MARK.read(parse_xml(domain_xml))
     if mark is None:
         return None, None
     try:
-        return mark.get("snapshot"), int(mark.get("time"))
+        return mark["snapshot"], int(mark["time"])
     except (TypeError, ValueError):
         return None, None

@@ -14,16 +14,20 @@ import posixpath
 import stat
 import tempfile
 
-from ansible.module_utils.urls import fetch_url
+from urllib.error import HTTPError, URLError
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, run_guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import check_document, define, libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     CHUNK,
     FILE_POOL_TYPES,
     PERMISSION_CODECS,
-    VOLUME_SCHEMA,
+    PERMISSION_KEYS,
     file_digest,
     find_pool,
     guests_using_volume,
@@ -45,7 +49,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.model imp
     refuse_smaller,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.table import volume_facts
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 
 def set_permissions(path, permissions):
@@ -68,12 +72,11 @@ def set_permissions(path, permissions):
 
 # ---- the runner ----------------------------------------------------------------------------------------
 
-class VolumeRunner:
-    def __init__(self, module, conn):
-        self.module = module
-        self.conn = conn
-        self.params = module.params
-        self.check = module.check_mode
+class VolumeRunner(Runner):
+    """Converge one volume (``params``: the volume module's) on ``conn``."""
+
+    def __init__(self, conn, params, check, tmpdir=None):
+        super().__init__(conn, params, check, tmpdir)
         self.local = is_local_uri(conn.getURI())
         self.clone_source = None
 
@@ -108,7 +111,7 @@ class VolumeRunner:
 
     def _assumed_origin(self, pool, reference, option, fmt):
         """Check mode, before the base image or the volume to clone exists: an earlier task of the play makes it."""
-        self.module.warn(assumed(option, reference))
+        self.warn(assumed(option, reference))
         path = reference
         if pool is not None and not reference.startswith("/") and pool_type(pool) in FILE_POOL_TYPES:
             path = posixpath.join(parse_xml(pool.XMLDesc(0)).findtext("target/path"), reference)
@@ -143,16 +146,17 @@ class VolumeRunner:
         if plan.permissions:
             users = guests_using_volume(self.conn, current["path"], pool.name(), spec["name"], active_only=True)
             if users:
-                self.module.warn("volume %s: owner/group/mode differ from the declared ones, but running guest(s) %s use "
+                self.warn("volume %s: owner/group/mode differ from the declared ones, but running guest(s) %s use "
                                  "it and libvirt's dynamic ownership manages them while they run; left as they are"
                                  % (current["path"], ", ".join(users)))
                 plan.drop_permissions()
             else:
                 self._check_permissions_possible(vol, current)
         if plan.create and plan.create != "import" and plan.capacity is not None:
-            validate_schema(self._create_xml(spec, plan), VOLUME_SCHEMA, "volume")
+            check_document("volume", self._create_xml(spec, plan))
         if not self.check:
-            vol = self._apply(spec, pool, vol, plan, source)
+            with self.undo.guard("the change to volume %s" % spec["name"]):
+                vol = self._apply(spec, pool, vol, plan, source)
         facts = volume_facts(vol.XMLDesc(0)) if vol is not None else None
         return {
             "changed": plan.changed,
@@ -189,21 +193,24 @@ class VolumeRunner:
                                               PERMISSION_CODECS["mode"].show(current.get("mode")), self.params["uri"]))
 
     def _create_xml(self, spec, plan, capacity=None, fmt=None):
-        perms = {key: spec[key] for key in ("owner", "group", "mode")}
+        perms = {key: spec[key] for key in PERMISSION_KEYS}
         # Volumes of block pools (logical, disk, iscsi, rbd) take no image format: leave it to libvirt.
         fmt = (fmt or plan.format) if plan.pool_kind in FILE_POOL_TYPES else None
         return volume_xml(spec["name"], plan.capacity if capacity is None else capacity, fmt, plan.backing, perms)
 
     def _apply(self, spec, pool, vol, plan, source):
+        """The writes; each creation registers its deletion with the run's Undo (a failure later in the run
+        takes it back)."""
         if plan.create:
             vol = self._create(spec, pool, plan, source)
             try:
                 if plan.grow_to:
                     vol.resize(plan.grow_to, 0)
             except libvirt.libvirtError as exc:
-                vol.delete(0)
+                self.undo.rollback()
                 raise UserError("volume %s was created but could not be grown to %s, so it was deleted again: %s"
-                                % (spec["name"], format_size(plan.grow_to), exc)) from None
+                                % (spec["name"], format_size(plan.grow_to), exc), reason="rolled_back",
+                                cause=exc) from None
             return vol
         if plan.grow_to:
             try:
@@ -218,9 +225,10 @@ class VolumeRunner:
 
     def _create(self, spec, pool, plan, source):
         if plan.create == "clone":
-            return pool.createXMLFrom(self._create_xml(spec, plan), self.clone_source, 0)
+            return self._made(define("volume", lambda xml, flags: pool.createXMLFrom(xml, self.clone_source, flags),
+                                     self._create_xml(spec, plan)))
         if plan.create != "import":
-            return pool.createXML(self._create_xml(spec, plan), 0)
+            return self._made(define("volume", pool.createXML, self._create_xml(spec, plan)))
         if spec["url"] is None:
             return self._import(spec, pool, plan, source["file"])
         path = self._download(spec)
@@ -243,26 +251,34 @@ class VolumeRunner:
         # Created as raw bytes of the file's length: after the upload libvirt probes the content (a qcow2
         # image reports its own format and virtual size).
         xml = self._create_xml(spec, plan, capacity=os.path.getsize(path), fmt="raw")
-        validate_schema(xml, VOLUME_SCHEMA, "volume")
-        vol = pool.createXML(xml, 0)
+        vol = self._made(define("volume", pool.createXML, xml))
         try:
             upload_file(self.conn, vol, path)
         except BaseException as exc:
-            vol.delete(0)
+            self.undo.rollback()
             raise UserError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
-                            % (spec["name"], spec["src"] or spec["url"], exc)) from None
+                            % (spec["name"], spec["src"] or spec["url"], exc), reason="rolled_back") from None
         return pool.storageVolLookupByName(spec["name"])
+
+    def _made(self, vol):
+        """A volume this run created: a failure later in the run deletes it again."""
+        self.undo.add("volume %s" % vol.path(), lambda: vol.delete(0))
+        return vol
 
     def _download(self, spec):
         """Fetch the URL into a temporary file, hashing as it streams; verify the checksum. Returns the path."""
         algorithm, digest = spec["checksum"]
-        response, info = fetch_url(self.module, spec["url"], timeout=self.params["timeout"])
-        status = info.get("status")
-        if response is None or status != 200:
-            why = "HTTP %s %s" % (status, info.get("msg")) if isinstance(status, int) and status > 0 else info.get("msg")
-            raise UserError("option url: cannot download %s: %s" % (spec["url"], why))
+        try:
+            response = open_url(spec["url"], timeout=self.params["timeout"],
+                                validate_certs=self.params["validate_certs"], http_agent="kvmfleet.libvirt")
+        except HTTPError as exc:
+            raise UserError("option url: cannot download %s: HTTP %s %s" % (spec["url"], exc.code, exc.reason),
+                            result={"option": "url"}) from None
+        except (URLError, OSError, ValueError) as exc:
+            raise UserError("option url: cannot download %s: %s" % (spec["url"], getattr(exc, "reason", exc)),
+                            result={"option": "url"}) from None
         hasher = hashlib.new(algorithm)
-        handle, path = tempfile.mkstemp(prefix="kvmfleet-volume-", dir=self.module.tmpdir)
+        handle, path = tempfile.mkstemp(prefix="kvmfleet-volume-", dir=self.tmpdir)
         try:
             with os.fdopen(handle, "wb") as out:
                 for block in iter(lambda: response.read(CHUNK), b""):
@@ -294,7 +310,7 @@ class VolumeRunner:
                             "file, so nothing was changed. Detach it from them first (or remove them), or set "
                             "force: true" % (facts["path"], ", ".join(users)))
         result.update(removed=facts["path"], actions=["delete %s" % facts["path"]],
-                      diff=diff(describe(facts), {"state": "absent"}, "volume %s" % facts["name"]))
+                      diff=Plan("volume %s" % facts["name"], describe(facts), {"state": "absent"}).diff())
         if not self.check:
             vol.delete(0)
         return result
@@ -310,7 +326,7 @@ class VolumeRunner:
 
     def predict_without_pool(self, spec):
         """Check mode, before the pool exists or runs: the volume would be created (by the numbers declared)."""
-        self.module.warn("%s; volume %s would be created" % (
+        self.warn("%s; volume %s would be created" % (
             assumed("pool", spec["pool"], "does not exist or is not active yet"), spec["name"]))
         plan = VolumePlan(spec["name"])
         plan.create = "unknown"
@@ -325,6 +341,9 @@ class VolumeRunner:
                 "capacity": spec["size"], "format": spec["format"], "backing": None}
 
     def run(self):
+        return self.finish(self._run())
+
+    def _run(self):
         spec = normalize_volume_spec(self.params)
         pool = find_pool(self.conn, spec["pool"])
         if pool is None and self.params["state"] == "absent":
@@ -342,9 +361,3 @@ class VolumeRunner:
         if self.params["state"] == "absent":
             return self.absent(pool, vol)
         return self.present(spec, pool, vol)
-
-
-def run_module(module):
-    """Entry point for plugins/modules/volume.py."""
-    run_guarded(module, lambda conn: VolumeRunner(module, conn).run(),
-                "volume %s/%s" % (module.params["pool"], module.params["name"]))

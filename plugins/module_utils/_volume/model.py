@@ -19,7 +19,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import (
     parse_disk_size,
 )
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, diff
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     FILE_POOL_TYPES,
     PERMISSION_CODECS,
@@ -84,10 +85,12 @@ def _size_text(nbytes):
     return "%s (%d bytes)" % (format_size(nbytes), nbytes)
 
 
-class VolumePlan:
-    """What to do for one volume. ``before``/``after`` are the spec-level views for --diff."""
+class VolumePlan(Plan):
+    """What to do for one volume: a view plan (``before``/``after`` hold the spec-level fields that differ), and
+    what to make it from."""
 
     def __init__(self, name, pool_kind="dir"):
+        super().__init__("volume %s" % name, {}, {})
         self.name = name
         self.pool_kind = pool_kind
         self.create = None  # None, or 'empty', 'overlay', 'clone', 'import'
@@ -96,13 +99,10 @@ class VolumePlan:
         self.backing = None  # (path, format) of the base image of a new overlay
         self.grow_to = None
         self.permissions = {}  # key -> wanted value, for an existing volume that differs
-        self.before = {}
-        self.after = {}
-        self.actions = []
 
     @property
-    def changed(self):
-        return bool(self.create or self.grow_to or self.permissions)
+    def created(self):
+        return bool(self.create)
 
     def drop_permissions(self):
         """Leave the permissions alone (they are not this run's to change)."""
@@ -112,15 +112,10 @@ class VolumePlan:
         self.actions = [a for a in self.actions if not a.startswith("set ")]
         self.permissions = {}
 
-    def diff(self):
-        if not self.changed:
-            return {}
-        return diff(self.before, self.after, "volume %s" % self.name)
-
 
 def _perm_view(facts):
     return {key: PERMISSION_CODECS[key].show(facts.get(key)) if key == "mode" else facts.get(key)
-            for key in ("owner", "group", "mode") if facts.get(key) is not None}
+            for key in ("owner", "group", "mode") if facts.get(key) is not None}  # in the order a diff reads best
 
 
 def describe(facts):

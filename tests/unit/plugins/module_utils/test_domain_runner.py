@@ -14,7 +14,7 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import spec as domain_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import derive_mac
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
@@ -42,7 +42,7 @@ def converge(conn, check=False, host=None, **extra):
     host = host or gather_host(conn)
     spec = normalize_guest(guest, host)
     frozen = copy.deepcopy(spec)
-    result = converge_guest(conn, host, spec, apply_options(guest), check)
+    result = converge_guest(conn, host, spec, options_of(guest), check)
     assert spec == frozen, "converge_guest changed the spec"
     return result
 

@@ -15,8 +15,9 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet import spec as fleet_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import FleetError, converge_fleet
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import converge_fleet
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from testdriver import module_params
 
 POOL = "default-pool"
 SPEC = fleet_spec.argument_spec()
@@ -30,30 +31,14 @@ NODE = """<node>
 
 
 @pytest.fixture
-def conn(tmp_path):
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    node = tmp_path / "node.xml"
-    node.write_text(NODE)
-    connection = libvirt.open("test://" + str(node))
-    yield connection
-    connection.close()
-
-
-def defaults(options, item):
-    result = {key: option.get("default") for key, option in options.items()}
-    result.update(item)
-    for key, option in options.items():
-        if option.get("elements") == "dict" and isinstance(result.get(key), list):
-            result[key] = [defaults(option["options"], entry) for entry in result[key]]
-        elif option.get("type") == "dict" and option.get("options") and isinstance(result.get(key), dict):
-            result[key] = defaults(option["options"], result[key])
-    return result
+def conn(test_host):
+    return test_host(NODE)
 
 
 def params(conn, guests, **extra):
     """The module's parameters as AnsibleModule hands them over (every default filled in)."""
     extra.setdefault("parallel", 1)
-    return defaults(SPEC, dict(uri=conn.getURI(), guests=guests, **extra))
+    return module_params(SPEC, uri=conn.getURI(), guests=guests, **extra)
 
 
 def run(conn, guests, check=False, **extra):
@@ -172,16 +157,17 @@ class RefusingOne:
 def test_a_libvirt_error_on_one_guest_does_not_stop_the_others(conn):
     p = prefix()
     guests = [guest(p + "a"), guest(p + "broken"), guest(p + "c")]
-    with pytest.raises(FleetError) as info:
+    with pytest.raises(UserError) as info:
         converge_fleet(RefusingOne(conn, p + "broken"), params(conn, copy.deepcopy(guests), parallel=1), False)
     assert str(info.value).startswith("1 of 3 guests failed: %sbroken: the change to guest %sbroken failed" % (p, p))
+    assert info.value.reason == "guests_failed" and info.value.result["guests"][1]["reason"] == "rolled_back"
     result = info.value.result
     assert [g["error"] is None for g in result["guests"]] == [True, False, True]
     assert result["summary"]["created"] == 2 and result["summary"]["failed"] == 1
     names = {d.name() for d in conn.listAllDomains(0)}
     assert {p + "a", p + "c"} <= names and p + "broken" not in names
 
-    with pytest.raises(FleetError) as info:
+    with pytest.raises(UserError) as info:
         converge_fleet(RefusingOne(conn, p + "d1"), params(conn, [guest(p + "d1"), guest(p + "d2")], parallel=1,
                                                            fail_fast=True), False)
     assert "fail_fast" in info.value.result["guests"][1]["error"]
@@ -210,36 +196,39 @@ def test_parallel_workers_converge_the_same_fleet():
     [],
 ])
 def test_the_macs_checked_across_the_fleet_are_the_macs_the_plan_gives(conn, nics):
-    """planned_macs (the fleet's cross-guest check) skips the whole plan: it must agree with plan_domain,
+    """listed_guest_macs (the fleet's cross-guest check) skips the whole plan: it must agree with plan_domain,
     for a new guest and for one with fewer, the same or more NICs than declared."""
     from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
     from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
     from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import plan_domain
-    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import planned_macs
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import listed_guest_macs
 
     name = prefix() + "macs"
     for existing in (None, [{"network": "default"}, {"network": "default"}]):
         if existing is not None:
             run(conn, [guest(name, interfaces=existing)])
         host = gather_host(conn)
-        raw = defaults(SPEC["guests"]["options"], guest(name, interfaces=nics))
+        raw = module_params(SPEC["guests"]["options"], **guest(name, interfaces=nics))
         spec = normalize_guest(raw, host)
         expected = plan_domain(host.current_xml(name), spec, host).macs
-        assert planned_macs(spec, host) == expected
+        assert listed_guest_macs(spec, host) == expected
         assert len(expected) == len(nics)
 
 
 def test_a_cordoned_host_gets_no_new_guest_and_prune_keeps_visitors(conn):
     """A guest absent from a cordoned host may run elsewhere (evacuated): the fleet creates none there, in check mode
     and for real, but still converges the guests it has; prune never removes a guest visiting from its home."""
-    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import set_maintenance
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import MaintenanceRunner
     from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import with_origin
+
+    def set_maintenance(conn, state, reason, check):
+        return MaintenanceRunner(conn, {"state": state, "reason": reason}, check).run()
 
     p = prefix()
     run(conn, [guest(p + "here")])
     set_maintenance(conn, "present", "disk swap", False)
     for check in (True, False):
-        with pytest.raises(FleetError) as failure:
+        with pytest.raises(UserError) as failure:
             run(conn, [guest(p + "here"), guest(p + "gone")], check=check)
         assert "1 of 2 guests failed" in str(failure.value)
         assert "guest %sgone is not created: this host is in maintenance (cordoned since " % p in str(failure.value)

@@ -20,14 +20,14 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import mo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, spec as domain_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import apply_options, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model as _network_model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import GUEST_NAME, confined_path, parse_disk_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import disk_uses_volume
-from testdriver import FakeModule
+from testdriver import module_params
 
 POOL = "default-pool"
 
@@ -43,9 +43,9 @@ def domain(conn, check=False, **params):
     params.setdefault("virt_type", "qemu")
     for disk in params.get("disks") or []:
         disk.setdefault("device", "disk")
-    module = FakeModule(domain_spec.argument_spec(), check, **params)
+    given = module_params(domain_spec.argument_spec(), **params)
     host = gather_host(conn)
-    return converge_guest(conn, host, normalize.normalize_guest(module.params, host), apply_options(module.params), check)
+    return converge_guest(conn, host, normalize.normalize_guest(given, host), options_of(given), check)
 
 
 def guest_name():
@@ -83,7 +83,7 @@ def test_names_of_networks_pools_and_volumes_are_checked_too(conn):
         _network_model.normalize_spec({"name": "a/b"})
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
-        pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), name="..", type="dir", path="/x"), conn).run()
+        pool_apply.PoolRunner(conn, module_params(pool_spec.argument_spec(), name="..", type="dir", path="/x"), False).run()
     assert info.value.option == "name"
     with pytest.raises(SpecError) as info:
         volume_model.normalize_volume_spec({"name": "x\ty", "pool": POOL})
@@ -183,10 +183,10 @@ def test_pool_build_refuses_a_symlinked_target_directory(conn, tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     os.symlink(real, tmp_path / "link")
-    module = FakeModule(pool_spec.argument_spec(), name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(tmp_path / "link"),
-                        mode="0777", build=True)
+    params = module_params(pool_spec.argument_spec(), name="p-" + uuid.uuid4().hex[:6], type="dir",
+                           path=str(tmp_path / "link"), mode="0777", build=True)
     with pytest.raises(SpecError, match="symlink"):
-        pool_apply.PoolRunner(module, conn).run()
+        pool_apply.PoolRunner(conn, params, False).run()
 
 
 # ---- 5. check mode refuses what the real run refuses ----------------------------------------------------
@@ -252,8 +252,8 @@ def test_remove_storage_refuses_a_disk_another_guest_uses(conn):
     assert first in [d.name() for d in conn.listAllDomains(0)]
     assert first + "-shared.raw" in conn.storagePoolLookupByName(POOL).listVolumes()
     with pytest.raises(UserError, match="a disk of guest"):
-        module = FakeModule(volume_spec.argument_spec(), pool=POOL, name=first + "-shared.raw", state="absent")
-        volume_apply.VolumeRunner(module, conn).run()
+        params = module_params(volume_spec.argument_spec(), pool=POOL, name=first + "-shared.raw", state="absent")
+        volume_apply.VolumeRunner(conn, params, False).run()
     # (check mode: the test driver does not take the NVRAM flag of a real undefine)
     removed = domain(conn, True, name=first, state="absent", remove_storage=True, remove_shared_storage=True)
     assert removed["removed_volumes"] == ["/default-pool/%s-shared.raw" % first]
@@ -266,9 +266,9 @@ def test_pool_mode_on_an_existing_directory_is_shown_and_converged(conn, tmp_pat
     existing.mkdir()
     existing.chmod(0o700)
     params = dict(name="p-" + uuid.uuid4().hex[:6], type="dir", path=str(existing), mode="0750", build=True)
-    predicted = pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), True, **params), conn).run()
+    predicted = pool_apply.PoolRunner(conn, module_params(pool_spec.argument_spec(), **params), True).run()
     assert stat.S_IMODE(existing.stat().st_mode) == 0o700, "check mode changed the directory"
-    made = pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), **params), conn).run()
+    made = pool_apply.PoolRunner(conn, module_params(pool_spec.argument_spec(), **params), False).run()
     assert predicted["actions"] == made["actions"]
     assert "set mode of %s to 0750" % existing in made["actions"]
     assert stat.S_IMODE(existing.stat().st_mode) == 0o750

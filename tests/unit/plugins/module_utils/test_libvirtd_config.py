@@ -26,6 +26,11 @@ max_clients = 5000 # a trailing comment
 """
 
 
+def configure(params, check):
+    """The libvirtd_config module's run."""
+    return daemon.DaemonConfigRunner(None, params, check).run()
+
+
 def test_keys_are_set_in_place_and_everything_else_stays():
     text, changed = daemon.set_keys(STOCK, {"max_clients": 20, "unix_sock_group": "libvirt", "listen_tls": False})
     assert changed == ["listen_tls", "max_clients", "unix_sock_group"]
@@ -63,13 +68,13 @@ def test_bad_keys_and_values_name_the_option(settings, option):
 def test_plain_tcp_is_refused_unless_allowed_and_tls_needs_its_files(tmp_path):
     base = {"config_dir": str(tmp_path / "etc"), "pki_dir": str(tmp_path / "pki"), "tls": None, "qemu": {}}
     with pytest.raises(SpecError) as info:
-        daemon.configure(dict(base, libvirtd={"listen_tcp": True}, allow_insecure_tcp=False), check=False)
+        configure(dict(base, libvirtd={"listen_tcp": True}, allow_insecure_tcp=False), check=False)
     assert info.value.option == "libvirtd.listen_tcp" and "unencrypted" in str(info.value)
     with pytest.raises(SpecError) as info:
-        daemon.configure(dict(base, libvirtd={"listen_tls": True}, allow_insecure_tcp=False), check=False)
+        configure(dict(base, libvirtd={"listen_tls": True}, allow_insecure_tcp=False), check=False)
     assert info.value.option == "libvirtd.listen_tls" and "tls.ca_cert" in str(info.value)
     assert not (tmp_path / "etc").exists(), "a refused run wrote a file"
-    result = daemon.configure(dict(base, libvirtd={"listen_tcp": True}, allow_insecure_tcp=True), check=False)
+    result = configure(dict(base, libvirtd={"listen_tcp": True}, allow_insecure_tcp=True), check=False)
     assert result["changed"] and result["restart_required"]
 
 
@@ -111,22 +116,22 @@ def test_tls_files_are_checked_then_installed_with_libvirt_s_modes(tmp_path, pki
                                ({"server_cert": pki["self_signed"]}, "tls.server_cert", "not signed by tls.ca_cert"),
                                ({"ca_cert": "junk"}, "tls.ca_cert", "not a PEM certificate")):
         with pytest.raises(SpecError) as info:
-            daemon.configure(dict(base, tls=dict(tls, **bad)), check=False)
+            configure(dict(base, tls=dict(tls, **bad)), check=False)
         assert info.value.option == option and words in str(info.value)
         assert pki["server_key"] not in str(info.value)
     assert not (tmp_path / "pki").exists() and not (tmp_path / "etc").exists()
-    predicted = daemon.configure(dict(base, tls=tls), check=True)
+    predicted = configure(dict(base, tls=tls), check=True)
     assert not (tmp_path / "pki").exists()
-    result = daemon.configure(dict(base, tls=tls), check=False)
+    result = configure(dict(base, tls=tls), check=False)
     assert result["files"] == predicted["files"] and len(result["files"]) == 4
     key_path = tmp_path / "pki" / "libvirt" / "private" / "serverkey.pem"
     assert key_path.read_text() == pki["server_key"] and os.stat(key_path).st_mode & 0o777 == 0o600
     assert os.stat(tmp_path / "pki" / "CA" / "cacert.pem").st_mode & 0o777 == 0o644
     assert all(pki["server_key"] not in str(d) for d in result["diff"])
-    again = daemon.configure(dict(base, tls=tls), check=False)
+    again = configure(dict(base, tls=tls), check=False)
     assert not again["changed"] and not again["restart_required"]
     # listen_tls with the files already in place needs no tls option
-    assert not daemon.configure(dict(base, tls=None), check=False)["changed"]
+    assert not configure(dict(base, tls=None), check=False)["changed"]
 
 
 def test_the_lock_manager_goes_to_qemu_conf_and_its_lockspace_to_qemu_lockd_conf(tmp_path):
@@ -134,12 +139,12 @@ def test_the_lock_manager_goes_to_qemu_conf_and_its_lockspace_to_qemu_lockd_conf
     etc.mkdir()
     base = {"config_dir": str(etc), "pki_dir": str(tmp_path / "pki"), "tls": None, "libvirtd": {}}
     params = dict(base, qemu={"lock_manager": "lockd"}, lockd={"file_lockspace_dir": "/srv/shared/lockspace"})
-    predicted = daemon.configure(params, check=True)
+    predicted = configure(params, check=True)
     assert predicted["files"] == [str(etc / "qemu.conf"), str(etc / "qemu-lockd.conf")] and not list(etc.iterdir())
-    daemon.configure(params, check=False)
+    configure(params, check=False)
     assert 'lock_manager = "lockd"' in (etc / "qemu.conf").read_text()
     assert 'file_lockspace_dir = "/srv/shared/lockspace"' in (etc / "qemu-lockd.conf").read_text()
-    assert not daemon.configure(params, check=False)["changed"]
+    assert not configure(params, check=False)["changed"]
     with pytest.raises(SpecError) as info:
-        daemon.configure(dict(base, lockd={"file lockspace": 1}), check=True)
+        configure(dict(base, lockd={"file lockspace": 1}), check=True)
     assert info.value.option.startswith("lockd")

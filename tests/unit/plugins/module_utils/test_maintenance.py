@@ -6,11 +6,19 @@ from __future__ import annotations
 import datetime
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import _networks
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME, read_maintenance, set_maintenance
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import (
+    NAME,
+    MaintenanceRunner,
+    read_maintenance,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import origin_after, read_origin, with_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 NOW = datetime.datetime(2026, 12, 2, 4, 0, tzinfo=datetime.timezone.utc)
+
+
+def set_maintenance(conn, state, reason, check, now=None):
+    return MaintenanceRunner(conn, {"state": state, "reason": reason}, check, now=now).run()
 
 
 def test_cordon_is_idempotent_honest_in_check_mode_and_reversible(conn):

@@ -43,11 +43,17 @@ def test_what_a_guest_needs():
     assert needs["cpu_mode"] == "custom" and needs["has_cpu_model"]
 
 
+def messages(problems):
+    return [p["message"] for p in problems]
+
+
 def test_every_problem_is_named_at_once():
     facts = dest(uuid=SOURCE["uuid"], networks={"lan": False}, pools={}, free_mib=512, cpu_compatible=False,
                  paths={})
     problems, _warnings = preflight(guest_needs(GUEST), True, SOURCE, facts, {})
-    assert problems == [
+    assert [p["kind"] for p in problems] == ["same_host", "network_inactive", "network_missing", "pool_missing",
+                                             "disk_not_shared", "disk_not_shared", "memory_short", "cpu_incompatible"]
+    assert messages(problems) == [
         "the destination is the source: both report host UUID 11111111-1111-1111-1111-111111111111",
         "network lan: not active on the destination",
         "network storage: the destination has no network of that name",
@@ -62,7 +68,7 @@ def test_every_problem_is_named_at_once():
 
 def test_an_unsafe_cache_mode_is_named_unless_the_user_says_unsafe():
     problems, _warnings = preflight(guest_needs(GUEST), True, SOURCE, dest(), {})
-    assert problems == ["disk vdb (/srv/data/web-data.img): cache mode writeback makes libvirt call a live migration "
+    assert messages(problems) == ["disk vdb (/srv/data/web-data.img): cache mode writeback makes libvirt call a live migration "
                         "unsafe (guest data in the source's page cache); use cache: none, or set unsafe: true"]
     assert preflight(guest_needs(GUEST), True, SOURCE, dest(), {"unsafe": True})[0] == []
     assert preflight(guest_needs(GUEST), True, SOURCE, dest(paths={}), {"copy_storage": "all"})[0] == []

@@ -12,7 +12,7 @@ from lxml import etree
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import apply as pool_apply
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import model
-from testdriver import FakeModule
+from testdriver import module_params
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/storagepool.rng")
@@ -283,7 +283,7 @@ def test_dir_pool_properties(path, mode, owner, second, start):
 
 def run(conn, check=False, **params):
     params.setdefault("name", "p-" + uuid.uuid4().hex[:8])
-    return pool_apply.PoolRunner(FakeModule(pool_spec.argument_spec(), check, **params), conn).run()
+    return pool_apply.PoolRunner(conn, module_params(pool_spec.argument_spec(), **params), check).run()
 
 
 def pool_names(conn):

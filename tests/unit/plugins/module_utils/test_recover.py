@@ -1,4 +1,4 @@
-"""recover_guest (module_utils/_migrate/recover.py) against libvirt's test driver: the evidence, refusals, a start,
+"""RecoverRunner (module_utils/_migrate/recover.py) against libvirt's test driver: the evidence, refusals, a start,
 and no change the second time."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec impo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import LibvirtConnectionError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import recover
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import recover_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import RecoverRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -23,16 +23,17 @@ NODE = """<node>
 
 
 @pytest.fixture
-def conn(tmp_path, monkeypatch):
+def conn(test_host, monkeypatch):
     facts = recover.host_facts
     monkeypatch.setattr(recover, "host_facts", lambda c, needs: dict(facts(c, needs), free_mib=4096))  # the test driver
     # reports no free memory
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    node = tmp_path / "node.xml"
-    node.write_text(NODE)
-    connection = libvirt.open("test://" + str(node))
-    yield connection
-    connection.close()
+    return test_host(NODE)
+
+
+def recover_guest(conn, params, check, open_conn):
+    runner = RecoverRunner(conn, params, check)
+    runner.open_conn = open_conn
+    return runner.run()
 
 
 def guest(name, volume):
@@ -43,7 +44,7 @@ def guest(name, volume):
 
 
 def lost(_uri):
-    raise LibvirtConnectionError("Cannot connect to libvirt at uri 'qemu+tcp://hv2/system': no route to host")
+    raise LibvirtConnectionError("qemu+tcp://hv2/system", "no route to host")
 
 
 def params(conn, spec, **extra):

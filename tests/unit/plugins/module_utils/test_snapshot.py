@@ -11,7 +11,9 @@ import pytest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot import apply as snapshot_apply
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot import model
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import converge_snapshot, list_snapshots
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import SnapshotRunner, list_snapshots
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec import argument_spec
+from testdriver import module_params
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import schema_error
 
 NODE = """<node>
@@ -26,27 +28,23 @@ NODE = """<node>
     <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/images/raw1.img'/>
       <target dev='vdb' bus='virtio'/></disk></devices></domain>
 </node>"""
-DEFAULTS = {"state": "present", "location": "internal", "disk_only": False, "quiesce": False, "atomic": False,
-            "children": False, "children_only": False, "memory": None, "description": None, "keep": None,
-            "prefix": None, "after_revert": None, "name": None}
+def params(**given):
+    """The snapshot module's parameters as AnsibleModule hands them over."""
+    return module_params(argument_spec(), **given)
 
 
 @pytest.fixture
-def conn(tmp_path):
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    node = tmp_path / "node.xml"
-    node.write_text(NODE)
-    connection = libvirt.open("test://" + str(node))
-    yield connection
-    connection.close()
+def conn(test_host):
+    return test_host(NODE)
 
 
-def snap(conn, check=False, **params):
-    return converge_snapshot(conn, dict(DEFAULTS, guest=params.pop("guest", "g1"), **params), check)
+def snap(conn, check=False, **given):
+    return SnapshotRunner(conn, module_params(argument_spec(), **dict(given, guest=given.pop("guest", "g1"))),
+                          check).run()
 
 
 def names(conn, guest="g1"):
-    return [s["name"] for s in list_snapshots(conn, guest)["snapshots"]]
+    return [s["name"] for s in list_snapshots(conn, {"guest": guest})["snapshots"]]
 
 
 def test_a_snapshot_is_taken_once_and_check_mode_predicts_it(conn):
@@ -142,7 +140,7 @@ def test_external_snapshots_are_not_reverted_by_libvirt_9_0(conn, monkeypatch):
         "<disk name='vda' snapshot='internal'/>",
         "<disk name='vda' snapshot='external'><source file='/images/g1.ext.qcow2'/></disk>", 1)
     dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
-    assert [s for s in list_snapshots(conn, "g1")["snapshots"] if s["name"] == "ext"][0]["location"] == "external"
+    assert [s for s in list_snapshots(conn, {"guest": "g1"})["snapshots"] if s["name"] == "ext"][0]["location"] == "external"
     for check in (True, False):
         with pytest.raises(SpecError) as info:
             snap(conn, check, name="ext", state="current")
@@ -153,7 +151,7 @@ def test_external_snapshots_are_not_reverted_by_libvirt_9_0(conn, monkeypatch):
 
 
 def test_the_snapshot_document_validates_and_overlays_are_named_predictably():
-    spec = model.normalize_snapshot(dict(DEFAULTS, guest="g1", name="nightly", location="external"))
+    spec = model.normalize_snapshot(params(guest="g1", name="nightly", location="external"))
     domain = NODE.split("<domain type='test'>", 2)[1].rsplit("</domain>", 1)[0]
     plan = model.plan_disks(model.guest_disks("<domain type='test'>%s</domain>" % domain.split("</domain>")[0]), spec)
     assert plan == [("vda", "external", "/images/g1.nightly.qcow2"), ("sda", "no", None)]
@@ -161,7 +159,7 @@ def test_the_snapshot_document_validates_and_overlays_are_named_predictably():
     assert schema_error(xml, "domainsnapshot.rng") is None
     assert model.overlay_path("/var/lib/libvirt/images/web.img", "s") == "/var/lib/libvirt/images/web.s.qcow2"
     with pytest.raises(SpecError, match="libvirt 9.0 cannot revert external snapshots"):
-        model.normalize_snapshot(dict(DEFAULTS, guest="g1", name="x", location="external", memory=True))
+        model.normalize_snapshot(params(guest="g1", name="x", location="external", memory=True))
 
 
 def test_retention_is_oldest_first_by_creation_time():

@@ -12,16 +12,17 @@ import uuid
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
-from testdriver import FakeModule
+from testdriver import module_params
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 POOL = "default-pool"  # the test driver's own dir pool, at /default-pool
 
 
-def fake(check=False, **params):
-    params = dict(dict(pool=POOL, state="present", validate_certs=True, timeout=30), **params)
-    return FakeModule({key: {} for key in volume_spec.argument_spec()}, check, **params)
+def runner(check=False, conn=None, **params):
+    """A volume runner as the module makes it (the test driver's pool unless another is given)."""
+    return volume_apply.VolumeRunner(conn, module_params(volume_spec.argument_spec(), **dict(dict(pool=POOL), **params)),
+                                     check)
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def name():
 
 
 def run(conn, check=False, **params):
-    return volume_apply.VolumeRunner(fake(check, **params), conn).run()
+    return runner(check, conn, **params).run()
 
 
 def names(conn, pool=POOL):
@@ -85,9 +86,8 @@ def test_missing_pool_fails_naming_the_existing_ones_but_check_mode_assumes_it(c
     with pytest.raises(SpecError) as info:
         run(conn, name=name, pool="no-such-pool", size="8MiB")
     assert info.value.option == "pool" and "default-pool" in str(info.value)
-    module = fake(True, name=name, pool="no-such-pool", size="8MiB")
-    result = volume_apply.VolumeRunner(module, conn).run()
-    assert result["changed"] is True and "assuming an earlier task makes it" in module.warnings[0]
+    result = runner(True, conn, name=name, pool="no-such-pool", size="8MiB").run()
+    assert result["changed"] is True and "assuming an earlier task makes it" in result["warnings"][0]
     assert run(conn, name=name, pool="no-such-pool", state="absent")["changed"] is False
 
 
@@ -99,13 +99,12 @@ def test_permissions_of_an_existing_volume_not_on_this_host_are_refused_clearly(
 
 
 def test_check_mode_assumes_a_base_image_an_earlier_task_makes(conn, name):
-    module = fake(True, name=name, backing="base-" + name, size="40MiB")
-    result = volume_apply.VolumeRunner(module, conn).run()
-    assert result["changed"] and "backing base-%s does not exist yet" % name in module.warnings[0]
+    result = runner(True, conn, name=name, backing="base-" + name, size="40MiB").run()
+    assert result["changed"] and "backing base-%s does not exist yet" % name in result["warnings"][0]
     assert result["diff"]["after"] == {"state": "present", "capacity": "40MiB", "format": "qcow2",
                                        "backing": "/default-pool/base-" + name}
     assert name not in names(conn)
-    clone = fake(True, name=name, clone="nope-" + name)
-    assert volume_apply.VolumeRunner(clone, conn).run()["diff"]["after"]["capacity"] == "(the origin's size)"
+    clone = runner(True, conn, name=name, clone="nope-" + name)
+    assert clone.run()["diff"]["after"]["capacity"] == "(the origin's size)"
     with pytest.raises(SpecError, match="option backing: got 'base-%s'; pool default-pool has no volume" % name):
         run(conn, name=name, backing="base-" + name, size="40MiB")

@@ -1,23 +1,19 @@
-"""What the runner tests share: a stand-in for AnsibleModule (for the runners that still take one)."""
+"""What the tests of runners share: a module's parameters as AnsibleModule hands them over."""
 
 from __future__ import annotations
 
-import tempfile
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 TEST_URI = "test:///default"  # libvirt's in-process test driver (the conn fixture in tests/unit/conftest.py)
 
 
-class FakeModule:
-    """What a runner needs of AnsibleModule: params (the argument spec's defaults, then ``params``),
-    check_mode, warn(), tmpdir."""
-
-    def __init__(self, argument_spec, check=False, **params):
-        self.params = {key: option.get("default") for key, option in argument_spec.items()}
-        self.params.update(uri=TEST_URI)
-        self.params.update(params)
-        self.check_mode = check
-        self.warnings = []
-        self.tmpdir = tempfile.gettempdir()
-
-    def warn(self, message):
-        self.warnings.append(message)
+def module_params(argument_spec, **given):
+    """``given`` validated against ``argument_spec`` by Ansible's own validator, as AnsibleModule does it: every
+    option present (its default, or None), sub-options of dicts and lists of dicts too; ``uri`` is the test
+    driver's unless given. Input the argument spec refuses raises ValueError with Ansible's messages."""
+    if "uri" in argument_spec:
+        given.setdefault("uri", TEST_URI)
+    result = ArgumentSpecValidator(argument_spec).validate(given)
+    if result.error_messages:
+        raise ValueError("; ".join(result.error_messages))
+    return result.validated_parameters
