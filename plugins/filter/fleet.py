@@ -5,21 +5,18 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._filters import as_lists_and_dicts, guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles, plan_lines
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
 
+@guarded
 def guest_profiles(guests, profiles=None):
-    try:
-        return apply_profiles(guests, profiles)
-    except UserError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return apply_profiles(as_lists_and_dicts(guests), as_lists_and_dicts(profiles))
 
 
+@guarded
 def fleet_plan(result, hypervisor=None):
-    return plan_lines(result or {}, hypervisor)
+    return plan_lines(as_lists_and_dicts(result) or {}, hypervisor)
 
 
 class FilterModule:

@@ -6,29 +6,8 @@ The playbooks (evacuate, restore, rebalance) only apply the plans these give."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._filters import as_lists_and_dicts, guarded, number
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
-
-
-def _guarded(function):
-    def run(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except UserError as exc:
-            raise AnsibleFilterError(str(exc)) from None
-    run.__name__ = function.__name__
-    return run
-
-
-def _plain(value):
-    """Plain lists and dicts (registered results and hostvars come as Ansible's own types)."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _capacities(results, capacities):
@@ -44,14 +23,14 @@ def _capacities(results, capacities):
         if hasattr(entry, "get"):
             entry = entry.get("kvmfleet_guest_memory_mib")
         if entry is not None:
-            found[name] = _plain(entry)
+            found[name] = as_lists_and_dicts(entry)
     return found
 
 
-@_guarded
+@guarded
 def placement_view(host_results, guest_results, capacities=None, shared_storage=True):
-    host_results = _plain(host_results)
-    return placement.fleet_view(host_results, _plain(guest_results), _capacities(host_results, capacities or {}),
+    host_results = as_lists_and_dicts(host_results)
+    return placement.fleet_view(host_results, as_lists_and_dicts(guest_results), _capacities(host_results, capacities or {}),
                                 shared_storage)
 
 
@@ -60,45 +39,49 @@ def _lined(plan):
     return plan
 
 
-@_guarded
+@guarded
 def evacuation_plan(view, host, headroom_mib=512, exclude=None, stays=None):
-    view = _plain(view)
-    return _lined(placement.evacuation_plan(view["hosts"], view["guests"], host, int(headroom_mib),
-                                            exclude=_plain(exclude) or (), stays=_plain(stays) or ()))
+    view = as_lists_and_dicts(view)
+    return _lined(placement.evacuation_plan(view["hosts"], view["guests"], host, number(headroom_mib, "headroom_mib"),
+                                            exclude=as_lists_and_dicts(exclude) or (), stays=as_lists_and_dicts(stays) or ()))
 
 
-@_guarded
+@guarded
 def restore_plan(view, host, exclude=None, stays=None):
-    view = _plain(view)
-    return _lined(placement.restore_plan(view["hosts"], view["guests"], host, exclude=_plain(exclude) or (),
-                                         stays=_plain(stays) or ()))
+    view = as_lists_and_dicts(view)
+    return _lined(placement.restore_plan(view["hosts"], view["guests"], host, exclude=as_lists_and_dicts(exclude) or (),
+                                         stays=as_lists_and_dicts(stays) or ()))
 
 
-@_guarded
+@guarded
 def recovery_plan(view, host, specs, headroom_mib=512):
-    view = _plain(view)
-    return _lined(placement.recovery_plan(view["hosts"], view["guests"], host, _plain(specs) or [], int(headroom_mib)))
+    view = as_lists_and_dicts(view)
+    return _lined(placement.recovery_plan(view["hosts"], view["guests"], host, as_lists_and_dicts(specs) or [],
+                                          number(headroom_mib, "headroom_mib")))
 
 
-@_guarded
+@guarded
 def rebalance_plan(view, tolerance=0.1, min_gain=0.05, headroom_mib=512, max_moves=10, exclude=None, pinned=None):
-    view = _plain(view)
-    return _lined(placement.rebalance_plan(view["hosts"], view["guests"], float(tolerance), float(min_gain),
-                                           int(headroom_mib), int(max_moves), exclude=_plain(exclude) or (),
-                                           pinned=_plain(pinned) or ()))
+    view = as_lists_and_dicts(view)
+    return _lined(placement.rebalance_plan(view["hosts"], view["guests"], number(tolerance, "tolerance", float),
+                                           number(min_gain, "min_gain", float), number(headroom_mib, "headroom_mib"),
+                                           number(max_moves, "max_moves"), exclude=as_lists_and_dicts(exclude) or (),
+                                           pinned=as_lists_and_dicts(pinned) or ()))
 
 
-@_guarded
+@guarded
 def migration_outcome(results):
-    return placement.batch_outcome(_plain(results))
+    return placement.batch_outcome(as_lists_and_dicts(results))
 
 
+@guarded
 def migration_summary(record):
-    return placement.summary_lines(_plain(record))
+    return placement.summary_lines(as_lists_and_dicts(record))
 
 
+@guarded
 def recovery_evidence(results):
-    return placement.evidence_lines(_plain(results))
+    return placement.evidence_lines(as_lists_and_dicts(results))
 
 
 class FilterModule:

@@ -191,11 +191,18 @@ def parse_fields(fields, raw, option_prefix=""):
 def read_fields(elem, fields):
     """The values an element has for a field table, as a user would write them (nested by dotted
     key), for reading a spec back. Secret fields are never read back; absent flags are left out."""
+    return show_fields(fields, {field.key: field.read(elem) for field in fields
+                                if not getattr(field, "spec_only", False)})
+
+
+def show_fields(fields, values):
+    """Values read through a field table (``values``: key -> the field's read value) as a user would write them,
+    nested by dotted key; secret fields and absent flags left out (read_fields is this over an element)."""
     spec = {}
     for field in fields:
-        if field.secret or getattr(field, "spec_only", False) or field.composite:
+        if field.secret or getattr(field, "spec_only", False) or field.composite or field.key not in values:
             continue
-        value = field.read(elem)
+        value = values[field.key]
         if isinstance(field, ElementList):
             value = field.show(value) or None
         elif value is not None:

@@ -31,7 +31,7 @@ DEFAULT_URI = "qemu:///system"
 class LibvirtConnectionError(UserError):
     """The daemon at a URI cannot be reached or refused us: ``uri``, and libvirt's own words in ``cause``."""
 
-    reason = "unreachable"
+    code = "unreachable"
 
     def __init__(self, uri, cause):
         self.uri = uri
@@ -57,7 +57,7 @@ def connection_error_message(uri, error):
 def open_connection(uri=DEFAULT_URI, readonly=False):
     """Open and return a libvirt connection; raise LibvirtConnectionError with a helpful message."""
     if libvirt is None:
-        raise UserError(missing_required_lib("libvirt-python"), reason="missing_library")
+        raise UserError(missing_required_lib("libvirt-python"), code="missing_library")
     _silence_libvirt_stderr()
     try:
         conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
@@ -104,15 +104,15 @@ class Undo:
         return "some of what this task made could not be taken back: %s" % "; ".join(failed)
 
     @contextmanager
-    def guard(self, failed_what, reason="rolled_back"):
+    def guard(self, failed_what, code="rolled_back"):
         """The writes of one change. A libvirt or OS error takes back everything registered and raises
-        UserError('<failed_what> failed: <error>; <what was taken back>') with ``reason``; any other
+        UserError('<failed_what> failed: <error>; <what was taken back>') with ``code``; any other
         failure (a refusal, an interrupt) takes it back too and goes on as it is."""
         try:
             yield self
         except (libvirt.libvirtError, OSError) as exc:
             failed = self.rollback()
-            raise UserError("%s failed: %s; %s" % (failed_what, exc, self.describe_failure(failed)), reason=reason,
+            raise UserError("%s failed: %s; %s" % (failed_what, exc, self.describe_failure(failed)), code=code,
                             cause=exc) from None
         except BaseException:
             self.rollback()
@@ -201,6 +201,7 @@ DEFINE_KINDS = {
     "network": ("network.rng", "VIR_NETWORK_DEFINE_VALIDATE"),
     "pool": ("storagepool.rng", "VIR_STORAGE_POOL_DEFINE_VALIDATE"),
     "volume": ("storagevol.rng", "VIR_STORAGE_VOL_CREATE_VALIDATE"),
+    "snapshot": ("domainsnapshot.rng", "VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE"),
 }
 
 
@@ -208,12 +209,13 @@ def check_document(kind, xml):
     """Validate a document of ``kind`` ('domain', 'network', 'pool', 'volume') against libvirt's schema before
     anything is written (in check mode too); SchemaError naming the kind otherwise."""
     schema, _flag = DEFINE_KINDS[kind]
-    validate_schema(xml, schema, "pool" if kind == "pool" else kind)
+    validate_schema(xml, schema, kind)
 
 
 def define(kind, call, xml, flags=0):
     """Write a document: ``call(xml, flags)`` is the libvirt call (conn.defineXMLFlags, conn.networkDefineXMLFlags,
-    conn.storagePoolDefineXML, pool.createXML, or a createXMLFrom bound to its source volume). The document
+    conn.storagePoolDefineXML, pool.createXML, a createXMLFrom bound to its source volume, dom.snapshotCreateXML).
+    The document
     is validated here first, and the daemon validates it again (its VALIDATE flag). Returns what libvirt
     returned (the new object)."""
     check_document(kind, xml)

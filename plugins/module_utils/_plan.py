@@ -7,7 +7,8 @@ the object is now, what the spec wants), and how ``changed`` and ``--diff`` come
 - a document plan: the object's persistent XML before ('' when it does not exist) and after (a guest, a
   network, a pool);
 - a view plan: the object's spec-level view before ({} or {"state": "absent"}) and after, holding only what
-  differs (a volume, a seed volume, a guest's snapshots, a host's maintenance mark);
+  differs (a volume, a guest's snapshots, a host's maintenance mark), or a few lines of text (``text=True``: a
+  seed volume's content hash);
 - a file plan (``FileWrite``): a file's text before (None: it does not exist) and after (host tuning, the
   daemons' configuration, a guest's Ignition file).
 
@@ -26,12 +27,15 @@ class Plan:
 
     ``header``: how the --diff names it ('network lab (persistent config)'); ``before``/``after``: its document
     or view; ``changes``: the _fields.Change list the reconcile found; ``actions``: the writes in words;
-    ``created``: it does not exist yet; ``mask(xml, compare_to)``: hides secrets in a document's --diff;
-    ``derived``: what the plan worked out on the way, kept as attributes (a pool's type, a guest's NIC MACs).
+    ``created``: it does not exist yet; ``mask(xml, compare_to)``: hides secrets in a document's --diff; ``text``:
+    string sides are plain text, not XML documents; ``derived``: what the plan worked out on the way, kept as
+    attributes (a pool's type, a guest's NIC MACs).
     """
 
-    def __init__(self, header, before, after, changes=(), created=False, actions=(), mask=None, **derived):
+    def __init__(self, header, before, after, changes=(), created=False, actions=(), mask=None, text=False,
+                 **derived):
         self.header = header
+        self.text = text
         self.before, self.after = before, after
         self.changes = list(changes)
         self._created = created
@@ -57,7 +61,7 @@ class Plan:
         if not self.changed:
             return {}
         before, after = self.before, self.after
-        if isinstance(after, str) or isinstance(before, str):
+        if not self.text and (isinstance(after, str) or isinstance(before, str)):
             before, after = _document(before), _document(after)
             if self.mask is not None:
                 before, after = self.mask(before), self.mask(after, before)  # both from the unmasked documents
@@ -78,7 +82,7 @@ class FileWrite(Plan):
 
     def __init__(self, path, before, after, mode=0o644, secret=False, persistent=True, what=None, header=None,
                  mask=None, **derived):
-        super().__init__(header or path, before, after, mask=mask, **derived)
+        super().__init__(header or path, before, after, mask=mask, text=True, **derived)
         self.path, self.mode, self.secret, self.persistent, self.what = path, mode, secret, persistent, what
 
     @property

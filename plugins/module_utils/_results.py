@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: what goes back to the user, as data first and words second.
 
-- ``UserError``: the one failure class. Its message is for people; its ``reason`` (a code from ``CODES``) and
+- ``UserError``: the one failure class. Its message is for people; its ``code`` (one of ``CODES``) and
   its ``result`` (the partial result: per-guest results, the pre-flight's problems, the evidence) are what
   code and playbooks decide on. ``SpecError`` is bad input, naming the option.
 - ``problem``: one thing that stops an operation, with its ``kind`` (a code) and its sentence.
@@ -19,11 +19,12 @@ from __future__ import annotations
 # Every code a result carries, with what it means. Code and playbooks compare against these, never against
 # message text; a code not listed here is refused when it is raised (a typo or a rename fails the tests).
 CODES = {
-    # reason: why a task failed (the failure result's ``reason``)
+    # why a task failed: the failure result's ``code`` (its ``msg`` says it in words)
     "invalid_option": "bad input, found before anything changed; ``option`` names it",
     "missing_library": "a Python library the module needs is missing on the host it runs on",
     "unreachable": "the libvirt daemon at the URI cannot be reached or refused the connection",
     "libvirt_error": "a libvirt call failed; ``libvirt_code`` is libvirt's error code",
+    "file_error": "a file on the host the module runs on could not be read or written",
     "refused": "the task refuses what was asked, to keep data or running guests safe; nothing was changed",
     "cordoned": "the host is in maintenance: no guest is created there",
     "rolled_back": "a write failed part way; what the task had made was taken back",
@@ -64,7 +65,7 @@ CODES = {
 }
 
 
-def code(value):
+def known_code(value):
     """``value`` when it is a known code; ValueError otherwise (a code is never made up on the spot)."""
     if value not in CODES:
         raise ValueError("unknown result code %r (add it to _results.CODES with its meaning)" % (value,))
@@ -86,17 +87,17 @@ class UserError(Exception):
     """A failure whose message is meant for the user as it is: bad input, a refused operation, a
     missing library. Every module fails with its text and its data (_libvirt.run_guarded).
 
-    ``reason``: a code from CODES for what failed; ``result``: what the task returns with its failure (the
+    ``code``: one of CODES, for what failed; ``result``: what the task returns with its failure (the
     per-guest results of a fleet, the pre-flight's problems, a recovery's evidence); ``cause``: the error
     underneath (a libvirt error), whose code is returned as ``libvirt_code``.
     """
 
-    reason = "refused"
+    code = "refused"
 
-    def __init__(self, message, reason=None, result=None, cause=None):
+    def __init__(self, message, code=None, result=None, cause=None):
         super().__init__(Wording.apply(message))
-        if reason is not None:
-            self.reason = code(reason)
+        if code is not None:
+            self.code = known_code(code)
         self.result = dict(result or {})
         self.cause = cause
 
@@ -111,8 +112,8 @@ class UserError(Exception):
         return get() if get else None
 
     def fields(self):
-        """The failed task's result besides ``msg``: the partial result, the reason code, libvirt's code."""
-        fields = dict(self.result, reason=self.reason)
+        """The failed task's result besides ``msg``: the partial result, the failure's code, libvirt's code."""
+        fields = dict(self.result, code=self.code)
         if self.libvirt_code is not None:
             fields["libvirt_code"] = self.libvirt_code
         return fields
@@ -121,7 +122,7 @@ class UserError(Exception):
 class SpecError(UserError, ValueError):
     """Bad input, found before anything changed. The message names the option and what is accepted."""
 
-    reason = "invalid_option"
+    code = "invalid_option"
 
     def __init__(self, option, value, accepted):
         self.option, self.value, self.accepted = option, value, accepted
@@ -134,7 +135,7 @@ class SpecError(UserError, ValueError):
 
 def problem(kind, message, **data):
     """One thing that stops an operation: {"kind": a code from CODES, "message": its sentence, ...data}."""
-    return dict(data, kind=code(kind), message=Wording.apply(message))
+    return dict(data, kind=known_code(kind), message=Wording.apply(message))
 
 
 def problem_fields(problems):

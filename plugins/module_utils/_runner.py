@@ -32,6 +32,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import LXML_IMPORT_ERROR, etree, schema_warnings
 
+
 class Runner:
     """One task over one resource: the connection (None for a runner of host files), the module's
     parameters (validated and defaulted), and check mode.
@@ -61,8 +62,8 @@ class Runner:
     def finish(self, result):
         """The result with the run's warnings (and its actions, unless the result has its own)."""
         result.setdefault("actions", self.actions)
-        result["warnings"] = list(result.get("warnings") or []) + [w for w in self.warnings
-                                                                  if w not in (result.get("warnings") or [])]
+        given = list(result.get("warnings") or [])
+        result["warnings"] = given + [warning for warning in self.warnings if warning not in given]
         return result
 
     def run(self):
@@ -73,17 +74,17 @@ def run_guarded(module, run, what, connect=True, precheck=None):
     """Open the connection (unless ``connect`` is false), ``run(conn)`` and exit with its result; every
     failure becomes a message with data. The one entry of every module.
 
-    A UserError's text is meant for the user as it is (bad input, a refused operation) and its fields (the
-    reason code, the partial result, its warnings) go with it; a libvirt error is prefixed with ``what``
+    A UserError's text is meant for the user as it is (bad input, a refused operation) and its fields (its
+    code, the partial result, its warnings) go with it; a libvirt error or an OS error is prefixed with ``what``
     ('network lab'). The connection is closed either way. Never a traceback. ``run`` returns the result dict
     (with ``changed``); its ``warnings`` are given as the task's warnings. ``precheck(params)`` checks the
     input before the connection is opened (bad input fails the same with the daemon down).
     """
     if connect and libvirt is None:
         module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR,
-                         reason="missing_library")
+                         code="missing_library")
     if etree is None:
-        module.fail_json(msg=missing_required_lib("lxml"), exception=LXML_IMPORT_ERROR, reason="missing_library")
+        module.fail_json(msg=missing_required_lib("lxml"), exception=LXML_IMPORT_ERROR, code="missing_library")
     conn = None
     try:
         if precheck is not None:
@@ -94,15 +95,13 @@ def run_guarded(module, run, what, connect=True, precheck=None):
         fields = exc.fields()
         _warn(module, fields.pop("warnings", None))
         module.fail_json(msg=str(exc), **fields)
-    except OSError as exc:
-        if connect:
-            raise
-        module.fail_json(msg=str(exc), reason="refused")  # a host file that could not be read or written
+    except OSError as exc:  # a file on the host the module runs on that could not be read or written
+        module.fail_json(msg=str(exc) if not connect else "%s: %s" % (what, exc), code="file_error")
     except Exception as exc:  # pylint: disable=broad-except  # only libvirt's errors are caught here
         if libvirt is None or not isinstance(exc, libvirt.libvirtError):
             raise
         _warn(module, [])
-        module.fail_json(msg="libvirt error on %s: %s" % (what, exc), reason="libvirt_error",
+        module.fail_json(msg="libvirt error on %s: %s" % (what, exc), code="libvirt_error",
                          libvirt_code=exc.get_error_code())
     finally:
         if conn is not None:

@@ -111,9 +111,10 @@ guests:
       sample: {"uuid": "5ca1ab1e-0000-4000-8000-000000000001", "uri": "qemu+tcp://192.168.250.11/system", "host": "hv1",
                "since": "2026-12-02T04:00:00Z"}
     disks:
-      description: Each disk of the persistent definition with its size - from the running guest's block stats, or
-        read from the image of a guest that is not running; V(null) where libvirt cannot say (a network disk, a
-        missing image). What a move that copies storage must copy is the writable disks' RV(guests[].disks[].allocation_bytes).
+      description: Each disk of the persistent definition with its size - C(capacity_bytes), the disk's size as the
+        guest sees it, and C(allocation_bytes), the space its image takes on the host (what a move that copies
+        storage moves) - from the running guest's block stats, or read from the image of a guest that is not
+        running; V(null) where libvirt cannot say (a network disk, a missing image).
       type: list
       elements: dict
       version_added: 0.2.0

@@ -753,6 +753,17 @@ guests:
     error:
       description: Why this guest failed (null when it did not).
       type: str
+    code:
+      description: What failed for this guest, for playbooks to decide on (V(rolled_back), V(start_failed),
+        V(cordoned), V(refused), V(libvirt_error), ...); only on a guest that failed.
+      type: str
+      version_added: 0.2.0
+code:
+  description: On failure, V(guests_failed) (some guests failed, the others converged; RV(guests) has each one's
+    result), V(invalid_option) (a listed guest is wrong; nothing changed), V(unreachable) or V(libvirt_error).
+  returned: failure
+  type: str
+  version_added: 0.2.0
 summary:
   description: How many guests were (or would be) created, updated, unchanged, removed and failed, and the total.
   returned: always

@@ -146,11 +146,29 @@ stage:
     (tried and failed or timed out; the guest runs on, on the source).
   returned: failure
   type: str
+code:
+  description:
+    - On failure, what failed, for playbooks to decide on (never the message) - V(preflight) (the pre-flight found
+      problems; nothing moved), V(migration_failed) (the migration was tried and failed; the guest stays on the
+      source), V(invalid_option), V(refused) (a copy on both hypervisors), V(unreachable), V(libvirt_error).
+  returned: failure
+  type: str
+  version_added: 0.2.0
 problems:
   description: The pre-flight's problems, one sentence each.
   returned: failure at the pre-flight
   type: list
   elements: str
+problem_kinds:
+  description:
+    - The kind of each of RV(problems), in the same order - V(same_host), V(network_missing), V(network_inactive),
+      V(pool_missing), V(pool_inactive), V(disk_not_shared), V(disk_unsafe_cache), V(memory_short),
+      V(cpu_incompatible).
+  returned: failure at the pre-flight
+  type: list
+  elements: str
+  version_added: 0.2.0
+  sample: ["disk_not_shared"]
 origin:
   description: The guest's recorded home afterwards (V(null) when it is home or has none).
   returned: success

@@ -86,15 +86,50 @@ EXAMPLES = r"""
 
 RETURN = r"""
 evidence:
-  description: Each check, whether it passed, and what was found.
+  description:
+    - Each check made, in order, whether it passed, and what was found - C(code) (V(lost_host_silent),
+      V(cannot_run_it), V(runs_nowhere), V(fits_here), V(disk_locks)), C(check) (the same in words), C(ok),
+      C(detail). Checks stop at the first that decides.
+    - Returned with the failure too when the guest is refused.
   returned: always
   type: list
   elements: dict
-  sample: [{"check": "lost host does not answer", "ok": true, "detail": "Cannot connect to libvirt at uri ..."}]
-action:
-  description: V(started on HOST), V(left alone - runs on URI), or V(refused).
+  sample: [{"code": "lost_host_silent", "check": "lost host does not answer", "ok": true,
+            "detail": "unable to connect to server at '192.168.250.12:16509': No route to host"}]
+outcome:
+  description: V(started) (or, in check mode, would be), V(left_alone) (it already runs on a reachable hypervisor),
+    or V(not_recovered) (with the failure; RV(failed_check) says which check refused it).
   returned: always
   type: str
+  version_added: 0.2.0
+action:
+  description: The outcome in words - V(started on HOST), V(left alone: runs here), V(left alone: runs on URI), or
+    V(refused).
+  returned: always
+  type: str
+runs_on:
+  description: Where the guest already runs, when it is left alone.
+  returned: when left alone
+  type: str
+  version_added: 0.2.0
+failed_check:
+  description: The C(code) of the check that refused the guest.
+  returned: failure
+  type: str
+  version_added: 0.2.0
+problem_kinds:
+  description: What this hypervisor lacks for the guest, when that refused it (V(disk_would_be_created),
+    V(disk_not_shared), V(network_missing), V(pool_missing), V(memory_short), ...).
+  returned: failure at the check V(fits_here)
+  type: list
+  elements: str
+  version_added: 0.2.0
+code:
+  description: On failure, V(not_recovered) (the evidence says why), V(invalid_option), V(unreachable) or
+    V(libvirt_error).
+  returned: failure
+  type: str
+  version_added: 0.2.0
 state:
   description: The guest's state after it was started.
   returned: when started

@@ -326,13 +326,13 @@ def inactive_xml(conn, name):
     return domain_xml(conn, name, inactive=True)
 
 
-def plain(value):
+def unwrap_unsafe(value):
     """ansible-inventory marks the values an inventory plugin gave as unsafe ({"__ansible_unsafe": ...}):
     the values themselves."""
     if isinstance(value, dict):
         if set(value) == {"__ansible_unsafe"}:
             return value["__ansible_unsafe"]
-        return {key: plain(item) for key, item in value.items()}
+        return {key: unwrap_unsafe(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [plain(item) for item in value]
+        return [unwrap_unsafe(item) for item in value]
     return value

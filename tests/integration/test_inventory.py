@@ -29,7 +29,7 @@ def inventory(tmp_path, config, expect_rc=0):
                           env=harness.Ansible(tmp_path)._env(tmp_path / "unused.json"), capture_output=True, text=True,
                           check=False)
     assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return (harness.plain(json.loads(proc.stdout)) if proc.returncode == 0 else None), proc.stderr
+    return (harness.unwrap_unsafe(json.loads(proc.stdout)) if proc.returncode == 0 else None), proc.stderr
 
 
 def test_guests_grouped_by_hypervisor_state_and_tag_with_their_real_address(conn, prefix, ansible, image, lab, tmp_path):

@@ -148,7 +148,7 @@ class SeedVolumeRunner(Runner):
         task = SeedTask(seed, pool, vol)
         plan = Plan("seed volume %s" % params["name"],
                     "" if vol is None else "content: %s...\n" % (stored or "(not by kvmfleet)")[:19],
-                    "content: %s...\n" % short_hash(seed["hash"]), created=vol is None)
+                    "content: %s...\n" % short_hash(seed["hash"]), created=vol is None, text=True)
         result.update(changed=True, created=vol is None, actions=[task.describe()], diff=plan.diff())
         if not self.check:
             instance_id = default_instance_id(params["pool"], params["name"]) if seed["derive_instance_id"] else None
@@ -165,7 +165,7 @@ class SeedVolumeRunner(Runner):
         refuse_other_data(self.conn, vol, "name", "this module deletes only seeds (use kvmfleet.libvirt.volume)")
         result["actions"] = ["delete cloud-init seed volume %s/%s" % (self.params["pool"], self.params["name"])]
         result["volume_path"] = vol.path()
-        result["diff"] = Plan("seed volume %s" % self.params["name"], "present\n", "absent\n").diff()
+        result["diff"] = Plan("seed volume %s" % self.params["name"], "present\n", "absent\n", text=True).diff()
         if not self.check:
             vol.delete(0)
         return result

@@ -27,7 +27,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 class MissingLibraryError(UserError):
     """A Python library the seed needs is not installed on the managed host."""
 
-    reason = "missing_library"
+    code = "missing_library"
 
 
 def _library(name):
@@ -184,8 +184,8 @@ def normalize_cloud_init(raw, option="cloud_init", guest_name=None, option_names
     """
     if raw is None:
         return None
-    names = {key: "%s.%s" % (option, key) for key in ("pool", "volume", "meta_data", "user_data", "network_config",
-                                                       "vendor_data", "target")}
+    keys = ("pool", "volume", "meta_data", "user_data", "network_config", "vendor_data", "target")
+    names = {key: "%s.%s" % (option, key) for key in keys}
     names.update(option_names or {})
     if not isinstance(raw, dict):
         raise SpecError(option, raw, "expected a dict with pool and user_data, meta_data, network_config, vendor_data")

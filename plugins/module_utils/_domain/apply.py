@@ -242,7 +242,7 @@ class GuestRun(Runner):
         and said so."""
         volumes = []
         for disk in guest_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)):
-            if disk["device"] != "disk" or disk["empty"] or disk["type"] not in ("volume", "file"):
+            if (disk["device"] or "disk") != "disk" or disk["empty"] or disk["type"] not in ("volume", "file"):
                 continue
             try:
                 if disk["type"] == "volume":
@@ -323,7 +323,7 @@ class GuestRun(Runner):
                 what = item.label if getattr(item, "op", None) else item.what
                 reason = "%s: not applied to the running guest (%s); applies at next boot" % (what, exc)
                 self.live_failures.append(reason)
-                self.warnings.append(reason)
+                self.warn(reason)
                 continue
             self.applied_live.append(live_label(item))
 
@@ -347,8 +347,9 @@ class GuestRun(Runner):
                     "back with playbooks/restore.yml, or put the host back in service (kvmfleet.libvirt.host_maintenance "
                     "state: absent)" % (name, mark["since"] or "an unknown time",
                                         ": %s" % mark["reason"] if mark["reason"] else ""),
-                    reason="cordoned", result={"maintenance": mark})
-        self.warnings.extend(check_references(conn, spec, check, self.host.references))
+                    code="cordoned", result={"maintenance": mark})
+        for warning in check_references(conn, spec, check, self.host.references):
+            self.warn(warning)
         volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
         current_xml = None
         if dom is not None:
@@ -424,7 +425,7 @@ class GuestRun(Runner):
                 failed = self._undo_create(dom)
                 raise UserError("guest %s was defined but could not start, so it was removed again along with "
                                 "the volumes and files this task created: %s; %s"
-                                % (name, exc, self.undo.describe_failure(failed)), reason="start_failed",
+                                % (name, exc, self.undo.describe_failure(failed)), code="start_failed",
                                 cause=exc) from None
             raise
         action = converge_autostart(dom, spec.get("autostart"), check, dom is not None and not (plan.created and check))

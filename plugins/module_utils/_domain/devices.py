@@ -37,6 +37,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     argument_spec_of,
     parse_fields,
     read_fields,
+    show_fields,
 )
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
@@ -301,18 +302,18 @@ class Disks(DeviceKind):
         spec["backing"] = str(raw["backing"])
 
     def read_back(self, elem):
-        disk = {"dev": self.key_of(elem)}
-        disk.update(read_fields(elem, self.fields))
-        kind, attrs = DISK_SOURCE.read(elem)
-        attrs = dict(attrs)
-        if kind == "file" and attrs.get("file"):
-            disk["path"] = attrs["file"]
-        elif kind == "volume":
-            disk.update(pool=attrs.get("pool"), volume=attrs.get("volume"))
-        elif kind == "block":
-            disk["block"] = attrs.get("dev")
-        elif kind == "network":
-            disk["network"] = dict(attrs, hosts=DISK_HOSTS.show(DISK_HOSTS.read(elem)))
+        facts = disk_facts(elem)
+        disk = {"dev": facts["dev"]}
+        disk.update(show_fields(self.fields, facts))
+        if facts["type"] == "file" and facts["path"]:
+            disk["path"] = facts["path"]
+        elif facts["type"] == "volume":
+            disk.update(pool=facts["pool"], volume=facts["volume"])
+        elif facts["type"] == "block":
+            disk["block"] = facts["path"]
+        elif facts["type"] == "network":
+            disk["network"] = {"protocol": facts["protocol"], "name": facts["name"], "hosts": facts["hosts"]}
+            disk["network"] = {key: value for key, value in disk["network"].items() if value is not None}
         return disk
 
 
@@ -325,10 +326,10 @@ def disk_facts(elem):
     """What one disk is, read through the disk kind's table: the one reader of a guest's disks (the read-back
     spec, snapshots, the migration pre-flight, storage removal and domain_info all start here).
 
-    {"dev", "device", "bus", "format", "cache", "readonly", "shareable", ... (every field of the table, as
-    normalised values), "type" (file, block, volume, network), "path" (the host file or block device), "pool",
-    "volume", "protocol", "name" (a network disk's), "hosts" (its hosts), "empty" (a drive without media)}.
-    A cdrom or floppy is read-only whatever its XML says.
+    {"dev", "device", "bus", "format", "cache", "readonly", "shareable", ... (every field of the table as it reads
+    it), "type" (file, block, volume, network), "path" (the host file or block device), "pool", "volume",
+    "protocol", "name" (a network disk's), "hosts" (its hosts, as a user writes them), "empty" (a drive without
+    media), "writable" (the guest writes to it: a disk with media, not read-only, not a cdrom or floppy)}.
     """
     facts = {field.key: field.read(elem) for field in Disks.fields if not field.composite}
     kind, attrs = DISK_SOURCE.read(elem)
@@ -336,8 +337,7 @@ def disk_facts(elem):
     facts.update(dev=DEVICE_KIND["disks"].key_of(elem), type=kind, path=attrs.get("file") or attrs.get("dev"),
                  pool=attrs.get("pool"), volume=attrs.get("volume"), protocol=attrs.get("protocol"),
                  name=attrs.get("name"), hosts=DISK_HOSTS.show(DISK_HOSTS.read(elem)), empty=not attrs)
-    facts["device"] = facts["device"] or "disk"
-    facts["readonly"] = bool(facts["readonly"]) or facts["device"] in ("cdrom", "floppy")
+    facts["writable"] = not (facts["empty"] or facts["readonly"] or facts["device"] in ("cdrom", "floppy"))
     return facts
 
 

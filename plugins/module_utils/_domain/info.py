@@ -79,20 +79,25 @@ def _addresses(dom):
 def disk_sizes(root, flat, block_info=None):
     """Each disk of the guest with its size: [{"dev", "device", "path", "pool", "volume", "readonly",
     "shareable", "capacity_bytes", "allocation_bytes"}], in document order (the one disk reader, devices.py).
-    Sizes from a running guest's block stats (``flat``, matched by target dev), else from
-    ``block_info(dev)`` -> (capacity, allocation, physical) (virDomainGetBlockInfo; None when unknown)."""
+    ``allocation_bytes`` is the space the image takes on the host - what a storage copy moves. A running guest's
+    come from its block stats (``flat``, matched by target dev: libvirt's ``physical`` there, as its
+    ``allocation`` is only the highest offset written since it started), a shut-off guest's from
+    ``block_info(dev)`` -> (capacity, allocation, physical) (virDomainGetBlockInfo); None where libvirt cannot
+    say."""
     by_dev = {}
     for index in range(flat.get("block.count", 0)):
         base = "block.%d." % index
-        by_dev[flat.get(base + "name")] = (flat.get(base + "capacity"), flat.get(base + "allocation"))
+        used = flat.get(base + "physical")
+        by_dev[flat.get(base + "name")] = (flat.get(base + "capacity"),
+                                           used if used is not None else flat.get(base + "allocation"))
     result = []
     for disk in guest_disks(root):
         sizes = by_dev.get(disk["dev"])
         if sizes is None and block_info is not None and not disk["empty"]:
             sizes = block_info(disk["dev"])
         capacity, allocation = (sizes or (None, None))[:2]
-        result.append({"dev": disk["dev"], "device": disk["device"], "path": disk["path"], "pool": disk["pool"],
-                       "volume": disk["volume"], "readonly": disk["readonly"], "shareable": bool(disk["shareable"]),
+        result.append({"dev": disk["dev"], "device": disk["device"] or "disk", "path": disk["path"], "pool": disk["pool"],
+                       "volume": disk["volume"], "readonly": not disk["writable"], "shareable": bool(disk["shareable"]),
                        "capacity_bytes": capacity, "allocation_bytes": allocation})
     return result
 

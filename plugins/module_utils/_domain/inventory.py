@@ -7,6 +7,7 @@ variables and their groups."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -35,9 +36,18 @@ def first_address(addresses):
     found = [entry for entries in addresses.values() for entry in entries]
     for family in ("ipv4", "ipv6"):
         for entry in found:
-            if entry["family"] == family and not entry["address"].startswith(("127.", "::1", "fe80:")):
+            if entry["family"] == family and not _local(entry["address"]):
                 return entry["address"]
     return None
+
+
+def _local(address):
+    """Loopback and link-local addresses: no one else reaches the guest there."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    return parsed.is_loopback or parsed.is_link_local
 
 
 def matches(guest, filters):

@@ -19,6 +19,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import pa
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import XMLInputError, etree, parse_xml, to_string
 
+
 def _normalize_tags(tags):
     if tags is None:
         return None

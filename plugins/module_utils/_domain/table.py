@@ -32,7 +32,7 @@ IGNITION_DIR = "/var/lib/libvirt/kvmfleet/ignition"
 
 
 # ---- live kinds: how a running guest takes a change of a field --------------------------------------------
-# ``call(guest, change)``: ``guest`` is the running guest being converged (apply.LiveGuest: its dom,
+# ``call(guest, change)``: ``guest`` is the running guest being converged (live.LiveGuest: its dom,
 # and the device operations); ``change`` the Change (or the DeviceOp) to apply.
 
 def _live():

@@ -6,7 +6,7 @@ once (HostContext), every guest converged by the same ``converge_guest`` the dom
 
 Every spec is checked before any guest is changed. A libvirt error on one guest does not stop the
 others (unless ``fail_fast``); the result names each failed guest and why (the failure's ``reason``
-is ``guests_failed`` and ``guests`` has every guest's result; each failed guest's ``reason`` says why). Guests are converged by a
+is ``guests_failed`` and ``guests`` has every guest's result; each failed guest's ``code`` says why). Guests are converged by a
 bounded pool of workers (``parallel``), each with its own connection, so that start and shutdown
 waits overlap; results keep the order of the list.
 """
@@ -28,10 +28,10 @@ _KEYS = ("changed", "created", "state", "uuid", "changes", "actions", "applied_l
          "interfaces", "removed_volumes")
 
 
-def _entry(name, result=None, error=None, removed=False, reason=None):
+def _entry(name, result=None, error=None, removed=False, code=None):
     entry = {"name": name, "error": error, "removed": removed}
-    if reason is not None:
-        entry["reason"] = reason
+    if code is not None:
+        entry["code"] = code
     for key in _KEYS:
         if result is not None and key in result:
             entry[key] = result[key]
@@ -81,7 +81,7 @@ def converge_fleet(conn, params, check):
     if errors:
         raise UserError("nothing was changed: %d guest%s of the fleet %s wrong:\n%s" % (
             len(errors), "" if len(errors) == 1 else "s", "is" if len(errors) == 1 else "are", "\n".join(errors)),
-            reason="invalid_option", result={"option": "guests"})
+            code="invalid_option", result={"option": "guests"})
     options = options_of(params)
     removals = prune_candidates(host, {spec["name"] for spec in specs}, params.get("prune_selector")) \
         if params.get("prune") else []
@@ -94,20 +94,20 @@ def converge_fleet(conn, params, check):
         removing = spec["state"] == "absent" and spec["name"] in removals
         if stop.is_set():
             return _entry(spec["name"], error="not converged: fail_fast stopped the fleet at an earlier failure",
-                          reason="refused"), None
+                          code="refused"), None
         try:
             result = converge_guest(workers.conn(), host, spec, opts, check)
         except UserError as exc:
-            error, reason = str(exc), exc.reason
+            error, failure = str(exc), exc.code
         except libvirt.libvirtError as exc:
-            error, reason = "libvirt error on guest %s: %s" % (spec["name"], exc), "libvirt_error"
+            error, failure = "libvirt error on guest %s: %s" % (spec["name"], exc), "libvirt_error"
         else:
             entry = _entry(spec["name"], result, removed=removing and result["changed"])
             entry["warnings"] = result.get("warnings") or []
             return entry, result.get("diff")
         if params.get("fail_fast"):
             stop.set()
-        return _entry(spec["name"], error=error, reason=reason), None
+        return _entry(spec["name"], error=error, code=failure), None
 
     try:
         if workers.parallel == 1:
@@ -129,5 +129,5 @@ def converge_fleet(conn, params, check):
     failed = [g for g in guests if g["error"]]
     if failed:
         raise UserError("%d of %d guests failed: %s" % (len(failed), len(guests), "; ".join(
-            "%s: %s" % (g["name"], g["error"]) for g in failed)), reason="guests_failed", result=result)
+            "%s: %s" % (g["name"], g["error"]) for g in failed)), code="guests_failed", result=result)
     return result

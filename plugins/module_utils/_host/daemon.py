@@ -166,7 +166,7 @@ def check_tls(tls):
         from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise UserError("checking the TLS files needs the Python library cryptography on the hypervisor",
-                        reason="missing_library") from None
+                        code="missing_library") from None
     for required in ("ca_cert", "server_cert", "server_key"):
         if not tls.get(required):
             raise SpecError("tls." + required, None, "required with tls: the PEM text")

@@ -128,6 +128,15 @@ def check_params(params):
             raise SpecError(option, params[option], "expected a positive integer")
 
 
+def preflight_failure(name, destination, where, problems, warnings=()):
+    """The failure of a pre-flight that found ``problems``: ``code: preflight`` and ``stage: preflight``, the
+    problems' sentences and their kinds (same order). ``destination``: (name, URI); ``where``: (the guest's state,
+    the source's name)."""
+    return UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
+        (name,) + tuple(destination) + tuple(where) + ("\n".join("- " + p["message"] for p in problems),)),
+        code="preflight", result=dict(problem_fields(problems), stage="preflight", warnings=list(warnings)))
+
+
 class MigrateRunner(Runner):
     """The migrate module's run: the result dict. SpecError before anything moves for bad input; UserError with
     ``reason: preflight`` (``stage: preflight``, ``problems``, ``problem_kinds``) when the pre-flight finds
@@ -145,7 +154,7 @@ class MigrateRunner(Runner):
             dest.close()
 
 
-def _migrate(src, dest, params, check, run):
+def _migrate(src, dest, params, check, runner):
     name = params["name"]
     source_facts = {"uuid": parse_xml(src.getCapabilities()).findtext("host/uuid"), "name": src.getHostname()}
     dest_uuid = parse_xml(dest.getCapabilities()).findtext("host/uuid")
@@ -154,7 +163,7 @@ def _migrate(src, dest, params, check, run):
                         "the destination is the source: both report host UUID %s (give each hypervisor its own "
                         "host_uuid); guest %s stays where it is" % (dest_uuid, name))
     src_dom, dest_dom = lookup_domain(src, name), lookup_domain(dest, name)
-    result = {"changed": False, "name": name, "actions": run.actions, "preflight": []}
+    result = {"changed": False, "name": name, "actions": runner.actions, "preflight": []}
     if src_dom is None:
         if dest_dom is None:
             raise SpecError("name", name, "no guest of that name on %s or on %s" % (src.getURI(), params["destination_uri"]))
@@ -173,12 +182,10 @@ def _migrate(src, dest, params, check, run):
         raise UserError("guest %s is transient and not running: there is nothing to move" % name)
     problems, warnings = preflight(needs, running, source_facts, dest_facts, params)
     for warning in warnings:
-        run.warn(warning)
+        runner.warn(warning)
     if problems:
-        raise UserError("guest %s cannot move to %s (%s); it stays %s on %s:\n%s" % (
-            name, dest_facts["name"], params["destination_uri"], state_of(src_dom), source_facts["name"],
-            "\n".join("- " + p["message"] for p in problems)), reason="preflight",
-            result=dict(problem_fields(problems), stage="preflight", warnings=run.warnings))
+        raise preflight_failure(name, (dest_facts["name"], params["destination_uri"]),
+                                (state_of(src_dom), source_facts["name"]), problems, runner.warnings)
     result["preflight"] = ["ok: networks %s, %d disk(s), %d MiB free for %d MiB" % (
         ", ".join(needs["networks"]) or "none", len(needs["disks"]), dest_facts["free_mib"], needs["memory_mib"])]
     what = "%s migration of %s from %s to %s%s" % (
@@ -208,7 +215,7 @@ def _migrate(src, dest, params, check, run):
         src_dom.migrateSetMaxDowntime(int(params["max_downtime"]), 0)
     outcome = {}
 
-    def run():
+    def migrate():
         try:
             if running and params["peer2peer"]:
                 src_dom.migrateToURI3(params["destination_uri"], migration, flags)
@@ -217,7 +224,7 @@ def _migrate(src, dest, params, check, run):
         except libvirt.libvirtError as exc:
             outcome["error"] = exc
 
-    worker = threading.Thread(target=run, daemon=True)
+    worker = threading.Thread(target=migrate, daemon=True)
     started = time.monotonic()
     worker.start()
     switched = aborted = False
@@ -235,7 +242,7 @@ def _migrate(src, dest, params, check, run):
                     src_dom.abortJob()
                     aborted = True
             except libvirt.libvirtError as exc:
-                run.warn("could not act on the timeout: %s" % exc)
+                runner.warn("could not act on the timeout: %s" % exc)
     moved = lookup_domain(dest, name)
     if "error" in outcome or aborted:
         _leave_on_source(src, dest, name, moved)
@@ -243,8 +250,8 @@ def _migrate(src, dest, params, check, run):
         raise UserError("migrating guest %s to %s failed: %s. It stays %s on %s; no copy is defined on the "
                         "destination" % (name, params["destination_uri"], reason, state_of(lookup_domain(src, name)),
                                          source_facts["name"]),
-                        reason="migration_failed", cause=outcome.get("error"),
-                        result={"stage": "migration", "aborted": aborted, "warnings": run.warnings})
+                        code="migration_failed", cause=outcome.get("error"),
+                        result={"stage": "migration", "aborted": aborted, "warnings": runner.warnings})
     try:
         stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if running and moved is not None else None
     except libvirt.libvirtError:
@@ -255,7 +262,7 @@ def _migrate(src, dest, params, check, run):
               if dom is not None and dom.isActive()]
     if running and copies != [params["destination_uri"]]:
         raise UserError("after migrating guest %s, the running copies are on %s (expected exactly one, on %s)"
-                        % (name, ", ".join(copies) or "no host", params["destination_uri"]), reason="migration_failed",
+                        % (name, ", ".join(copies) or "no host", params["destination_uri"]), code="migration_failed",
                         result={"stage": "migration", "running_on": copies})
     result.update(source_state=state_of(left), destination_state=state_of(moved))
     return result

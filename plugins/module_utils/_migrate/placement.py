@@ -13,7 +13,13 @@
 
 A host is ``{"name", "uri", "total_mib", "free_mib", "cpus", "cordoned", "capacity_mib"}`` (``host_view``
 builds it from a host_info result); a guest is ``{"name", "host", "memory_mib", "vcpus", "running",
-"copy_gib", "origin"}`` (``guest_view``, from a domain_info guest).
+"copy_gib", "origin"}`` (``guest_view``, from a domain_info guest: its spec's memory and vCPUs, whether it is
+active, and, when storage is not shared, the allocation of its writable disks as domain_info reports them).
+The unit tests feed them outputs of host_info and domain_info recorded from the test bed
+(tests/unit/plugins/module_utils/fixtures/placement/).
+
+Every guest a plan leaves where it is carries a ``code`` (a _results.CODES entry) next to its ``reason``:
+playbooks decide on the code, people read the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import parse_size
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, Wording, known_code
 
 MIB = 1024 * 1024
 
@@ -50,28 +56,33 @@ def host_view(name, info, capacity_mib=None):
 
 
 def guest_view(host, guest, shared_storage=True):
-    """One guest from a domain_info entry (``guest``) on inventory host ``host``."""
+    """One guest from a domain_info entry (``guest``) on inventory host ``host``: its memory and vCPUs from its
+    spec, running when it is active, and what moving it copies (GiB): its memory, and when the storage is not
+    shared the space its writable disks take (``disks[].allocation_bytes``, else their capacity)."""
     spec = guest.get("spec") or {}
     memory = spec.get("current_memory") or spec.get("memory") or 0
     memory_mib = parse_size(memory, "memory", default_unit="KiB") // MIB if memory else 0
     copy_bytes = 0
     if not shared_storage:
-        for disk in spec.get("disks") or []:
-            size = disk.get("size")
-            if size:
-                copy_bytes += parse_size(size, "disks[].size", default_unit="B")
-    vcpus = spec.get("vcpus")
-    if isinstance(vcpus, dict):
-        vcpus = vcpus.get("current") or vcpus.get("maximum")
+        for disk in guest.get("disks") or []:
+            if disk.get("readonly") or disk.get("shareable"):
+                continue  # a cdrom, or a disk several guests share: it must be on the destination already
+            used = disk.get("allocation_bytes")
+            copy_bytes += used if used is not None else disk.get("capacity_bytes") or 0
     return {
         "name": guest["name"],
         "host": host,
         "memory_mib": memory_mib,
-        "vcpus": int(vcpus or 1),
-        "running": guest.get("state") in ("running", "paused") or bool(guest.get("active")),
+        "vcpus": int(spec.get("vcpus") or 1),
+        "running": bool(guest.get("active")),
         "copy_gib": copy_bytes / float(1024 ** 3),
         "origin": guest.get("origin"),
     }
+
+
+def stay(guest, reason_code, reason):
+    """A guest a plan leaves where it is: its name, the ``code`` playbooks decide on, the ``reason`` people read."""
+    return {"guest": guest, "code": known_code(reason_code), "reason": Wording.apply(reason)}
 
 
 def _used(guests, host):
@@ -106,22 +117,23 @@ def evacuation_plan(hosts, guests, source, headroom_mib=512, exclude=(), stays=(
     _check(headroom_mib)
     by_name = {h["name"]: h for h in hosts}
     if source not in by_name:
-        raise SpecError("host", source, "one of the hypervisors: %s" % ", ".join(sorted(by_name)) or "none")
-    known = {s["guest"]: s["reason"] for s in stays}
+        raise SpecError("host", source, "one of the hypervisors: %s" % (", ".join(sorted(by_name)) or "none"))
+    known = _given_stays(stays)
     targets = {}
     for host in hosts:
         if host["name"] == source or not host["reachable"] or host["cordoned"] or host["name"] in exclude:
             continue
         targets[host["name"]] = _room(host, guests, headroom_mib)
-    plan = {"moves": [], "stays": [dict(guest=g, reason=r) for g, r in sorted(known.items())], "targets": {}}
+    plan = {"moves": [], "stays": [known[g] for g in sorted(known)], "targets": {}}
     leaving = [g for g in guests if g["host"] == source and g["name"] not in known]
     for guest in sorted(leaving, key=lambda g: (-g["memory_mib"], g["name"])):
         if not guest["running"]:
-            plan["stays"].append({"guest": guest["name"], "reason": "shut off: stays defined on %s" % source})
+            plan["stays"].append(stay(guest["name"], "shut_off", "shut off: stays defined on %s" % source))
             continue
         best = max(sorted(targets), key=lambda h: targets[h], default=None)
         if best is None or targets[best] < guest["memory_mib"]:
-            plan["stays"].append({"guest": guest["name"], "reason": _no_room(guest, targets, headroom_mib)})
+            plan["stays"].append(stay(guest["name"], "no_target" if not targets else "no_room",
+                                      _no_room(guest, targets, headroom_mib)))
             continue
         targets[best] -= guest["memory_mib"]
         plan["moves"].append({"guest": guest["name"], "from": source, "from_uri": by_name[source]["uri"], "to": best,
@@ -129,6 +141,11 @@ def evacuation_plan(hosts, guests, source, headroom_mib=512, exclude=(), stays=(
                               "memory_mib": guest["memory_mib"]})
     plan["targets"] = targets
     return plan
+
+
+def _given_stays(stays):
+    """The guests the caller says stay ({"guest", "reason"}, and the code when they have one), by name."""
+    return {s["guest"]: dict(s, code=known_code(s.get("code") or "given")) for s in stays}
 
 
 def _no_room(guest, targets, headroom_mib):
@@ -145,7 +162,7 @@ def restore_plan(hosts, guests, home, exclude=(), stays=()):
     migration failed) or does not answer; a guest in ``stays`` stays."""
     by_name = {h["name"]: h for h in hosts}
     if home not in by_name:
-        raise SpecError("host", home, "one of the hypervisors: %s" % ", ".join(sorted(by_name)) or "none")
+        raise SpecError("host", home, "one of the hypervisors: %s" % (", ".join(sorted(by_name)) or "none"))
     target = by_name[home]
     plan = {"moves": [], "stays": []}
     for guest in sorted(guests, key=lambda g: (g["host"], g["name"])):
@@ -157,13 +174,13 @@ def restore_plan(hosts, guests, home, exclude=(), stays=()):
             continue
         plan["moves"].append({"guest": guest["name"], "from": guest["host"], "from_uri": by_name[guest["host"]]["uri"],
                               "to": home, "to_uri": target["uri"], "memory_mib": guest["memory_mib"]})
-    known = {s["guest"]: s["reason"] for s in stays}
-    plan["stays"] = [{"guest": g, "reason": r} for g, r in sorted(known.items())]
+    known = _given_stays(stays)
+    plan["stays"] = [known[g] for g in sorted(known)]
     plan["moves"] = [m for m in plan["moves"] if m["guest"] not in known]
-    why = "%s does not answer" % home if not target["reachable"] else \
-        "a migration to %s failed in this run" % home if home in exclude else None
+    why = ("home_unreachable", "%s does not answer" % home) if not target["reachable"] else \
+        ("home_failed", "a migration to %s failed in this run" % home) if home in exclude else None
     if why:
-        plan["stays"].extend({"guest": m["guest"], "reason": why} for m in plan["moves"])
+        plan["stays"].extend(stay(m["guest"], *why) for m in plan["moves"])
         plan["moves"] = []
     return plan
 
@@ -237,6 +254,8 @@ def rebalance_plan(hosts, guests, tolerance=0.1, min_gain=0.05, headroom_mib=512
     placement, until the memory imbalance is within ``tolerance`` or no move gains ``min_gain``. The playbook
     makes only the first, then measures again."""
     _check(headroom_mib)
+    if isinstance(max_moves, bool) or not isinstance(max_moves, int) or max_moves < 1:
+        raise SpecError("max_moves", max_moves, "expected a whole number, 1 or more")
     for option, value in (("tolerance", tolerance), ("min_gain", min_gain)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise SpecError(option, value, "expected a number, 0 or more (a coefficient of variation such as 0.1)")
@@ -308,8 +327,10 @@ def batch_outcome(results):
         if not result.get("failed"):
             outcome["moved"].append(dict(move, changed=bool(result.get("changed")), progress=result.get("progress")))
         elif result.get("stage") == "preflight":
-            outcome["stays"].append({"guest": move["guest"], "reason": "refused by the pre-flight for %s: %s" % (
-                move["to"], "; ".join(result.get("problems") or [result.get("msg") or "no reason given"]))})
+            refused = stay(move["guest"], "preflight_refused", "refused by the pre-flight for %s: %s" % (
+                move["to"], "; ".join(result.get("problems") or [result.get("msg") or "no reason given"])))
+            refused["problem_kinds"] = list(result.get("problem_kinds") or [])
+            outcome["stays"].append(refused)
         else:
             if move["to"] not in outcome["failed_targets"]:
                 outcome["failed_targets"].append(move["to"])
@@ -343,14 +364,14 @@ def recovery_plan(hosts, guests, lost, specs, headroom_mib=512):
     places them. {"moves": [{"guest", "from", "to", "to_uri", "memory_mib"}], "stays", "left_alone", "targets"}."""
     by_name = {h["name"]: h for h in hosts}
     if lost not in by_name:
-        raise SpecError("host", lost, "one of the hypervisors: %s" % ", ".join(sorted(by_name)) or "none")
+        raise SpecError("host", lost, "one of the hypervisors: %s" % (", ".join(sorted(by_name)) or "none"))
     running_at = {g["name"]: g["host"] for g in guests if g["running"] and g["host"] != lost}
     left_alone, skipped, lost_guests = [], [], []
     for spec in specs:
         name = spec.get("name")
         if spec.get("state") != "running":
-            skipped.append({"guest": name, "reason": "the fleet does not run it (state %s): not restarted"
-                                                     % (spec.get("state") or "present")})
+            skipped.append(stay(name, "not_run_by_fleet", "the fleet does not run it (state %s): not restarted"
+                                % (spec.get("state") or "present")))
         elif name in running_at:
             left_alone.append({"guest": name, "host": running_at[name]})
         else:

@@ -31,8 +31,9 @@ def guest_needs(domain_xml):
     memory_mib = int(int(memory.text) * _SCALE.get(unit, 1) / 1024) if memory is not None else 0
     networks = sorted({s.get("network") for s in root.iterfind("devices/interface[@type='network']/source")
                        if s.get("network")})
-    keys = ("dev", "type", "path", "pool", "volume", "cache", "readonly", "shareable")
-    disks = [{key: disk[key] for key in keys} for disk in guest_disks(root) if not disk["empty"]]
+    keys = ("dev", "type", "path", "pool", "volume", "cache", "shareable")
+    disks = [dict({key: disk[key] for key in keys}, readonly=not disk["writable"])
+             for disk in guest_disks(root) if not disk["empty"]]
     cpu = root.find("cpu")
     return {"memory_mib": memory_mib, "networks": networks, "disks": disks,
             "cpu_mode": None if cpu is None else (cpu.get("mode") or "custom"),

@@ -39,7 +39,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import ORIGIN
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.apply import host_facts
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, code, problem
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, known_code, problem
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 
 
@@ -56,14 +56,14 @@ _LABELS = dict(CHECKS)
 
 def _evidence(check, ok, detail):
     """One check's evidence: its ``code``, the ``check`` in words, whether it passed, what was found."""
-    return {"code": code(check), "check": _LABELS[check], "ok": ok, "detail": detail}
+    return {"code": known_code(check), "check": _LABELS[check], "ok": ok, "detail": detail}
 
 
 def _refused(name, evidence, why, **extra):
     return UserError("guest %s is not restarted: %s\n%s" % (name, why, "\n".join(
         "- %s %s: %s" % ("ok" if e["ok"] else "NO", e["check"], e["detail"]) for e in evidence)),
-        reason="not_recovered", result=dict(extra, evidence=evidence, action="refused", outcome="not_recovered",
-                                            failed_check=next((e["code"] for e in evidence if not e["ok"]), None)))
+        code="not_recovered", result=dict(extra, evidence=evidence, action="refused", outcome="not_recovered",
+                                          failed_check=next((e["code"] for e in evidence if not e["ok"]), None)))
 
 
 def check_request(params):
@@ -73,12 +73,21 @@ def check_request(params):
         raise SpecError("fenced", False, "the lost host must be fenced (fenced: true once it is powered off, or a fence "
                                          "command succeeded) or the survivors must use the lock manager (lock_manager: "
                                          "true); otherwise it may still run the guest on the same disks")
-    given = {key: value for key, value in params["guest"].items() if value is not None}  # None: not given
-    validated = ArgumentSpecValidator(guest_options()).validate(given)
+    validated = ArgumentSpecValidator(guest_options()).validate(_given(params["guest"]))
     if validated.error_messages:
-        raise UserError("guest: %s" % "; ".join(validated.error_messages), reason="invalid_option",
+        raise UserError("guest: %s" % "; ".join(validated.error_messages), code="invalid_option",
                         result={"option": "guest"})
     return validated.validated_parameters
+
+
+def _given(value):
+    """A description without its None values, at every level: None is an option not given (a description that was
+    validated once already has them for every option it left out)."""
+    if isinstance(value, dict):
+        return {key: _given(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_given(item) for item in value]
+    return value
 
 
 def lost_host_answers(uri, open_conn=open_connection):
@@ -157,7 +166,7 @@ class RecoverRunner(Runner):
         try:
             spec = normalize_guest(raw, host)
         except UserError as exc:
-            raise UserError("guest %s: %s" % (name, exc), reason=exc.reason, result=exc.result) from None
+            raise UserError("guest %s: %s" % (name, exc), code=exc.code, result=exc.result) from None
         evidence = []
         answers, detail = lost_host_answers(params["lost_uri"], self.open_conn)
         evidence.append(_evidence("lost_host_silent", not answers,
@@ -193,9 +202,9 @@ class RecoverRunner(Runner):
         xml = plan_domain(current, spec, host, formats).after
         needs = guest_needs(xml)
         facts = host_facts(conn, needs)
-        found, _warnings = preflight(needs, True, {"uuid": None}, dict(facts, free_mib=facts["free_mib"]
-                                                                      - params["headroom_mib"]),
-                                     {"unsafe": True}, where="this hypervisor", copy_hint=False)
+        room = dict(facts, free_mib=facts["free_mib"] - params["headroom_mib"])
+        found, _warnings = preflight(needs, True, {"uuid": None}, room, {"unsafe": True}, where="this hypervisor",
+                                     copy_hint=False)
         problems = placement_problems(tasks, found)
         disks = ", ".join(d["path"] or "%s/%s" % (d["pool"], d["volume"]) for d in needs["disks"]) or "no disks"
         fits = "%s here; %d MiB free for %d MiB with %d MiB headroom" % (

@@ -119,8 +119,8 @@ class PoolRunner(Runner):
             if not self.check:
                 pool = define("pool", self.conn.storagePoolDefineXML, plan.after)
                 if plan.created:
-                    self.undo.add("pool %s" % name, lambda: self._undefine(pool, will_build and self.local
-                                                                          and not path_existed))
+                    made_directory = will_build and self.local and not path_existed
+                    self.undo.add("pool %s" % name, lambda: self._undefine(pool, made_directory))
         if to_set:
             self._set_directory_permissions(path, to_set)
         doing = "built or started" if will_build else "started"
@@ -136,8 +136,8 @@ class PoolRunner(Runner):
                 failed = self.undo.rollback()
                 raise UserError("pool %s was defined but could not be %s, so its definition was removed again: %s%s"
                                 % (name, doing, exc, "; " + self.undo.describe_failure(failed) if failed else ""),
-                                reason="rolled_back", cause=exc) from None
-            raise UserError("pool %s could not be %s: %s" % (name, doing, exc), reason="libvirt_error",
+                                code="rolled_back", cause=exc) from None
+            raise UserError("pool %s could not be %s: %s" % (name, doing, exc), code="libvirt_error",
                             cause=exc) from None
         if state == "inactive" and active:
             self.actions.append("stop")
@@ -246,7 +246,7 @@ class PoolRunner(Runner):
         if self.check:
             if self.params["remove_storage"] and not active:
                 self.warn("check mode does not start inactive pool %s, so it cannot list the volumes that "
-                                 "remove_storage would delete" % pool.name())
+                          "remove_storage would delete" % pool.name())
             self.actions.extend(self._absent_actions(active, persistent))
             return result
         deleted = []
@@ -295,10 +295,10 @@ class PoolRunner(Runner):
         except libvirt.libvirtError as exc:
             if libvirt_error_code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
                 self.warn("libvirt cannot delete the storage of a %s pool; only its volumes were deleted"
-                                 % root.get("type"))
+                          % root.get("type"))
                 return None
             raise UserError("pool %s: deleted its volumes (%s) but not its storage, so the pool is still defined "
-                            "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc), reason="libvirt_error",
+                            "(inactive): %s" % (pool.name(), ", ".join(deleted) or "none", exc), code="libvirt_error",
                             cause=exc) from None
         return self._target_description(root)
 

@@ -18,6 +18,8 @@ import time
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     RUNNING_STATES,
+    check_document,
+    define,
     libvirt,
     lookup_domain,
     state_of,
@@ -38,7 +40,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model i
     snapshot_xml,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, validate_schema
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 EXTERNAL_REVERT_VERSION = 9007000  # libvirt reverts external snapshots from 9.7.0 on
 
@@ -144,7 +146,7 @@ class SnapshotRunner(Runner):
             result["differences"] = differences(facts, spec, with_memory)
             for text in result["differences"]:
                 self.warn("snapshot %s exists and differs - %s; a snapshot's content cannot be edited: "
-                                     "delete it (state: absent) and take it again" % (spec["name"], text))
+                          "delete it (state: absent) and take it again" % (spec["name"], text))
         elif spec["name"] is not None:
             self.create(dom, state, running, result)
         if spec.get("keep") is not None:
@@ -166,7 +168,7 @@ class SnapshotRunner(Runner):
                                              "external (disk only)")
         plan = plan_disks(_disks(self.conn, dom, 0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE), spec)
         xml = snapshot_xml(spec, plan, with_memory)
-        validate_schema(xml, "domainsnapshot.rng", "snapshot")
+        check_document("snapshot", xml)
         flags = 0
         if spec["location"] == "external":
             flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
@@ -187,7 +189,7 @@ class SnapshotRunner(Runner):
         if self.check:
             return
         try:
-            dom.snapshotCreateXML(xml, flags)
+            define("snapshot", dom.snapshotCreateXML, xml, flags)
         except libvirt.libvirtError as exc:
             if spec.get("quiesce") and "agent" in str(exc).lower():
                 raise UserError("quiesce: the guest agent of %s did not answer (%s); nothing was taken. Install and "
@@ -209,7 +211,7 @@ class SnapshotRunner(Runner):
             snap, snap_facts = snaps[name]
             if snap_facts["location"] != "internal":
                 self.warn("keep: snapshot %s is %s; it is left for a task with state: absent"
-                                     % (name, snap_facts["location"]))
+                          % (name, snap_facts["location"]))
                 continue
             self.actions.append("delete snapshot %s (keep %d with prefix %s)" % (name, spec["keep"], spec["prefix"]))
             result["deleted"].append(name)

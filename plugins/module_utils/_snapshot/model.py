@@ -17,6 +17,7 @@ import os
 import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import ObjectName
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks as read_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import SNAPSHOT_MARK
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
@@ -66,26 +67,17 @@ def normalize_snapshot(params):
 # ---- disks ------------------------------------------------------------------------------------------------
 
 def guest_disks(domain_xml, volume_path=None):
-    """[{dev, device, type, path, format, readonly}] of the guest's disks, in document order.
-    ``volume_path(pool, volume)`` gives the file of a disk declared by pool and volume (None: unknown)."""
-    root = parse_xml(domain_xml)
+    """[{dev, device, type, path, format, readonly}] of the guest's disks, in document order, from the one disk
+    reader (_domain/devices.disk_facts). ``volume_path(pool, volume)`` gives the file of a disk declared by pool and
+    volume (None: unknown; it is then named pool/volume)."""
     disks = []
-    for disk in root.iterfind("devices/disk"):
-        target, driver, source = disk.find("target"), disk.find("driver"), disk.find("source")
-        path = None
-        if source is not None:
-            path = source.get("file") or source.get("dev") or source.get("name")
-            if disk.get("type") == "volume" and source.get("volume"):
-                path = volume_path(source.get("pool"), source.get("volume")) if volume_path else None
-                path = path or "%s/%s" % (source.get("pool"), source.get("volume"))
-        disks.append({
-            "dev": None if target is None else target.get("dev"),
-            "device": disk.get("device") or "disk",
-            "type": disk.get("type"),
-            "path": path,
-            "format": None if driver is None else driver.get("type"),
-            "readonly": disk.find("readonly") is not None,
-        })
+    for disk in read_disks(domain_xml):
+        path = disk["path"] or disk["name"]
+        if disk["type"] == "volume" and disk["volume"]:
+            path = (volume_path(disk["pool"], disk["volume"]) if volume_path else None) \
+                or "%s/%s" % (disk["pool"], disk["volume"])
+        disks.append({"dev": disk["dev"], "device": disk["device"] or "disk", "type": disk["type"], "path": path,
+                      "format": disk["format"], "readonly": bool(disk["readonly"])})
     return disks
 
 

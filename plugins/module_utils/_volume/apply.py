@@ -147,8 +147,8 @@ class VolumeRunner(Runner):
             users = guests_using_volume(self.conn, current["path"], pool.name(), spec["name"], active_only=True)
             if users:
                 self.warn("volume %s: owner/group/mode differ from the declared ones, but running guest(s) %s use "
-                                 "it and libvirt's dynamic ownership manages them while they run; left as they are"
-                                 % (current["path"], ", ".join(users)))
+                          "it and libvirt's dynamic ownership manages them while they run; left as they are"
+                          % (current["path"], ", ".join(users)))
                 plan.drop_permissions()
             else:
                 self._check_permissions_possible(vol, current)
@@ -209,7 +209,7 @@ class VolumeRunner(Runner):
             except libvirt.libvirtError as exc:
                 self.undo.rollback()
                 raise UserError("volume %s was created but could not be grown to %s, so it was deleted again: %s"
-                                % (spec["name"], format_size(plan.grow_to), exc), reason="rolled_back",
+                                % (spec["name"], format_size(plan.grow_to), exc), code="rolled_back",
                                 cause=exc) from None
             return vol
         if plan.grow_to:
@@ -257,7 +257,7 @@ class VolumeRunner(Runner):
         except BaseException as exc:
             self.undo.rollback()
             raise UserError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
-                            % (spec["name"], spec["src"] or spec["url"], exc), reason="rolled_back") from None
+                            % (spec["name"], spec["src"] or spec["url"], exc), code="rolled_back") from None
         return pool.storageVolLookupByName(spec["name"])
 
     def _made(self, vol):
@@ -272,7 +272,7 @@ class VolumeRunner(Runner):
             response = open_url(spec["url"], timeout=self.params["timeout"],
                                 validate_certs=self.params["validate_certs"], http_agent="kvmfleet.libvirt")
         except HTTPError as exc:
-            raise UserError("option url: cannot download %s: HTTP %s %s" % (spec["url"], exc.code, exc.reason),
+            raise UserError("option url: cannot download %s: HTTP %s %s" % (spec["url"], exc.code, exc.code),
                             result={"option": "url"}) from None
         except (URLError, OSError, ValueError) as exc:
             raise UserError("option url: cannot download %s: %s" % (spec["url"], getattr(exc, "reason", exc)),

@@ -20,7 +20,7 @@ import os
 from ansible.plugins.callback import CallbackBase
 
 
-def _plain(value):
+def _as_json_data(value):
     """Ansible 2.19 wraps results in tagged types; json round-trips them to plain data."""
     return json.loads(json.dumps(value, default=str))
 
@@ -42,7 +42,7 @@ class CallbackModule(CallbackBase):
             "task": task.get_name(),
             "action": task.action,
             "status": status,
-            "result": _plain(result._result),
+            "result": _as_json_data(result._result),
         })
 
     def v2_runner_on_ok(self, result):

@@ -20,6 +20,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host impo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError
+from testdriver import module_params
 
 URI = "test:///default"
 POOL = "default-pool"  # the test driver's own dir pool
@@ -27,14 +28,7 @@ POOL = "default-pool"  # the test driver's own dir pool
 
 def params(name, **extra):
     """A guest's description as AnsibleModule hands it over (defaults filled in)."""
-    base = {key: option.get("default") for key, option in domain_spec.argument_spec().items()}
-    base.update(name=name, virt_type="qemu", uri=URI)
-    for key in ("disks", "interfaces"):
-        for item in extra.get(key) or []:
-            for sub, option in domain_spec.argument_spec()[key]["options"].items():
-                item.setdefault(sub, option.get("default"))
-    base.update(extra)
-    return base
+    return module_params(domain_spec.argument_spec(), **dict(dict(name=name, virt_type="qemu", uri=URI), **extra))
 
 
 def converge(conn, check=False, host=None, **extra):

@@ -160,7 +160,7 @@ def test_a_libvirt_error_on_one_guest_does_not_stop_the_others(conn):
     with pytest.raises(UserError) as info:
         converge_fleet(RefusingOne(conn, p + "broken"), params(conn, copy.deepcopy(guests), parallel=1), False)
     assert str(info.value).startswith("1 of 3 guests failed: %sbroken: the change to guest %sbroken failed" % (p, p))
-    assert info.value.reason == "guests_failed" and info.value.result["guests"][1]["reason"] == "rolled_back"
+    assert info.value.code == "guests_failed" and info.value.result["guests"][1]["code"] == "rolled_back"
     result = info.value.result
     assert [g["error"] is None for g in result["guests"]] == [True, False, True]
     assert result["summary"]["created"] == 2 and result["summary"]["failed"] == 1

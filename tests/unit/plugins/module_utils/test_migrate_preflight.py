@@ -68,8 +68,9 @@ def test_every_problem_is_named_at_once():
 
 def test_an_unsafe_cache_mode_is_named_unless_the_user_says_unsafe():
     problems, _warnings = preflight(guest_needs(GUEST), True, SOURCE, dest(), {})
-    assert messages(problems) == ["disk vdb (/srv/data/web-data.img): cache mode writeback makes libvirt call a live migration "
-                        "unsafe (guest data in the source's page cache); use cache: none, or set unsafe: true"]
+    assert messages(problems) == ["disk vdb (/srv/data/web-data.img): cache mode writeback makes libvirt call a live "
+                                  "migration unsafe (guest data in the source's page cache); use cache: none, or set "
+                                  "unsafe: true"]
     assert preflight(guest_needs(GUEST), True, SOURCE, dest(), {"unsafe": True})[0] == []
     assert preflight(guest_needs(GUEST), True, SOURCE, dest(paths={}), {"copy_storage": "all"})[0] == []
     # a shut-off guest moves offline: no memory, CPU or cache question

@@ -12,6 +12,7 @@ from lxml import etree
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network import model
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.spec import network_options
+from testdriver import module_params
 
 SCHEMA = etree.RelaxNG(file="/usr/share/libvirt/schemas/network.rng")
 FIXTURE = "network-nat.xml"
@@ -19,9 +20,7 @@ FIXTURE = "network-nat.xml"
 
 def params(**given_params):
     """Module parameters as AnsibleModule hands them over: every option present, None when not given."""
-    result = {key: option.get("default") for key, option in network_options().items()}
-    result.update(given_params)
-    return result
+    return module_params(network_options(), **given_params)
 
 
 def plan(current, **kwargs):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +21,15 @@ def host(name, free=8192, total=16384, cpus=8, cordoned=False, capacity=None, re
 def guest(name, on, memory=1024, vcpus=1, running=True, origin=None, copy_gib=0.0):
     return {"name": name, "host": on, "memory_mib": memory, "vcpus": vcpus, "running": running, "copy_gib": copy_gib,
             "origin": origin}
+
+
+def words(stays):
+    """The guests a plan leaves, with the reason in words (each also carries its code: codes(stays))."""
+    return [{key: value for key, value in entry.items() if key not in ("code", "problem_kinds")} for entry in stays]
+
+
+def codes(stays):
+    return {entry["guest"]: entry["code"] for entry in stays}
 
 
 def test_evacuation_spreads_largest_first_and_keeps_headroom():
@@ -44,9 +56,10 @@ def test_evacuation_never_places_on_cordoned_unreachable_or_excluded_hosts():
     plan = placement.evacuation_plan(hosts, guests, "hv1", exclude=["hv4", "hv5"],
                                      stays=[{"guest": "b", "reason": "refused: local device"}])
     assert plan["moves"] == []
-    assert plan["stays"] == [{"guest": "b", "reason": "refused: local device"},
-                             {"guest": "a", "reason": "no hypervisor to take it (the others are cordoned, unreachable "
-                                                      "or failed a migration)"}]
+    assert words(plan["stays"]) == [{"guest": "b", "reason": "refused: local device"},
+                                    {"guest": "a", "reason": "no hypervisor to take it (the others are cordoned, "
+                                                             "unreachable or failed a migration)"}]
+    assert codes(plan["stays"]) == {"b": "given", "a": "no_target"}
 
 
 def test_capacity_bounds_a_host_below_its_free_memory():
@@ -142,17 +155,42 @@ def test_rebalance_lowers_imbalance_with_every_move(layout):
         level = now
 
 
+def recorded():
+    """What host_info and domain_info returned on the test bed, registered as read_fleet.yml registers them
+    (tests/testbed/record_placement.py): hv1 runs p-web (16 MiB of data in a pool of its own) and p-db and has p-off
+    shut off, hv2 runs p-cache, hv3 is cordoned and runs p-away, evacuated there from hv2."""
+    return json.loads((Path(__file__).parent / "fixtures" / "placement" / "fleet.json").read_text())
+
+
 def test_view_from_registered_results():
-    host_results = [{"item": "hv1", "uuid": "u1", "uri": "qemu+tcp://a/system", "memory": {"total_mib": 100, "free_mib": 50},
-                     "cpu": {"count": 2}, "maintenance": {"cordoned": True}},
-                    {"item": "hv2", "failed": True, "msg": "unreachable"}]
-    guest_results = [{"item": "hv1", "guests": [{"name": "a", "state": "running", "spec": {"memory": "128MiB", "vcpus": 2}}]},
-                     {"item": "hv2", "failed": True}]
-    view = placement.fleet_view(host_results, guest_results, {"hv1": 64})
-    assert view["hosts"][0]["cordoned"] and view["hosts"][0]["capacity_mib"] == 64 and not view["hosts"][1]["reachable"]
-    assert view["guests"] == [{"name": "a", "host": "hv1", "memory_mib": 128, "vcpus": 2, "running": True,
-                               "copy_gib": 0.0, "origin": None}]
+    fleet = recorded()
+    view = placement.fleet_view(fleet["hosts"], fleet["guests"], {"hv1": 64})
+    hosts = {h["name"]: h for h in view["hosts"]}
+    assert hosts["hv3"]["cordoned"] and hosts["hv1"]["capacity_mib"] == 64 and hosts["hv2"]["capacity_mib"] is None
+    assert all(h["reachable"] and h["total_mib"] > h["free_mib"] > 0 and h["cpus"] >= 1 for h in view["hosts"])
+    guests = {g["name"]: g for g in view["guests"]}
+    assert guests["p-web"] == {"name": "p-web", "host": "hv1", "memory_mib": 160, "vcpus": 2, "running": True,
+                               "copy_gib": 0.0, "origin": None}
+    assert not guests["p-off"]["running"] and guests["p-off"]["memory_mib"] == 256
+    assert guests["p-away"]["host"] == "hv3" and guests["p-away"]["origin"]["host"] == "hv2"
+    # hv2 does not answer: unreachable, its guests unknown
+    lost = [dict(r, failed=True) if r["item"] == "hv2" else r for r in fleet["hosts"]]
+    view = placement.fleet_view(lost, fleet["guests"])
+    assert not {h["name"]: h for h in view["hosts"]}["hv2"]["reachable"]
+    assert "p-cache" not in {g["name"] for g in view["guests"]}
     assert placement.plan_lines({"moves": [], "stays": []}) == ["nothing to move"]
+
+
+def test_a_move_with_private_storage_costs_its_disks():
+    """Without shared storage a move copies the space each writable disk takes, as domain_info reports it."""
+    fleet = recorded()
+    guests = {g["name"]: g for g in placement.fleet_view(fleet["hosts"], fleet["guests"], shared_storage=False)["guests"]}
+    assert guests["p-web"]["copy_gib"] == pytest.approx(16 / 1024.0, rel=0.01)
+    assert guests["p-db"]["copy_gib"] == 0.0
+    # the recovered view restores p-away to hv2 (its origin, by host UUID)
+    view = placement.fleet_view(fleet["hosts"], fleet["guests"])
+    assert [(m["guest"], m["to"]) for m in placement.restore_plan(view["hosts"], view["guests"], "hv2")["moves"]] == [
+        ("p-away", "hv2")]
 
 
 def test_a_batch_outcome_tells_refused_guests_from_failed_targets():
@@ -167,8 +205,9 @@ def test_a_batch_outcome_tells_refused_guests_from_failed_targets():
                dict(started(c), failed=True, stage="migration", msg="migrating guest c to hv3 failed: timeout")]
     outcome = placement.batch_outcome(results)
     assert [m["guest"] for m in outcome["moved"]] == ["a"]
-    assert outcome["stays"] == [{"guest": "b", "reason": "refused by the pre-flight for hv3: network n: the destination "
-                                                         "has no network of that name"}]
+    assert words(outcome["stays"]) == [{"guest": "b", "reason": "refused by the pre-flight for hv3: network n: the "
+                                                                "destination has no network of that name"}]
+    assert codes(outcome["stays"]) == {"b": "preflight_refused"}
     assert outcome["failed_targets"] == ["hv3"] and outcome["failures"][0]["guest"] == "c"
     # the next round places c elsewhere, b not at all
     hosts = [host("hv1"), host("hv2"), host("hv3", free=16000)]
@@ -191,7 +230,8 @@ def test_recovery_places_the_lost_hosts_running_guests_and_leaves_running_copies
     plan = placement.recovery_plan(hosts, guests, "hv2", specs, headroom_mib=512)
     assert [(m["guest"], m["to"]) for m in plan["moves"]] == [("r4", "hv1"), ("r1", "hv1")]
     assert plan["left_alone"] == [{"guest": "r2", "host": "hv3"}]
-    assert plan["stays"] == [{"guest": "r3", "reason": "the fleet does not run it (state shutoff): not restarted"}]
+    assert words(plan["stays"]) == [{"guest": "r3", "reason": "the fleet does not run it (state shutoff): not restarted"}]
+    assert codes(plan["stays"]) == {"r3": "not_run_by_fleet"}
     assert "r2 is left alone: it runs on hv3" in placement.plan_lines(plan) and not plan["lost_reachable"]
     with pytest.raises(UserError, match="guests\\[r1\\].memory"):
         placement.recovery_plan(hosts, guests, "hv2", [{"name": "r1", "memory": "lots", "state": "running"}])

@@ -1,4 +1,4 @@
-"""The storage pool model over plain XML: no daemon. Every contract of DESIGN.md that the model owns."""
+"""The storage pool model over plain XML: no daemon. Every contract of docs/contracts.md that the model owns."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import r
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import RecoverRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
+from testdriver import module_params
 
 NODE = """<node>
   <network><name>default</name><bridge name='virbr0'/><ip address='192.168.122.1' netmask='255.255.255.0'/></network>
@@ -37,10 +38,9 @@ def recover_guest(conn, params, check, open_conn):
 
 
 def guest(name, volume):
-    spec = {key: option.get("default") for key, option in guest_options().items()}
-    spec.update(name=name, virt_type="qemu", memory="128MiB", interfaces=[{"network": "default"}],
-                disks=[{"dev": "vda", "pool": "shared", "volume": volume, "size": "8MiB", "format": "raw"}])
-    return spec
+    return module_params(guest_options(), name=name, virt_type="qemu", memory="128MiB",
+                         interfaces=[{"network": "default"}],
+                         disks=[{"dev": "vda", "pool": "shared", "volume": volume, "size": "8MiB", "format": "raw"}])
 
 
 def lost(_uri):

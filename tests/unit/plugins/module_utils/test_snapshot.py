@@ -28,6 +28,8 @@ NODE = """<node>
     <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/images/raw1.img'/>
       <target dev='vdb' bus='virtio'/></disk></devices></domain>
 </node>"""
+
+
 def params(**given):
     """The snapshot module's parameters as AnsibleModule hands them over."""
     return module_params(argument_spec(), **given)

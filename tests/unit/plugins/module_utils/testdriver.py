@@ -17,3 +17,29 @@ def module_params(argument_spec, **given):
     if result.error_messages:
         raise ValueError("; ".join(result.error_messages))
     return result.validated_parameters
+
+
+class Exited(Exception):
+    """A module's exit_json or fail_json: ``result`` is what the task would return, ``failed`` whether it failed."""
+
+    def __init__(self, result, failed):
+        super().__init__("failed" if failed else "exited")
+        self.result, self.failed = result, failed
+
+
+class ModuleDouble:
+    """What _runner.run_guarded needs of AnsibleModule: params, check mode, warn, exit_json and fail_json (which
+    raise Exited with the task's result, its ``warnings`` included as Ansible would show them)."""
+
+    def __init__(self, params, check=False):
+        self.params, self.check_mode, self.tmpdir = params, check, None
+        self.warnings = []
+
+    def warn(self, warning):
+        self.warnings.append(warning)
+
+    def exit_json(self, **result):
+        raise Exited(dict(result, warnings=self.warnings), False)
+
+    def fail_json(self, **result):
+        raise Exited(dict(result, failed=True, warnings=self.warnings), True)
