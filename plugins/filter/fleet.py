@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._filters import as_lists_and_dicts, guarded
+from ansible_collections.kvmfleet.libvirt.plugins.plugin_utils._filters import as_lists_and_dicts, guarded
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles, plan_lines
 
 

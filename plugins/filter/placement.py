@@ -6,7 +6,7 @@ The playbooks (evacuate, restore, rebalance) only apply the plans these give."""
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._filters import as_lists_and_dicts, guarded, number
+from ansible_collections.kvmfleet.libvirt.plugins.plugin_utils._filters import as_lists_and_dicts, guarded, number
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement
 
 

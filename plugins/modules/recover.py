@@ -103,8 +103,8 @@ outcome:
   type: str
   version_added: 0.2.0
 action:
-  description: The outcome in words - V(started on HOST), V(left alone: runs here), V(left alone: runs on URI), or
-    V(refused).
+  description: "The outcome in words - V(started on HOST), V(left alone: runs here), V(left alone: runs on URI), or
+    V(refused)."
   returned: always
   type: str
 runs_on:

@@ -223,9 +223,9 @@ def test_a_migration_summary_is_lines_of_moves_failures_and_stays():
 
 
 def test_recovery_evidence_is_a_line_per_guest_then_one_per_check():
-    results = [{"item": {"guest": "r1", "to": "hv1"}, "changed": True, "action": "started on hv1", "evidence": [
-                   {"code": "lost_host_silent", "check": "lost host does not answer", "ok": True, "detail": "no route"},
-                   {"code": "disk_locks", "check": "disk locks", "ok": False, "detail": "no lock manager"}]},
+    evidence = [{"code": "lost_host_silent", "check": "lost host does not answer", "ok": True, "detail": "no route"},
+                {"code": "disk_locks", "check": "disk locks", "ok": False, "detail": "no lock manager"}]
+    results = [{"item": {"guest": "r1", "to": "hv1"}, "changed": True, "action": "started on hv1", "evidence": evidence},
                {"item": {"guest": "r2", "to": "hv3"}, "failed": True, "msg": "pool shared is not on hv3"}]
     lines = ["r1 -> hv1: started on hv1", "    ok lost host does not answer: no route", "    NO disk locks: no lock manager",
              "r2 -> hv3: failed: pool shared is not on hv3"]

@@ -105,8 +105,8 @@ def test_a_filter_that_selects_nothing_gives_an_empty_list(private_uri):
 def test_populate_adds_hosts_with_their_vars_and_groups():
     addresses = {"52:54:00:00:00:01": [{"address": "10.0.0.5", "prefix": 24, "source": "lease", "family": "ipv4"}]}
     inventory = plugin()
-    inventory._populate([{"uri": HV1, "guests": [guest("web1", tags={"role": "web"}, addresses=addresses),
-                                                   guest("db1", state="shutoff")]}])
+    guests = [guest("web1", tags={"role": "web"}, addresses=addresses), guest("db1", state="shutoff")]
+    inventory._populate([{"uri": HV1, "guests": guests}])
     data = inventory.inventory
     assert sorted(data.hosts) == ["db1", "web1"]
     web = data.get_host("web1")

@@ -208,7 +208,7 @@ def test_the_macs_checked_across_the_fleet_are_the_macs_the_plan_gives(conn, nic
         if existing is not None:
             run(conn, [guest(name, interfaces=existing)])
         host = gather_host(conn)
-        raw = module_params(SPEC["guests"]["options"], **guest(name, interfaces=nics))
+        raw = module_params(SPEC["guests"]["options"], guest(name, interfaces=nics))
         spec = normalize_guest(raw, host)
         expected = plan_domain(host.current_xml(name), spec, host).macs
         assert listed_guest_macs(spec, host) == expected

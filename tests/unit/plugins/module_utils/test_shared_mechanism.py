@@ -16,6 +16,8 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _runner
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import spec as seed_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.apply import SeedVolumeRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import spec as domain_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import converge_guest, options_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
@@ -94,6 +96,21 @@ def scenario_volume_rollback(conn, tmp_path):
         VolumeRunner(Refusing(conn, "newStream"), params, False).run()
     assert info.value.code == "rolled_back"
     assert name not in conn.storagePoolLookupByName(POOL).listVolumes(), "the volume was left behind"
+
+
+def scenario_seed_rollback(conn, _tmp_path):
+    """A seed volume whose content cannot be written (libvirt's test driver has no volume upload) is deleted again;
+    check mode predicts it and makes nothing."""
+    name = unique("seed") + ".iso"
+    params = module_params(seed_spec.argument_spec(), pool=POOL, name=name, user_data={"runcmd": ["true"]})
+    predicted = SeedVolumeRunner(conn, params, True).run()
+    assert predicted["changed"] and predicted["created"] and predicted["actions"] == [
+        "create cloud-init seed volume %s/%s" % (POOL, name)]
+    assert name not in conn.storagePoolLookupByName(POOL).listVolumes(), "check mode made the volume"
+    with pytest.raises(UserError) as info:
+        SeedVolumeRunner(conn, params, False).run()
+    assert info.value.code == "rolled_back" and "virStorageVolUpload" in str(info.value)
+    assert name not in conn.storagePoolLookupByName(POOL).listVolumes(), "the seed volume was left behind"
 
 
 def scenario_files_rollback(_conn, tmp_path):
@@ -205,6 +222,7 @@ SCENARIOS = {
     "pool rollback": scenario_pool_rollback,
     "volume rollback": scenario_volume_rollback,
     "file rollback": scenario_files_rollback,
+    "seed rollback": scenario_seed_rollback,
     "runner warning": scenario_runner_warning_reaches_the_task,
     "fleet warning": scenario_fleet_warning_names_its_guest,
     "failure warning": scenario_failure_keeps_its_warnings,
@@ -257,7 +275,8 @@ def _ignore_private_disks(monkeypatch):
 
 
 BREAKAGES = {
-    "rollback skipped": (_skip_rollback, ["guest rollback", "pool rollback", "volume rollback", "file rollback"]),
+    "rollback skipped": (_skip_rollback, ["guest rollback", "pool rollback", "volume rollback", "file rollback",
+                                          "seed rollback"]),
     "a runner's warning dropped": (_drop_runner_warnings, ["runner warning", "fleet warning"]),
     "the task's warnings dropped": (_drop_task_warnings, ["runner warning", "fleet warning", "failure warning"]),
     "a code renamed": (_rename_a_code, ["compared codes", "recovery codes"]),

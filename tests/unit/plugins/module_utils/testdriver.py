@@ -7,10 +7,12 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 TEST_URI = "test:///default"  # libvirt's in-process test driver (the conn fixture in tests/unit/conftest.py)
 
 
-def module_params(argument_spec, **given):
-    """``given`` validated against ``argument_spec`` by Ansible's own validator, as AnsibleModule does it: every
-    option present (its default, or None), sub-options of dicts and lists of dicts too; ``uri`` is the test
-    driver's unless given. Input the argument spec refuses raises ValueError with Ansible's messages."""
+def module_params(argument_spec, described=None, **given):
+    """``given`` (and the options in ``described``, a dict) validated against ``argument_spec`` by Ansible's own
+    validator, as AnsibleModule does it: every option present (its default, or None), sub-options of dicts and
+    lists of dicts too; ``uri`` is the test driver's unless given. Input the argument spec refuses raises
+    ValueError with Ansible's messages."""
+    given = dict(described or {}, **given)
     if "uri" in argument_spec:
         given.setdefault("uri", TEST_URI)
     result = ArgumentSpecValidator(argument_spec).validate(given)

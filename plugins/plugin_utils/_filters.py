@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: what the collection's filter plugins share. A filter is a module_utils function wrapped by ``guarded``:
+"""Private (controller side): what the collection's filter plugins share. A filter is a module_utils function wrapped by ``guarded``:
 its input comes to it as plain lists and dicts (registered results and hostvars are Ansible's own types), and a
 UserError (bad input, named) becomes the AnsibleFilterError Ansible shows."""
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
@@ -34,8 +36,6 @@ def number(value, option, kind=int):
 
 def guarded(function):
     """The filter ``function`` with its errors as AnsibleFilterError (its name, signature and docs kept)."""
-    from ansible.errors import AnsibleFilterError  # pylint: disable=import-outside-toplevel  # controller only
-
     @functools.wraps(function)
     def run(*args, **kwargs):
         try:
