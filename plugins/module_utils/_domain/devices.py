@@ -478,26 +478,19 @@ class Serials(DeviceKind):
     def key_of(self, elem):
         return elem.getparent().findall(self.tag).index(elem)
 
-    def label(self, key):
-        return "serial %s" % key
-
     def build(self, spec):
-        return etree.Element("serial", type=spec.get("type") or "pty")
+        return etree.Element(self.tag, type=spec.get("type") or "pty")
 
 
 class Consoles(Serials):
+    """Consoles, by position (a serial's or a virtio console's target type)."""
+
     name = "consoles"
     tag = "console"
     fields = (
         Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio"), option={"default": "pty"}),
         Field("target", "target", "type", Choice("serial", "virtio")),
     )
-
-    def label(self, key):
-        return "console %s" % key
-
-    def build(self, spec):
-        return etree.Element("console", type=spec.get("type") or "pty")
 
 
 class Graphics(DeviceKind):

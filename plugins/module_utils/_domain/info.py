@@ -82,8 +82,7 @@ def disk_sizes(root, flat, block_info=None):
     ``allocation_bytes`` is the space the image takes on the host - what a storage copy moves. A running guest's
     come from its block stats (``flat``, matched by target dev: libvirt's ``physical`` there, as its
     ``allocation`` is only the highest offset written since it started), a shut-off guest's from
-    ``block_info(dev)`` -> (capacity, allocation, physical) (virDomainGetBlockInfo); None where libvirt cannot
-    say."""
+    ``block_info(disk)`` -> (capacity, allocation) (its facts: disk_facts); None where libvirt cannot say."""
     by_dev = {}
     for index in range(flat.get("block.count", 0)):
         base = "block.%d." % index
@@ -94,7 +93,7 @@ def disk_sizes(root, flat, block_info=None):
     for disk in guest_disks(root):
         sizes = by_dev.get(disk["dev"])
         if sizes is None and block_info is not None and not disk["empty"]:
-            sizes = block_info(disk["dev"])
+            sizes = block_info(disk)
         capacity, allocation = (sizes or (None, None))[:2]
         result.append({"dev": disk["dev"], "device": disk["device"] or "disk", "path": disk["path"], "pool": disk["pool"],
                        "volume": disk["volume"], "readonly": not disk["writable"], "shareable": bool(disk["shareable"]),
@@ -102,12 +101,17 @@ def disk_sizes(root, flat, block_info=None):
     return result
 
 
-def _block_info(dom):
-    def info(dev):
+def _block_info(conn, dom):
+    """(capacity, allocation) of a shut-off guest's disk: virDomainGetBlockInfo, or, for a disk libvirt cannot
+    open so (a disk declared by pool and volume), its volume's; None for a network disk or a missing image."""
+    def info(disk):
         try:
-            return tuple(dom.blockInfo(dev, 0))
+            if disk["type"] == "volume":
+                vol = conn.storagePoolLookupByName(disk["pool"]).storageVolLookupByName(disk["volume"])
+                return tuple(vol.info()[1:3])
+            return tuple(dom.blockInfo(disk["dev"], 0)[:2])
         except libvirt.libvirtError:
-            return None  # a network disk, or an image that is not there
+            return None
     return info
 
 
@@ -166,7 +170,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             "tags": spec["tags"],
             "spec": spec,
             "origin": read_origin(root),
-            "disks": disk_sizes(root, flat, None if uuid in active else _block_info(dom)),
+            "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
         }
         if want_stats:
             guest["stats"] = shape_stats(flat) if guest["active"] else None

@@ -4,24 +4,26 @@
 """Private: the collection's own ``<metadata>`` in a guest: the managed marker, the user's tags,
 content hashes of the cloud-init seed and the Ignition config, and a pending NVRAM reset.
 
-Everything lives in one element of our namespace, so other tools' metadata stays as it is.
+Everything lives in one element of our namespace (_metadata.GUEST, its one reader), so other tools'
+metadata stays as it is.
 """
 
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import short_hash
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, METADATA_NS, METADATA_PREFIX
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Change, ensure_path
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 
 def q(tag):
     """A tag in our namespace."""
-    return "{%s}%s" % (METADATA_NS, tag)
+    return GUEST.q(tag)
 
 
 def _guest_node(root):
-    return root.find("metadata/" + q("guest"))
+    return GUEST.find(root)
 
 
 def read_tags(root):
@@ -55,7 +57,7 @@ def reconcile_metadata(root, tags):
     metadata = ensure_path(root, "metadata")
     node = metadata.find(q("guest"))
     if node is None:
-        node = etree.SubElement(metadata, q("guest"), nsmap={METADATA_PREFIX: METADATA_NS})
+        node = etree.SubElement(metadata, GUEST.qname, nsmap={GUEST.prefix: GUEST.namespace})
         node.set("managed", "true")
         changes.append(Change("metadata.managed", None, True, CONFIG_ONLY))
     current = {t.get("name"): t.get("value") for t in node.iterfind(q("tag"))}

@@ -21,10 +21,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
 )
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
-METADATA_NS = "https://kvmfleet.dev/xmlns/libvirt/guest/1"
-METADATA_PREFIX = "kvmfleet"
+METADATA_NS = GUEST.namespace  # our <metadata> element in a guest (_metadata.GUEST)
 SECRET_MASK = "********"  # a secret's place in a --diff: never its value, old or new
 MAX_VCPUS = 4096
 # Ignition configs are files QEMU reads through fw_cfg; qemu must be able to read them.

@@ -54,3 +54,28 @@ def test_gather_reads_states_in_bulk(conn):
         assert gather(conn, name="no-such-guest") == []
     finally:
         dom.undefine()
+
+
+DISKS = """<domain type='kvm'><name>g</name><devices>
+  <disk type='volume' device='disk'><source pool='p' volume='g.raw'/><target dev='vda'/></disk>
+  <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/i/g2.qcow2'/><target dev='vdb'/>
+    <shareable/></disk>
+  <disk type='file' device='cdrom'><target dev='sda'/><readonly/></disk>
+</devices></domain>"""
+
+
+def test_disk_sizes_are_the_space_each_image_takes():
+    """A running guest's from its block stats (libvirt's 'physical': its 'allocation' is only the highest offset
+    written since start); a shut-off guest's from block_info; an empty cdrom is asked nothing."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import disk_sizes
+    flat = {"block.count": 2, "block.0.name": "vda", "block.0.capacity": 100, "block.0.allocation": 0,
+            "block.0.physical": 60, "block.1.name": "vdb", "block.1.capacity": 1000, "block.1.allocation": 5}
+    running = disk_sizes(DISKS, flat)
+    assert [(d["dev"], d["capacity_bytes"], d["allocation_bytes"]) for d in running] == [
+        ("vda", 100, 60), ("vdb", 1000, 5), ("sda", None, None)]
+    assert [(d["readonly"], d["shareable"], d["pool"], d["volume"], d["path"]) for d in running] == [
+        (False, False, "p", "g.raw", None), (False, True, None, None, "/i/g2.qcow2"), (True, False, None, None, None)]
+    asked = []
+    stopped = disk_sizes(DISKS, {}, lambda disk: asked.append(disk["dev"]) or (7, 3))
+    assert asked == ["vda", "vdb"]
+    assert [(d["capacity_bytes"], d["allocation_bytes"]) for d in stopped] == [(7, 3), (7, 3), (None, None)]

@@ -317,3 +317,23 @@ def test_an_unreachable_daemon_fails_with_its_code_and_libvirt_s_words():
         run_guarded(module, lambda conn: {"changed": False}, "host")
     assert done.value.failed and done.value.result["code"] == "unreachable"
     assert done.value.result["uri"] == "qemu+unix:///system?socket=/nonexistent.sock"
+
+
+def test_without_libvirt_s_schemas_here_the_daemon_checks_and_the_task_says_so(conn, tmp_path, monkeypatch):
+    """No silent pass: where the schemas are not installed, a document is still refused (by the daemon's own
+    check, libvirt's VALIDATE flag), and the task warns that it could not check here."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _xml
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import define
+    monkeypatch.setattr(_xml, "SCHEMA_DIR", str(tmp_path / "no-schemas"))
+    _xml.schema_warnings()  # forget what earlier tests left
+    bad = "<network><name>%s</name><bogus/></network>" % unique("n")
+    with pytest.raises(libvirt.libvirtError, match="failed to validate against schema"):
+        define("network", conn.networkDefineXMLFlags, bad)
+    warnings = _xml.schema_warnings()
+    assert len(warnings) == 1 and "network.rng" in warnings[0] and "not installed on this host" in warnings[0]
+    assert _xml.schema_warnings() == [], "said once"
+    module = ModuleDouble({"uri": "test:///default"})
+    with pytest.raises(Exited) as done:
+        run_guarded(module, lambda _conn: {"changed": False, "value": _xml.schema_value_error("x y", "diskSerial")},
+                    "host")
+    assert done.value.result["value"] is None and any("not installed" in w for w in done.value.result["warnings"])
