@@ -205,11 +205,17 @@ DEFINE_KINDS = {
 }
 
 
+_CHECKED = {}  # the last document of each kind that validated: a runner checks it early, define need not again
+
+
 def check_document(kind, xml):
     """Validate a document of ``kind`` ('domain', 'network', 'pool', 'volume') against libvirt's schema before
     anything is written (in check mode too); SchemaError naming the kind otherwise."""
+    if _CHECKED.get(kind) == xml:
+        return
     schema, _flag = DEFINE_KINDS[kind]
     validate_schema(xml, schema, kind)
+    _CHECKED[kind] = xml
 
 
 def define(kind, call, xml, flags=0):

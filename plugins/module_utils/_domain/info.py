@@ -86,6 +86,8 @@ def disk_sizes(root, flat, block_info=None):
     by_dev = {}
     for index in range(flat.get("block.count", 0)):
         base = "block.%d." % index
+        if flat.get(base + "capacity") is None:
+            continue  # a shut-off guest's stats name its disks without their sizes
         used = flat.get(base + "physical")
         by_dev[flat.get(base + "name")] = (flat.get(base + "capacity"),
                                            used if used is not None else flat.get(base + "allocation"))

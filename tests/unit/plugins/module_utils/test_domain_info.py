@@ -76,6 +76,7 @@ def test_disk_sizes_are_the_space_each_image_takes():
     assert [(d["readonly"], d["shareable"], d["pool"], d["volume"], d["path"]) for d in running] == [
         (False, False, "p", "g.raw", None), (False, True, None, None, "/i/g2.qcow2"), (True, False, None, None, None)]
     asked = []
-    stopped = disk_sizes(DISKS, {}, lambda disk: asked.append(disk["dev"]) or (7, 3))
+    named = {"block.count": 1, "block.0.name": "vda", "block.0.path": "/p/g.raw"}  # what a shut-off guest's stats say
+    stopped = disk_sizes(DISKS, named, lambda disk: asked.append(disk["dev"]) or (7, 3))
     assert asked == ["vda", "vdb"]
     assert [(d["capacity_bytes"], d["allocation_bytes"]) for d in stopped] == [(7, 3), (7, 3), (None, None)]
