@@ -47,10 +47,10 @@ def test_placement_inputs_are_what_the_modules_return(testbed, ansible, tmp_path
     image.write_bytes(b"\x5a" * (IMAGE_MIB * 1024 * 1024))
     out = tmp_path / "read.json"
     setup = [
-        {"name": "private pool", "kvmfleet.libvirt.pool": {"uri": uris[0], "name": "priced", "type": "dir",
-                                                          "path": "/var/lib/libvirt/images/priced", "build": True}},
-        {"name": "its disk", "kvmfleet.libvirt.volume": {"uri": uris[0], "pool": "priced", "name": "priced.raw",
-                                                         "src": str(image)}},
+        {"name": "private pool", "kvmfleet.libvirt.pool": {
+            "uri": uris[0], "name": "priced", "type": "dir", "path": "/var/lib/libvirt/images/priced", "build": True}},
+        {"name": "its disk", "kvmfleet.libvirt.volume": {
+            "uri": uris[0], "pool": "priced", "name": "priced.raw", "src": str(image)}},
         {"name": "a shut-off guest on it", "kvmfleet.libvirt.domain": {
             "uri": uris[0], "name": "priced", "virt_type": "qemu", "memory": "96MiB", "state": "shutoff",
             "disks": [{"dev": "vda", "pool": "priced", "volume": "priced.raw", "format": "raw"}]}},
