@@ -145,7 +145,7 @@ def problem_fields(problems):
 
 def diff(before, after, header):
     """A --diff entry: ``before`` and ``after`` are strings (serialised the same way by the caller, see
-    _xml.xml_diff) or dicts (a spec-level view); '' or {} for a side that does not exist."""
+    _plan.Plan.diff) or dicts (a spec-level view); '' or {} for a side that does not exist."""
     return {"before": before, "after": after, "before_header": header, "after_header": header}
 
 

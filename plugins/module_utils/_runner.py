@@ -54,11 +54,6 @@ class Runner:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def act(self, action):
-        """Say an action; True when it is to be carried out now (not in check mode)."""
-        self.actions.append(action)
-        return not self.check
-
     def finish(self, result):
         """The result with the run's warnings (and its actions, unless the result has its own)."""
         result.setdefault("actions", self.actions)

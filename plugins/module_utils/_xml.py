@@ -9,7 +9,6 @@ import os
 import traceback
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import diff as _diff
 
 LXML_IMPORT_ERROR = None
 try:
@@ -43,13 +42,6 @@ def to_string(element):
     """Serialise an element the way libvirt indents its own documents (two spaces)."""
     etree.indent(element, space="  ")
     return etree.tostring(element, encoding="unicode")
-
-
-def xml_diff(before, after, header):
-    """A --diff entry for a document: both sides serialised the same way, so only real changes show."""
-    def side(xml):
-        return to_string(parse_xml(xml)) + "\n" if xml else ""
-    return _diff(side(before), side(after), header)
 
 
 # libvirt's RelaxNG schemas, installed with the libvirt library (Debian libvirt0, RHEL libvirt-libs); a build
