@@ -26,7 +26,7 @@ from types import SimpleNamespace
 # Storage, cloud-init and Ignition code is imported where it is used: the module runs from a zip without
 # bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (

@@ -13,7 +13,7 @@ what placement needs to price a move that copies storage.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
@@ -78,7 +78,7 @@ def _addresses(dom):
 
 def disk_sizes(root, flat, block_info=None):
     """Each disk of the guest with its size: [{"dev", "device", "path", "pool", "volume", "readonly",
-    "shareable", "capacity_bytes", "allocation_bytes"}], in document order (the one disk reader, devices.py).
+    "shareable", "capacity_bytes", "allocation_bytes"}], in document order (the one disk reader, disks.py).
     ``allocation_bytes`` is the space the image takes on the host - what a storage copy moves. A running guest's
     come from its block stats (``flat``, matched by target dev: libvirt's ``physical`` there, as its
     ``allocation`` is only the highest offset written since it started), a shut-off guest's from

@@ -10,16 +10,9 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import IGNITION_FWCFG
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import (
-    DEVICE_KIND,
-    DEVICE_KINDS,
-    DISK_SOURCE,
-    LIVE_ATTACH,
-    LIVE_DETACH,
-    LIVE_UPDATE,
-    Disks,
-    disk_dev_name,
-)
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_kind import LIVE_ATTACH, LIVE_DETACH, LIVE_UPDATE
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
     mask_content_hashes,

@@ -4,7 +4,7 @@
 """Private: the guest's options table. One row per field: spec key, XML place, codec (type and
 choices), secret or not, and how a running guest takes a change of it (its live kind: the words
 ``applied_live`` shows and the libvirt call). The argument spec is derived from these rows
-(``spec.py``); device lists have their tables in ``devices.py``.
+(``spec.py``); device lists have their tables in ``devices.py`` (disks in ``disks.py``).
 """
 
 from __future__ import annotations

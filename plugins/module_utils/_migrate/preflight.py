@@ -8,7 +8,7 @@ the guest keeps running on the source when there is one.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import problem
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -21,7 +21,7 @@ _SCALE = {"KiB": 1, "k": 1, "KB": 1, "MiB": 1024, "M": 1024, "GiB": 1024 ** 2, "
 
 def guest_needs(domain_xml):
     """{"memory_mib", "networks", "disks": [{dev, type, path, pool, volume, cache, readonly, shareable}],
-    "cpu_mode", "has_cpu_model"} of a guest (its disks from the one disk reader, _domain/devices.disk_facts;
+    "cpu_mode", "has_cpu_model"} of a guest (its disks from the one disk reader, _domain/disks.disk_facts;
     a drive without media needs nothing)."""
     root = parse_xml(domain_xml)
     memory = root.find("currentMemory")

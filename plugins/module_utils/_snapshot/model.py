@@ -17,7 +17,7 @@ import os
 import re
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import ObjectName
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import guest_disks as read_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks as read_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import SNAPSHOT_MARK
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
@@ -68,7 +68,7 @@ def normalize_snapshot(params):
 
 def guest_disks(domain_xml, volume_path=None):
     """[{dev, device, type, path, format, readonly}] of the guest's disks, in document order, from the one disk
-    reader (_domain/devices.disk_facts). ``volume_path(pool, volume)`` gives the file of a disk declared by pool and
+    reader (_domain/disks.disk_facts). ``volume_path(pool, volume)`` gives the file of a disk declared by pool and
     volume (None: unknown; it is then named pool/volume)."""
     disks = []
     for disk in read_disks(domain_xml):
