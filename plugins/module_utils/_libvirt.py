@@ -209,7 +209,7 @@ _CHECKED = {}  # the last document of each kind that validated: a runner checks 
 
 
 def check_document(kind, xml):
-    """Validate a document of ``kind`` ('domain', 'network', 'pool', 'volume') against libvirt's schema before
+    """Validate a document of ``kind`` (a DEFINE_KINDS key) against libvirt's schema before
     anything is written (in check mode too); SchemaError naming the kind otherwise."""
     if _CHECKED.get(kind) == xml:
         return
@@ -221,9 +221,8 @@ def check_document(kind, xml):
 def define(kind, call, xml, flags=0):
     """Write a document: ``call(xml, flags)`` is the libvirt call (conn.defineXMLFlags, conn.networkDefineXMLFlags,
     conn.storagePoolDefineXML, pool.createXML, a createXMLFrom bound to its source volume, dom.snapshotCreateXML).
-    The document
-    is validated here first, and the daemon validates it again (its VALIDATE flag). Returns what libvirt
-    returned (the new object)."""
+    The document is validated here first, and the daemon validates it again (its VALIDATE flag). Returns what
+    libvirt returned (the new object)."""
     check_document(kind, xml)
     flag = getattr(libvirt, DEFINE_KINDS[kind][1], 0)
     try:

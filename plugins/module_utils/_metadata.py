@@ -49,9 +49,9 @@ class Record:
         values.update((field, node.get(field)) for field in self.optional if node.get(field) is not None)
         return values
 
-    def element(self, values):
+    def element(self, values, namespaced=True):
         """A new element carrying ``values`` (fields with a None value are left out), in the namespace."""
-        node = etree.Element(self.qname, nsmap={self.prefix: self.namespace})
+        node = etree.Element(self.qname, nsmap={self.prefix: self.namespace}) if namespaced else etree.Element(self.tag)
         for field in self.fields + self.optional:
             if values.get(field) is not None:
                 node.set(field, str(values[field]))
@@ -60,11 +60,7 @@ class Record:
     def xml(self, values):
         """The element as text for virDomainSetMetadata: without a namespace of its own (libvirt puts it in the
         one the call names, with the prefix as key)."""
-        node = etree.Element(self.tag)
-        for field in self.fields + self.optional:
-            if values.get(field) is not None:
-                node.set(field, str(values[field]))
-        return to_string(node)
+        return to_string(self.element(values, namespaced=False))
 
     def write(self, root, values):
         """Put ``values`` in the document (None: remove the element; an empty <metadata> goes too). Returns
@@ -96,4 +92,3 @@ ORIGIN = Record("https://kvmfleet.dev/xmlns/libvirt/origin/1", "origin", "home",
                 optional=("recovered",))
 SNAPSHOT_MARK = Record("https://kvmfleet.dev/xmlns/libvirt/snapshot/1", "kvmfleet-snapshot", "mark", ("snapshot", "time"))
 MAINTENANCE = Record("https://kvmfleet.dev/xmlns/libvirt/maintenance/1", "kvmfleet", "maintenance", ("reason", "since"))
-RECORDS = (GUEST, ORIGIN, SNAPSHOT_MARK, MAINTENANCE)

@@ -10,7 +10,7 @@ the object is now, what the spec wants), and how ``changed`` and ``--diff`` come
   differs (a volume, a guest's snapshots, a host's maintenance mark), or a few lines of text (``text=True``: a
   seed volume's content hash);
 - a file plan (``FileWrite``): a file's text before (None: it does not exist) and after (host tuning, the
-  daemons' configuration, a guest's Ignition file).
+  daemons' configuration).
 
 ``changed`` is ``created`` or ``before != after``; ``diff()`` is {} when nothing changes, else the before/after
 entry (an XML document serialised the same way on both sides, secrets masked by ``mask``).

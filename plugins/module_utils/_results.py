@@ -85,7 +85,7 @@ class Wording:
 
 class UserError(Exception):
     """A failure whose message is meant for the user as it is: bad input, a refused operation, a
-    missing library. Every module fails with its text and its data (_libvirt.run_guarded).
+    missing library. Every module fails with its text and its data (_runner.run_guarded).
 
     ``code``: one of CODES, for what failed; ``result``: what the task returns with its failure (the
     per-guest results of a fleet, the pre-flight's problems, a recovery's evidence); ``cause``: the error
