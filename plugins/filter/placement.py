@@ -47,17 +47,17 @@ def evacuation_plan(view, host, headroom_mib=512, exclude=None, stays=None):
 
 
 @guarded
-def restore_plan(view, host, exclude=None, stays=None):
+def restore_plan(view, host, exclude=None, stays=None, declared=None):
     view = as_lists_and_dicts(view)
     return _lined(placement.restore_plan(view["hosts"], view["guests"], host, exclude=as_lists_and_dicts(exclude) or (),
-                                         stays=as_lists_and_dicts(stays) or ()))
+                                         stays=as_lists_and_dicts(stays) or (), declared=as_lists_and_dicts(declared) or ()))
 
 
 @guarded
-def recovery_plan(view, host, specs, headroom_mib=512):
+def recovery_plan(view, host, specs, headroom_mib=512, others=None):
     view = as_lists_and_dicts(view)
     return _lined(placement.recovery_plan(view["hosts"], view["guests"], host, as_lists_and_dicts(specs) or [],
-                                          number(headroom_mib, "headroom_mib")))
+                                          number(headroom_mib, "headroom_mib"), others=as_lists_and_dicts(others) or ()))
 
 
 @guarded

@@ -277,6 +277,27 @@ POOL_NAME = ObjectName("pool")
 VOLUME_NAME = ObjectName("volume", 255)  # a file in the pool's directory: the file system's limit
 
 
+# ---- UUIDs ------------------------------------------------------------------------------------------
+
+# libvirt's own UUID syntax (virUUIDParse): 32 hex digits in either case, '-' or ' ' before any pair of them,
+# whitespace around the whole. The canonical form is lowercase 8-4-4-4-12, as libvirt writes it.
+_UUID_SPACE = "\t\n\v\f\r "
+_UUID_RE = re.compile(r"[%s]*(?:[- ]*[0-9a-fA-F]{2}){16}[%s]*" % (_UUID_SPACE, _UUID_SPACE))
+
+
+def parse_uuid(value, option):
+    """A UUID in any form libvirt accepts, as libvirt writes it: lowercase 8-4-4-4-12. SpecError otherwise."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else None
+    if text is None or not _UUID_RE.fullmatch(text):
+        raise SpecError(option, value, "expected a UUID: 32 hexadecimal digits, such as "
+                                       "4dea22b3-1d52-d8f3-2516-782e98ab3fa0 (dashes or spaces between digit pairs "
+                                       "are taken, as libvirt takes them)")
+    digits = re.sub(r"[^0-9a-fA-F]", "", text).lower()
+    return "-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
+
+
 def confined_path(directory, filename, option):
     """``directory/filename``, refused unless it stays inside ``directory`` once resolved (no '..',
     no separator, no symlink that points elsewhere). For files the collection names after user input."""

@@ -89,6 +89,6 @@ class Record:
 
 GUEST = Record("https://kvmfleet.dev/xmlns/libvirt/guest/1", "kvmfleet", "guest", ("managed", "nvram-reset"))
 ORIGIN = Record("https://kvmfleet.dev/xmlns/libvirt/origin/1", "origin", "home", ("uuid", "uri", "host", "since"),
-                optional=("recovered",))
+                optional=("recovered", "by"))
 SNAPSHOT_MARK = Record("https://kvmfleet.dev/xmlns/libvirt/snapshot/1", "kvmfleet-snapshot", "mark", ("snapshot", "time"))
 MAINTENANCE = Record("https://kvmfleet.dev/xmlns/libvirt/maintenance/1", "kvmfleet", "maintenance", ("reason", "since"))

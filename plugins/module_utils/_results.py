@@ -62,6 +62,13 @@ CODES = {
     "home_failed": "a migration to its home hypervisor failed in this run",
     "preflight_refused": "the migration's pre-flight refused it",
     "given": "the caller said it stays",
+    # a guest's place in the cluster, in a fleet's result (``guests[].code``, ``guests[].placement``)
+    "at_home": "the guest is on the hypervisor whose list declares it",
+    "moved": "the guest is converged where it runs, away from its home (``why`` says since when and by what)",
+    "location_unknown": "held back: a hypervisor of the group did not answer and the guest may be there",
+    "stale_copy": "a stale definition of a guest that is current on another hypervisor: undefined, disks kept",
+    "runs_twice": "the guest runs on two hypervisors: nothing is done to it",
+    "defined_twice": "the guest is defined on two hypervisors and which copy is current cannot be told",
 }
 
 

@@ -39,6 +39,23 @@ options:
     description: Name of the guest.
     type: str
     required: true
+  uuid:
+    description:
+      - The guest's UUID, its identity beside its O(name), in any form libvirt takes (32 hexadecimal digits, with or
+        without dashes, either case); compared and returned as libvirt writes it (lowercase V(8-4-4-4-12)).
+      - A new guest is defined with it. Without it, libvirt picks a new guest's UUID, and an existing guest's UUID is
+        never changed.
+      - A guest renamed in the description stays the same guest. When no guest has the name O(name) but one with
+        this UUID exists under another name, that guest is renamed (C(virDomainRename)) and then converged;
+        RV(actions) lists C(rename OLD to NEW) and RV(renamed_from) names the old name. libvirt renames only a
+        guest that is shut off; a running one is converged under its old name, with a warning and
+        RV(rename_pending), and is renamed by the first run after it has been shut off. Disk volumes, the default
+        O(cloud_init.volume) and the O(ignition) file are named by the description, not renamed with the guest.
+      - A guest of the name O(name) with another UUID is refused before anything changes (a UUID cannot change);
+        to make a different guest, give it a different name, or remove the old one first.
+      - With O(state=absent), only a guest named O(name) is removed; a guest with this UUID under another name is
+        left alone, with a warning.
+    type: str
   state:
     description:
       - V(present) defines the guest and leaves its power state alone.
@@ -641,6 +658,12 @@ EXAMPLES = r"""
       - xpath: /domain/clock/@offset
         value: localtime
 
+- name: A guest with its UUID declared - renaming it here renames it in libvirt (once it is shut off)
+  kvmfleet.libvirt.domain:
+    name: web-frontend-01  # was web01
+    uuid: 4dea22b3-1d52-d8f3-2516-782e98ab3fa0
+    memory: 2GiB
+
 - name: Remove the guest, keep its disks
   kvmfleet.libvirt.domain:
     name: web01
@@ -679,14 +702,29 @@ reasons:
   elements: str
   sample: ["machine: pc-i440fx-7.2 -> pc-q35-7.2"]
 actions:
-  description: Storage and power actions taken (create volume, start, shutdown, restart, autostart).
+  description: Rename, storage and power actions taken (rename, create volume, start, shutdown, restart, autostart).
   returned: unless state is absent
   type: list
   elements: str
+  sample: ["rename web01 to web-frontend-01", "start"]
 uuid:
-  description: The guest's UUID (null for a guest that check mode would create).
+  description: The guest's UUID (for a guest that check mode would create, O(uuid), or null when not given).
   returned: unless state is absent
   type: str
+renamed_from:
+  description:
+    - The guest's old name, when the guest with O(uuid) was found under another name and renamed to O(name) (in check
+      mode, would be).
+  returned: when the guest was renamed
+  type: str
+  sample: web01
+rename_pending:
+  description:
+    - The guest's current name, when the guest with O(uuid) was found under another name but runs, so libvirt cannot
+      rename it yet; it was converged under that name, and the first run after it is shut off renames it.
+  returned: when a rename waits for the guest to be shut off
+  type: str
+  sample: web01
 state:
   description: Power state the guest is in after the task.
   returned: always

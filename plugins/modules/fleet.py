@@ -52,6 +52,23 @@ options:
         description: Name of the guest.
         type: str
         required: true
+      uuid:
+        description:
+        - The guest's UUID, its identity beside its O(guests[].name), in any form libvirt takes (32 hexadecimal digits,
+          with or without dashes, either case); compared and returned as libvirt writes it (lowercase V(8-4-4-4-12)).
+        - A new guest is defined with it. Without it, libvirt picks a new guest's UUID, and an existing guest's UUID is
+          never changed.
+        - A guest renamed in the description stays the same guest. When no guest has the name O(guests[].name) but one
+          with this UUID exists under another name, that guest is renamed (C(virDomainRename)) and then converged; C(actions)
+          lists C(rename OLD to NEW) and C(renamed_from) names the old name. libvirt renames only a guest that is shut
+          off; a running one is converged under its old name, with a warning and C(rename_pending), and is renamed by
+          the first run after it has been shut off. Disk volumes, the default O(guests[].cloud_init.volume) and the O(guests[].ignition)
+          file are named by the description, not renamed with the guest.
+        - A guest of the name O(guests[].name) with another UUID is refused before anything changes (a UUID cannot change);
+          to make a different guest, give it a different name, or remove the old one first.
+        - With O(guests[].state=absent), only a guest named O(guests[].name) is removed; a guest with this UUID under
+          another name is left alone, with a warning.
+        type: str
       state:
         description:
         - V(present) defines the guest and leaves its power state alone.
@@ -627,6 +644,74 @@ options:
           of it. Ignored for an existing guest.
         type: str
     # END guests suboptions
+  cluster:
+    description:
+      - This hypervisor's part in a cluster - what the C(kvmfleet.libvirt.fleet_assignment) filter computes from the
+        cluster view (M(kvmfleet.libvirt.cluster_info)) and every hypervisor's list; the C(kvmfleet.libvirt.guests)
+        role passes it. Without it the module converges O(guests) on this hypervisor alone, as before.
+      - With it, O(guests) are the declared guests that are on this hypervisor (whatever their home) and those of
+        its own list that are nowhere. Every one has libvirt's autostart off (the fleet starts guests; a
+        hypervisor that comes back never starts a stale copy by itself). Prune keeps every guest of
+        O(cluster.declared).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      hypervisor:
+        description: This hypervisor's name in the cluster (its inventory name).
+        type: str
+        required: true
+      declared:
+        description: Every guest any hypervisor's list declares (C(name), C(uuid)); prune never removes one.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name: {description: The guest's name., type: str, required: true}
+          uuid: {description: Its declared UUID., type: str}
+      retire:
+        description:
+          - Stale copies on this hypervisor (the guest is current on another); each is undefined, its disks and
+            UEFI variables kept. A copy that runs by now is not touched, and fails the task (C(runs_twice)).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name: {description: The copy's name here., type: str, required: true}
+          uuid: {description: Its UUID., type: str}
+          code: {description: Why (V(stale_copy))., type: str}
+          reason: {description: Why, in words., type: str}
+      hold:
+        description:
+          - Guests held back - not created, or converged but not started - because a hypervisor of the group did
+            not answer and they may be there (C(location_unknown)).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name: {description: The guest., type: str, required: true}
+          code: {description: Why, as a code., type: str}
+          reason: {description: Why, in words., type: str}
+      conflicts:
+        description: Guests nothing is done to, and that fail the task (C(runs_twice), C(defined_twice)).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name: {description: The guest., type: str, required: true}
+          code: {description: Why, as a code., type: str}
+          reason: {description: Why, in words., type: str}
+      placement:
+        description: Where each guest converged here has its home, and why it is not there.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name: {description: The guest., type: str, required: true}
+          home: {description: The hypervisor whose list declares it., type: str}
+          runs_on: {description: This hypervisor., type: str}
+          why: {description: Why it is here, in words (moved from where, since when, by what)., type: str}
+          code: {description: V(at_home) or V(moved)., type: str}
+          was_named: {description: Its name here before a rename in the description., type: str}
   prune:
     description:
       - Remove guests that carry the collection's managed marker, match O(prune_selector) (when given) and are not
@@ -755,9 +840,48 @@ guests:
       type: str
     code:
       description: What failed for this guest, for playbooks to decide on (V(rolled_back), V(start_failed),
-        V(cordoned), V(refused), V(libvirt_error), ...); only on a guest that failed.
+        V(cordoned), V(refused), V(libvirt_error), V(runs_twice), V(defined_twice), ...); or, in a cluster, why it
+        was held back (V(location_unknown)) or retired (V(stale_copy)).
       type: str
       version_added: 0.2.0
+    renamed_from:
+      description: The guest's name before this task renamed it (its declared C(uuid) found under that name).
+      type: str
+      version_added: 0.3.0
+    rename_pending:
+      description: A running guest's current name, kept until it is shut off (libvirt renames only a shut-off guest).
+      type: str
+      version_added: 0.3.0
+    home:
+      description: In a cluster, the hypervisor whose list declares the guest.
+      type: str
+      version_added: 0.3.0
+    runs_on:
+      description: In a cluster, the hypervisor it was converged on (this one).
+      type: str
+      version_added: 0.3.0
+    placement:
+      description: In a cluster, V(at_home), or V(moved) when it is converged away from its home.
+      type: str
+      version_added: 0.3.0
+    why:
+      description: In a cluster, why it is where it is ("moved from hv1 since 2026-12-02T10:00:00Z by rebalance").
+      type: str
+      version_added: 0.3.0
+    held:
+      description:
+        - In a cluster, the guest was held back (not created, or not started) - C(code) V(location_unknown) and
+          C(reason) say why.
+      type: bool
+      version_added: 0.3.0
+    retired:
+      description: In a cluster, this entry is a stale copy that was (or would be) undefined here, its disks kept.
+      type: bool
+      version_added: 0.3.0
+    reason:
+      description: Why a guest was held back or retired, in words.
+      type: str
+      version_added: 0.3.0
 code:
   description: On failure, V(guests_failed) (some guests failed, the others converged; RV(guests) has each one's
     result), V(invalid_option) (a listed guest is wrong; nothing changed), V(unreachable) or V(libvirt_error).
@@ -765,10 +889,11 @@ code:
   type: str
   version_added: 0.2.0
 summary:
-  description: How many guests were (or would be) created, updated, unchanged, removed and failed, and the total.
+  description: How many guests were (or would be) created, updated, unchanged, removed, held back and failed, and
+    the total.
   returned: always
   type: dict
-  sample: {"created": 1, "updated": 2, "unchanged": 97, "removed": 0, "failed": 0, "total": 100}
+  sample: {"created": 1, "updated": 2, "unchanged": 97, "removed": 0, "held": 0, "failed": 0, "total": 100}
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import check_parallel, converge_fleet

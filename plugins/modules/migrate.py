@@ -40,6 +40,12 @@ options:
       - A guest that reaches its recorded home (by host UUID) loses the record, whatever this says.
     type: bool
     default: false
+  moved_by:
+    description:
+      - What moved the guest, recorded with its origin when O(record_origin=true) records one (V(evacuate),
+        V(rebalance); default V(migrate)). The fleet's plan says it ("moved from hv1 since ... by rebalance").
+    type: str
+    version_added: 0.3.0
   name:
     description: The guest.
     type: str

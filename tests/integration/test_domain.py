@@ -7,6 +7,7 @@ after predicts nothing) and then asserts on what libvirt and the guest's own con
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 
 import libvirt
@@ -308,3 +309,53 @@ def test_secrets_never_leave_the_module(conn, prefix, ansible, image, lab, capsy
     everything = capsys.readouterr().out  # the output of all eight runs, check mode and --diff included
     assert everything.count("PLAY RECAP") == 8
     assert secret not in everything
+
+
+def _iso_file(path, name):
+    """The text of one file (by its Rock Ridge name) of an ISO image."""
+    iso = pycdlib.PyCdlib()
+    iso.open(str(path))
+    out = io.BytesIO()
+    iso.get_file_from_iso_fp(out, rr_path="/" + name)
+    iso.close()
+    return out.getvalue().decode()
+
+
+def test_a_guest_renamed_in_its_description_keeps_its_uuid(conn, prefix, ansible, lab):
+    """With its UUID declared, a guest renamed in the description is the same guest, renamed in libvirt (it is shut
+    off): same UUID, disks, MAC and cloud-init instance-id; no guest of the old name is left, and no second guest."""
+    old, new = prefix + "uuid-old", prefix + "uuid-new"
+    guest_uuid = str(uuid.uuid4())
+    seed_volume = prefix + "uuid-cidata.iso"
+
+    def task(name):
+        return {"name": "guest", "register": "result", "kvmfleet.libvirt.domain": {
+            "name": name, "uuid": guest_uuid.upper().replace("-", ""),  # any form libvirt takes
+            "virt_type": "qemu", "memory": 128, "state": "shutoff",
+            "disks": [{"pool": lab["pool"], "volume": prefix + "uuid-root.qcow2", "size": "16MiB"}],
+            "interfaces": [{"network": lab["network"]}],
+            "cloud_init": {"pool": lab["pool"], "volume": seed_volume, "meta_data": {"local-hostname": "uuid-test"}}}}
+
+    created = ansible.converge([task(old)]).result("guest")
+    assert created["created"] is True and created["uuid"] == guest_uuid
+    assert conn.lookupByName(old).UUIDString() == guest_uuid
+    meta_data = _iso_file(lab["pool_dir"] / seed_volume, "meta-data")
+    assert "iid-" + guest_uuid in meta_data, "the seed's instance-id is made from the declared UUID"
+    mac = created["interfaces"][0]["mac"]
+
+    renamed = ansible.converge([task(new)]).result("guest")
+    assert renamed["renamed_from"] == old
+    assert renamed["actions"] == ["rename %s to %s" % (old, new)] and renamed["changes"] == []
+    assert renamed["created"] is False and renamed["uuid"] == guest_uuid
+    assert "<name>%s</name>" % old in renamed["diff"]["before"] and "<name>%s</name>" % new in renamed["diff"]["after"]
+
+    # What libvirt has: the same UUID under the new name, nothing under the old one, no second guest.
+    assert conn.lookupByUUIDString(guest_uuid).name() == new
+    with pytest.raises(libvirt.libvirtError) as info:
+        conn.lookupByName(old)
+    assert info.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+    assert [d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix)] == [new]
+    root = etree.fromstring(inactive_xml(conn, new).encode())
+    assert root.find("devices/interface/mac").get("address") == mac
+    assert [s.get("volume") for s in root.iterfind("devices/disk/source")] == [prefix + "uuid-root.qcow2", seed_volume]
+    assert _iso_file(lab["pool_dir"] / seed_volume, "meta-data") == meta_data, "the seed was not rewritten"

@@ -46,7 +46,7 @@ def test_a_fleet_converges_in_one_task_and_a_one_line_edit_changes_one_guest(con
               booted(names[3], image, lab)]
     first = ansible.converge([fleet_task(guests)])
     result = first.result("fleet")
-    assert result["summary"] == {"created": 4, "updated": 0, "unchanged": 0, "removed": 0, "failed": 0, "total": 4}
+    assert result["summary"] == {"created": 4, "updated": 0, "unchanged": 0, "removed": 0, "held": 0, "failed": 0, "total": 4}
     assert [g["name"] for g in result["guests"]] == names
     assert [harness.domain_state(conn, n) for n in names] == ["shutoff", "shutoff", "shutoff", "running"]
     for name in names:

@@ -9,6 +9,9 @@
 #   testbed.sh isolate I   hvI loses its network (its daemons and guests run on; its URI stops answering)
 #   testbed.sh kill I      hvI dies: SIGKILL to every process in it (QEMUs, libvirtd, virtlockd, virtlogd, dnsmasq)
 #   testbed.sh revive I    clear what is left of hvI and start it again, empty
+#   testbed.sh reboot I    hvI comes back after a power cut (killed first if it still runs) with its definitions,
+#                          images and logs, a fresh /run/libvirt and its link up: libvirtd autostarts its networks,
+#                          pools and guests marked autostart, as a real host does at boot
 #
 # Each hypervisor hvX has:
 #   - a network namespace (eth0 = 192.168.250.1X on a bridge in a namespace of its own, tb-sw; the root
@@ -65,20 +68,29 @@ prepare() {  # $1: index. The hypervisor's private directories and configuration
   { echo "127.0.0.1 localhost"; echo "127.0.1.1 hv$i"; for j in $(seq 9); do echo "$NET.1$j hv$j"; done; } >"$dir/hosts"
 }
 
-up_one() {
-  local i=$1 ns=tb-hv$1
-  answers "$i" && return 0
-  prepare "$i"
-  ip netns add "$ns"
-  ip link add "tbhv$i" netns "$SWITCH" type veth peer name eth0 netns "$ns"
+plug() {  # $1: index. The network namespace tb-hvI with eth0 = 192.168.250.1I on the switch, link up. A namespace
+  # that is there already (as after a kill) is reused, its eth0 too if it has one.
+  local i=$1 ns=tb-hv$1 tries=0
+  ip netns list 2>/dev/null | grep -qw "$ns" || ip netns add "$ns"
+  if ! ip -n "$ns" link show eth0 >/dev/null 2>&1; then
+    # The switch's end of a namespace deleted a moment ago may still be there: the kernel removes it lazily.
+    ip -n "$SWITCH" link del "tbhv$i" 2>/dev/null || true
+    while ip -n "$SWITCH" link show "tbhv$i" >/dev/null 2>&1; do
+      sleep 0.1
+      tries=$((tries + 1))
+      [ "$tries" -lt 50 ] || { echo "hv$i: tbhv$i is still on the switch" >&2; return 1; }
+    done
+    ip link add "tbhv$i" netns "$SWITCH" type veth peer name eth0 netns "$ns"
+  fi
   ip -n "$SWITCH" link set "tbhv$i" master br0 up
-  ip -n "$ns" addr add "$NET.1$i/24" dev eth0
+  ip -n "$ns" addr replace "$NET.1$i/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
-  # The test guest (kernel + busybox initramfs) in the hypervisor's own /var/lib/libvirt/images/kvmfleet-test.
-  python3 "$REPO/tools/testguest.py" build "$ROOT/hv$i/lib/images/kvmfleet-test" >/dev/null
-  nsenter --net="/run/netns/$ns" unshare --mount --uts --propagation private "$SELF" _enter "$i"
-  local tries=0
+}
+
+launch() {  # $1: index. The daemons in new mount, UTS and cgroup namespaces inside tb-hvI; waits for the URI.
+  local i=$1 tries=0
+  nsenter --net="/run/netns/tb-hv$i" unshare --mount --uts --propagation private "$SELF" _enter "$i"
   until answers "$i"; do
     sleep 0.1
     tries=$((tries + 1))
@@ -86,7 +98,17 @@ up_one() {
   done
 }
 
-up() {
+up_one() {
+  local i=$1
+  answers "$i" && return 0
+  prepare "$i"
+  plug "$i"
+  # The test guest (kernel + busybox initramfs) in the hypervisor's own /var/lib/libvirt/images/kvmfleet-test.
+  python3 "$REPO/tools/testguest.py" build "$ROOT/hv$i/lib/images/kvmfleet-test" >/dev/null
+  launch "$i"
+}
+
+switch_up() {  # The switch (a bridge in the namespace tb-sw) and the root namespace's port on it, unless there.
   if ! ip netns list 2>/dev/null | grep -qw "$SWITCH"; then
     ip netns add "$SWITCH"
     ip -n "$SWITCH" link add br0 type bridge
@@ -97,6 +119,10 @@ up() {
     ip addr add "$NET.1/24" dev tb0
     ip link set tb0 up
   fi
+}
+
+up() {
+  switch_up
   for i in $(seq "$N"); do up_one "$i"; uri "$i"; done
 }
 
@@ -206,6 +232,38 @@ kill_one() {  # $1: index. Every process of the hypervisor dies at once, as in a
   done
 }
 
+reboot_one() {  # $1: index. A power cut, then the host boots again: what is on disk (/etc/libvirt, /var/lib/libvirt,
+  # logs) stays, what lived in memory goes - processes, /run/libvirt (a tmpfs on a real host: pid files, sockets,
+  # the status XML of running guests and active networks, and each driver's once-per-boot marker
+  # /run/libvirt/<driver>/autostarted - qemu, network, storage, lxc: while it is there, that driver autostarts
+  # nothing), and the devices and firewall rules of the network namespace. libvirtd then autostarts what is
+  # marked autostart.
+  local i=$1 ns=tb-hv$1 dir=$ROOT/hv$1 mount name
+  [ -d "$dir/etc" ] || { echo "hv$i was never up (no $dir/etc): use up or revive" >&2; return 1; }
+  kill_one "$i"
+  find "$dir/run" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  # The dead QEMUs' cgroups. A cgroup directory is never empty to find (-empty): it holds its control files;
+  # rmdir removes one that has no processes and no children, and refuses the others.
+  for mount in $(cgroup_mounts); do
+    if [ -d "$mount/kvmfleet-tb-hv$i" ]; then
+      find "$mount/kvmfleet-tb-hv$i" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+    fi
+  done
+  switch_up
+  if ip netns list 2>/dev/null | grep -qw "$ns"; then
+    # What the dead libvirtd set up in the namespace goes with the reboot: its networks' bridges (with one
+    # left over, still holding the network's address, autostart fails: "Network is already in use by
+    # interface ...") and its firewall rules.
+    for name in $(ip -n "$ns" -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+      case $name in lo | eth0) ;; *) ip -n "$ns" link del "$name" 2>/dev/null || true ;; esac
+    done
+    ip netns exec "$ns" nft flush ruleset 2>/dev/null || true
+  fi
+  plug "$i"
+  ip neigh flush to "$NET.1$i" 2>/dev/null || true
+  launch "$i"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
@@ -214,7 +272,8 @@ case ${1:-} in
   isolate) isolate "$2" ;;
   kill) kill_one "$2" ;;
   revive) down_one "$2"; up_one "$2" >/dev/null; uri "$2" ;;
+  reboot) reboot_one "$2"; uri "$2" ;;
   _enter) enter "$2" ;;
   _start) start "$2" ;;
-  *) echo "usage: $0 up|down|uris|status [N] | isolate|kill|revive I" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|uris|status [N] | isolate|kill|revive|reboot I" >&2; exit 2 ;;
 esac

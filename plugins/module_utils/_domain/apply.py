@@ -9,11 +9,12 @@ converge: restart, shutdown_timeout, force_off, remove_storage, remove_shared_st
 the result; warnings go into it. It knows nothing of AnsibleModule: the ``domain`` module calls it
 once, a fleet of guests once per guest.
 
-Order of work, so that bad input never leaves anything half-made: validate everything (spec,
-references, storage, schema) -> seed, Ignition file, new volumes -> one define of the persistent
-config -> grown volumes -> live changes on a running guest (each through its live kind: table.py,
-devices.py) -> a restart when asked and needed -> power state -> autostart. A failed write takes
-back everything this run made (_libvirt.Undo).
+Order of work, so that bad input never leaves anything half-made: which guest the description means
+(its name, or its declared UUID under another name: identity.py) -> validate everything (spec,
+references, storage, schema) -> the rename of a guest renamed in its description -> seed, Ignition
+file, new volumes -> one define of the persistent config -> grown volumes -> live changes on a
+running guest (each through its live kind: table.py, devices.py) -> a restart when asked and needed
+-> power state -> autostart. A failed write takes back everything this run made (_libvirt.Undo).
 """
 
 from __future__ import annotations
@@ -28,13 +29,23 @@ from types import SimpleNamespace
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity import (
+    ELSEWHERE,
+    KEEP,
+    PENDING,
+    RENAME,
+    Identity,
+    elsewhere_warning,
+    guest_identity,
+    pending_warning,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
     nvram_reset_pending,
     stored_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain, renamed_document, set_uuid
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
@@ -52,7 +63,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
 # How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
 APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
@@ -166,10 +177,40 @@ class GuestRun(Runner):
         self.applied_live = []
         self.live_failures = []
         self.nvram_reset = False
+        # The guest's libvirt name before this run and after it: the declared name, but for a guest renamed in
+        # its description (identity.py): renamed, it was another; running, it keeps the other until shut off.
+        self.current_name = self.name = spec["name"]
+        self.identity = Identity(KEEP, None)
 
     def run(self):
-        dom = self.host.domain(self.conn, self.spec["name"]) or lookup_domain(self.conn, self.spec["name"])
+        dom = self.identify(self.host.domain(self.conn, self.spec["name"]) or lookup_domain(self.conn, self.spec["name"]))
+        if self.identity.what == ELSEWHERE:
+            self.warn(elsewhere_warning(self.current_name, self.spec["name"]))
+            return self.finish({"changed": False, "state": "absent", "removed_volumes": []})
         return self.finish(self.absent(dom) if self.spec["state"] == "absent" else self.present(dom))
+
+    def identify(self, dom):
+        """The guest the description means (identity.py), given ``dom``, the guest of its name (or None): that one,
+        or, when the description declares a UUID and no guest has its name, the guest with that UUID (one lookup).
+        A UUID that differs from the named guest's, or a rename libvirt would refuse, fails here, before any change."""
+        declared = self.spec.get("uuid")
+        other = None
+        if dom is None and declared:
+            other = lookup_or_none(self.conn.lookupByUUIDString, declared, "VIR_ERR_NO_DOMAIN")
+        self.identity = guest_identity(self.spec, dom.UUIDString() if dom is not None and declared else None,
+                                       None if other is None else (other.name(), bool(other.isActive())))
+        if other is None:
+            return dom
+        self.current_name = self.identity.current
+        if self.identity.what == PENDING:
+            self.name = self.identity.current
+            self.warn(pending_warning(self.current_name, self.spec["name"]))
+        elif self.identity.what == RENAME and other.hasManagedSaveImage(0):
+            old = self.current_name
+            raise UserError("guest %s (the UUID declared for %s) has a managed save image, and libvirt renames no such "
+                            "guest. Nothing was changed. Start it or remove the image (virsh managedsave-remove %s), or "
+                            "keep the name %s in the description" % (old, self.spec["name"], old, old))
+        return other
 
     # -- power state -----------------------------------------------------------------------------------
 
@@ -337,7 +378,7 @@ class GuestRun(Runner):
 
     def _plan_and_write(self, dom):
         spec, conn, check = self.spec, self.conn, self.check
-        name = spec["name"]
+        name = self.name
         if dom is None:
             mark = self.host.maintenance(conn)
             if mark["cordoned"]:
@@ -351,11 +392,16 @@ class GuestRun(Runner):
         for warning in check_references(conn, spec, check, self.host.references):
             self.warn(warning)
         volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
-        current_xml = None
+        current_xml = renamed_from = None
         if dom is not None:
-            current_xml = self.host.current_xml(name) or dom.XMLDesc(config_xml_flags())
+            current_xml = self.host.current_xml(self.current_name) or dom.XMLDesc(config_xml_flags())
+        if self.identity.what == RENAME:  # planned as the renamed guest, in check mode as in a real run
+            renamed_from, current_xml = current_xml, renamed_document(current_xml, name)
+            self.actions.append("rename %s to %s" % (self.current_name, name))
         read_macs_for(conn, self.host, current_xml, spec)  # a new NIC's MAC must avoid every guest's on the host
         plan = plan_domain(current_xml, spec, self.host, formats)
+        # --diff shows the rename too (the plan's own before is the renamed document)
+        diff = plan.diff() if renamed_from is None else Plan(plan.header, renamed_from, plan.after, mask=mask_secrets).diff()
         if plan.changed:
             check_document("domain", plan.after)
         self.nvram_reset = nvram_reset_pending(plan.root)
@@ -397,18 +443,20 @@ class GuestRun(Runner):
             self.actions.append(task.describe())
         if not check:
             self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None)
-            if dom is None:
+            if dom is None or renamed_from is not None:
                 dom = conn.lookupByName(name)
             if running and live:
                 self.apply_live(name, live, plan.seed_dev)
         else:
             self.applied_live.extend(live_label(item) for item in live)
-        return SimpleNamespace(dom=dom, plan=plan, later=later, restart=restart, running=running,
+        if renamed_from is not None:  # renamed (or, in check mode, predicted to be): later guests see the new name
+            self.host.renamed(self.current_name, name, current_xml)
+        return SimpleNamespace(dom=dom, plan=plan, diff=diff, later=later, restart=restart, running=running,
                                current_state=current_state, volume_tasks=volume_tasks)
 
     def _finish(self, stage):
         spec, check = self.spec, self.check
-        name, wanted_state = spec["name"], spec["state"]
+        name, wanted_state = self.name, spec["state"]
         dom, plan, later, restart = stage.dom, stage.plan, stage.later, stage.restart
         current_state, volume_tasks = stage.current_state, stage.volume_tasks
         if restart:
@@ -439,33 +487,41 @@ class GuestRun(Runner):
             self.host.remember(name, final_xml)
         elif check:  # the guests converged after this one must not be predicted with its MACs
             self.host.remember_macs(name, plan.macs)
-        return {
+        result = {
             "changed": changed,
-            "diff": plan.diff(),
+            "diff": stage.diff,
             "created": plan.created,
             "changes": [c.describe() for c in plan.changes],
             "applied_live": self.applied_live,
             "reboot_required": reboot_required,
             "reasons": later if reboot_required else [],
             "actions": self.actions,
-            "uuid": None if dom is None else dom.UUIDString(),
+            "uuid": spec.get("uuid") if dom is None else dom.UUIDString(),
             "state": wanted_state if wanted_state != "present" else (
                 "shutoff" if plan.created else current_state),
             "interfaces": interfaces_of(final_xml),
         }
+        if self.identity.what in (RENAME, PENDING):
+            result["renamed_from" if self.identity.what == RENAME else "rename_pending"] = self.current_name
+        return result
 
     def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None):
-        """The writes, in order: seed, Ignition file, new volumes, the define, grown volumes. A failure
-        takes back everything this run made (a grown volume stays grown: shrinking could lose data)."""
+        """The writes, in order: the rename, seed, Ignition file, new volumes, the define, grown volumes. A failure
+        takes back everything this run made (the rename too; a grown volume stays grown: shrinking could lose data)."""
         undo = self.undo
         define_xml = plan.after
         with undo.guard("the change to guest %s" % name):
+            if self.identity.what == RENAME:  # first: the define below is of the renamed guest
+                old = self.current_name
+                dom.rename(name, 0)
+                undo.add("the rename of guest %s to %s" % (old, name), lambda: dom.rename(old, 0))
             if seed_task is not None:
                 instance_id = None
                 if seed_task.seed["derive_instance_id"]:
                     if dom is None:
-                        # libvirt would pick a UUID at define; this picks it first, for the instance-id.
-                        guest_uuid = str(uuid.uuid4())
+                        # libvirt would pick a UUID at define; this picks it first (or takes the declared one), for
+                        # the instance-id.
+                        guest_uuid = self.spec.get("uuid") or str(uuid.uuid4())
                         define_xml = _with_uuid(plan.after, guest_uuid)
                     else:
                         guest_uuid = dom.UUIDString()
@@ -506,9 +562,5 @@ class GuestRun(Runner):
 
 def _with_uuid(xml, guest_uuid):
     root = parse_xml(xml)
-    node = root.find("uuid")
-    if node is None:
-        node = etree.Element("uuid")
-        root.find("name").addnext(node)
-    node.text = guest_uuid
+    set_uuid(root, guest_uuid)
     return to_string(root)

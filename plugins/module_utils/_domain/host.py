@@ -97,6 +97,13 @@ class HostContext:
             self.guest_macs.pop(name, None)
             self.domains.pop(name, None)
 
+    def renamed(self, old, new, xml):
+        """A guest renamed from ``old`` to ``new`` (virDomainRename; or, in check mode, predicted to be), ``xml``
+        its document under the new name: the old name is forgotten (no guest has it now), the new one known."""
+        with self._lock:
+            self.forget(old)
+            self.remember(new, xml)
+
     def current_xml(self, name):
         with self._lock:
             return self.guest_xml.get(name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import normalize_cloud_init, normalize_ignition
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KINDS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import DOMAIN_FIELDS, IGNITION_DIR
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import GUEST_NAME, confined_path
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import GUEST_NAME, confined_path, parse_uuid
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import parse_fields
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
@@ -32,9 +32,11 @@ def _normalize_tags(tags):
 
 def normalize_guest(params, host):
     """A guest's description -> its normalised spec. ``host`` gives the machine aliases (HostContext).
-    For ``state: absent`` only the name matters (and is checked)."""
+    For ``state: absent`` only the name and the UUID matter (and are checked)."""
     spec = {"name": GUEST_NAME.parse(params["name"], "name"), "state": params.get("state") or "present",
-            "autostart": params.get("autostart")}
+            "autostart": params.get("autostart"),
+            # the guest's identity beside its name: a guest renamed in the description stays the same guest
+            "uuid": parse_uuid(params.get("uuid"), "uuid")}
     if spec["state"] == "absent":
         return spec
     spec.update(parse_fields(DOMAIN_FIELDS, params))

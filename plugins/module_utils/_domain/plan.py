@@ -291,16 +291,19 @@ def reconcile_ignition(root, ignition):
 # ---- new guests ------------------------------------------------------------------------------------
 
 def new_domain(spec, host):
-    """The document a new guest starts from: the user's ``xml``, or sane defaults (virt-install's)."""
+    """The document a new guest starts from: the user's ``xml``, or sane defaults (virt-install's). A declared
+    ``uuid`` is written in (over one the user's ``xml`` has); without one, libvirt picks it at define."""
     if spec.get("xml"):
         root = parse_xml(spec["xml"])
         if root.tag != "domain":
             raise SpecError("xml", root.tag, "expected a <domain> document")
         ensure_path(root, "name").text = spec["name"]
+        set_uuid(root, spec.get("uuid"))
         return root
     virt_type = spec.get("virt_type") or "kvm"
     root = etree.Element("domain", type=virt_type)
     etree.SubElement(root, "name").text = spec["name"]
+    set_uuid(root, spec.get("uuid"))
     etree.SubElement(root, "memory", unit="KiB").text = str(1024 * 1024)
     etree.SubElement(root, "vcpu", placement="static").text = "1"
     os_elem = etree.SubElement(root, "os")
@@ -320,6 +323,26 @@ def new_domain(spec, host):
         if spec.get(toggle) is None:
             FIELD[toggle].write(root, True)
     return root
+
+
+def set_uuid(root, guest_uuid):
+    """Write ``guest_uuid`` into a new guest's document, right after its name (where libvirt keeps it); None
+    leaves the document as it is."""
+    if guest_uuid is None:
+        return
+    node = root.find("uuid")
+    if node is None:
+        node = etree.Element("uuid")
+        root.find("name").addnext(node)
+    node.text = guest_uuid
+
+
+def renamed_document(xml, name):
+    """A guest's document under a new name (what virDomainRename makes of it): the plan of a guest renamed in its
+    description is made against this, in check mode as in a real run."""
+    root = parse_xml(xml)
+    ensure_path(root, "name").text = name
+    return to_string(root)
 
 
 # ---- xml_edits: the escape hatch -------------------------------------------------------------------

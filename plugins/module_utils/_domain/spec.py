@@ -25,6 +25,7 @@ def guest_options():
     """The options that describe one guest: the tables' fields and devices, and what is not a field."""
     options = {
         "name": {"type": "str", "required": True},
+        "uuid": {"type": "str"},
         "state": {"type": "str", "default": "present",
                   "choices": ["present", "running", "shutoff", "paused", "absent"]},
         "cloud_init": cloud_init_option(),

@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.member import Member
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.model import normalize_fleet, prune_candidates, summarize
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, open_connection
@@ -25,7 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 # What a guest's entry in the result carries (the diff goes to the task's list of diffs; its warnings to the
 # task's, each naming the guest).
 _KEYS = ("changed", "created", "state", "uuid", "changes", "actions", "applied_live", "reboot_required", "reasons",
-         "interfaces", "removed_volumes")
+         "interfaces", "removed_volumes", "renamed_from", "rename_pending")
 
 
 def _entry(name, result=None, error=None, removed=False, code=None):
@@ -77,13 +78,15 @@ def converge_fleet(conn, params, check):
     """
     check_parallel(params)
     host = gather_host(conn, read_guests=True)
-    specs, errors = normalize_fleet(params["guests"] or [], host)
+    cluster = Member(params.get("cluster"))
+    specs, errors = normalize_fleet(cluster.guests(params["guests"] or []), host)
     if errors:
         raise UserError("nothing was changed: %d guest%s of the fleet %s wrong:\n%s" % (
             len(errors), "" if len(errors) == 1 else "s", "is" if len(errors) == 1 else "are", "\n".join(errors)),
             code="invalid_option", result={"option": "guests"})
     options = options_of(params)
-    removals = prune_candidates(host, {spec["name"] for spec in specs}, params.get("prune_selector")) \
+    removals = prune_candidates(host, {spec["name"] for spec in specs} | cluster.retiring, params.get("prune_selector"),
+                                cluster.declared, {spec["uuid"] for spec in specs if spec.get("uuid")}) \
         if params.get("prune") else []
     work = [(spec, options) for spec in specs] + [({"name": name, "state": "absent"}, options) for name in removals]
     stop = threading.Event()
@@ -97,12 +100,14 @@ def converge_fleet(conn, params, check):
                           code="refused"), None
         try:
             result = converge_guest(workers.conn(), host, spec, opts, check)
+            cluster.annotate(spec["name"], result)
         except UserError as exc:
             error, failure = str(exc), exc.code
         except libvirt.libvirtError as exc:
             error, failure = "libvirt error on guest %s: %s" % (spec["name"], exc), "libvirt_error"
         else:
             entry = _entry(spec["name"], result, removed=removing and result["changed"])
+            entry.update(cluster.fields(spec["name"]))
             entry["warnings"] = result.get("warnings") or []
             return entry, result.get("diff")
         if params.get("fail_fast"):
@@ -117,7 +122,7 @@ def converge_fleet(conn, params, check):
                 outcomes = list(pool.map(one, work))
     finally:
         workers.close()
-    guests = [entry for entry, _diff in outcomes]
+    guests = [entry for entry, _diff in outcomes] + cluster.settle(conn, host, check)
     warnings = ["guest %s: %s" % (g["name"], w) for g in guests for w in g.pop("warnings", None) or []]
     diffs = []
     for entry, diff in outcomes:

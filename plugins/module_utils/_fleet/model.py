@@ -41,7 +41,13 @@ def normalize_fleet(raw_guests, host):
             errors.append("%s: the guest is listed twice (also guests[%d]); list each guest once"
                           % (label, seen[spec["name"]]))
             continue
+        if spec.get("uuid") and spec["uuid"] in seen:
+            errors.append("%s: its uuid %s is also guests[%d]'s; a UUID names one guest"
+                          % (label, spec["uuid"], seen[spec["uuid"]]))
+            continue
         seen[spec["name"]] = index
+        if spec.get("uuid"):
+            seen[spec["uuid"]] = index
         specs.append((index, spec))
     if not errors:
         errors.extend(mac_collisions(specs, host))
@@ -78,9 +84,14 @@ def mac_collisions(indexed_specs, host):
     return errors
 
 
-def prune_candidates(host, listed, selector=None):
+def prune_candidates(host, listed, selector=None, declared=None, listed_uuids=()):
     """Names of guests ``prune`` removes: marked as managed by this collection, carrying every tag of
-    ``selector`` (when given), and not listed. A guest without the marker is never a candidate."""
+    ``selector`` (when given), and not listed. A guest without the marker is never a candidate.
+
+    ``declared`` ({"names", "uuids"}: every guest the cluster's description declares, on any hypervisor) makes
+    prune know the whole description: a guest declared anywhere is kept, wherever it is. Without it, a guest
+    carrying a recorded origin (evacuated here from its home, listed there) is kept. A guest whose UUID a listed guest
+    declares (``listed_uuids``) is that guest under its old name - being renamed - and is kept too."""
     names = []
     for name in sorted(host.guest_xml):
         if name in listed:
@@ -89,7 +100,12 @@ def prune_candidates(host, listed, selector=None):
         tags = read_tags(root)
         if tags is None:  # not ours
             continue
-        if read_origin(root) is not None:  # evacuated here from its home: listed there, not here
+        if (root.findtext("uuid") or "").lower() in listed_uuids:
+            continue
+        if declared is not None:
+            if name in declared["names"] or (root.findtext("uuid") or "").lower() in declared["uuids"]:
+                continue
+        elif read_origin(root) is not None:  # evacuated here from its home: listed there, not here
             continue
         if selector and not tags_match(tags, selector):
             continue
@@ -98,18 +114,20 @@ def prune_candidates(host, listed, selector=None):
 
 
 def outcome(result):
-    """created, removed, updated, unchanged or failed, for one guest's result."""
+    """created, removed, updated, unchanged, held or failed, for one guest's result."""
     if result.get("error"):
         return "failed"
     if result.get("removed"):
         return "removed"
     if result.get("created"):
         return "created"
+    if result.get("held") and not result.get("changed"):
+        return "held"
     return "updated" if result.get("changed") else "unchanged"
 
 
 def summarize(results):
-    counts = dict.fromkeys(("created", "updated", "unchanged", "removed", "failed"), 0)
+    counts = dict.fromkeys(("created", "updated", "unchanged", "removed", "held", "failed"), 0)
     for result in results:
         counts[outcome(result)] += 1
     counts["total"] = len(results)

@@ -47,13 +47,17 @@ def apply_profiles(guests, profiles):
 
 def plan_lines(result, hypervisor=None):
     """A fleet result (check mode: the plan) as short lines: what is created, changed (live, or at the next
-    boot and why), removed, or failed. Unchanged guests are counted, not listed."""
+    boot and why), removed, or failed; in a cluster also where each guest away from its home runs and why
+    (``@``), what is held back (``?``) and which stale copies go (``-``). Unchanged guests at home are counted,
+    not listed."""
     lines = []
     prefix = "%s: " % hypervisor if hypervisor else ""
     for guest in result.get("guests") or []:
         name = guest["name"]
         if guest.get("error"):
             lines.append("%s! %s: %s" % (prefix, name, guest["error"]))
+        elif guest.get("retired"):
+            lines.append("%s- %s (%s)" % (prefix, name, guest.get("reason")))
         elif guest.get("removed"):
             lines.append("%s- %s" % (prefix, name))
         elif guest.get("created"):
@@ -65,8 +69,15 @@ def plan_lines(result, hypervisor=None):
             if guest.get("reboot_required"):
                 detail += " (at next boot: %s)" % "; ".join(guest.get("reasons") or [])
             lines.append("%s~ %s: %s%s" % (prefix, name, what, detail))
+        if guest.get("placement") == "moved":
+            lines.append("%s@ %s: home %s, runs here: %s" % (prefix, name, guest.get("home"), guest.get("why")))
+        if guest.get("held"):
+            lines.append("%s? %s: %s" % (prefix, name, guest.get("reason")))
     summary = result.get("summary") or {}
-    lines.append("%s%d to create, %d to change, %d to remove, %d unchanged, %d failed" % (
+    line = "%s%d to create, %d to change, %d to remove, %d unchanged, %d failed" % (
         prefix, summary.get("created", 0), summary.get("updated", 0), summary.get("removed", 0),
-        summary.get("unchanged", 0), summary.get("failed", 0)))
+        summary.get("unchanged", 0), summary.get("failed", 0))
+    if summary.get("held"):
+        line += ", %d held back" % summary["held"]
+    lines.append(line)
     return lines

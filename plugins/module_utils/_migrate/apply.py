@@ -196,8 +196,8 @@ def _migrate(src, dest, params, check, runner):
     origin_before = read_origin(parse_xml(domain_xml))
     origin = origin_after(origin_before, params.get("record_origin"), {
         "uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"],
-        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}, dest_uuid,
-        params["destination_uri"])
+        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "by": params.get("moved_by") or "migrate"}, dest_uuid, params["destination_uri"])
     result["origin"] = origin
     if origin != origin_before:
         result["actions"].append("origin recorded: %s" % origin["host"] if origin else "origin cleared: the guest is home")

@@ -156,8 +156,9 @@ def _no_room(guest, targets, headroom_mib):
             % (guest["memory_mib"], headroom_mib, best, max(targets[best], 0)))
 
 
-def restore_plan(hosts, guests, home, exclude=(), stays=()):
-    """The guests whose recorded origin is ``home`` (by host UUID, else by URI), back to it:
+def restore_plan(hosts, guests, home, exclude=(), stays=(), declared=()):
+    """The guests whose recorded origin is ``home`` (by host UUID, else by URI), and those ``declared`` there (the
+    names its list in the fleet's description declares: its guests by the Git description), back to it:
     {"moves": [...], "stays": [...]} as evacuation_plan gives. None go when ``home`` is in ``exclude`` (its
     migration failed) or does not answer; a guest in ``stays`` stays."""
     by_name = {h["name"]: h for h in hosts}
@@ -167,10 +168,11 @@ def restore_plan(hosts, guests, home, exclude=(), stays=()):
     plan = {"moves": [], "stays": []}
     for guest in sorted(guests, key=lambda g: (g["host"], g["name"])):
         origin = guest.get("origin") or {}
-        if not origin or guest["host"] == home:
+        if guest["host"] == home:
             continue
-        if not ((origin.get("uuid") and origin["uuid"] == target["uuid"])
-                or (not origin.get("uuid") and origin.get("uri") == target["uri"])):
+        recorded = origin and ((origin.get("uuid") and origin["uuid"] == target["uuid"])
+                               or (not origin.get("uuid") and origin.get("uri") == target["uri"]))
+        if not recorded and guest["name"] not in declared:
             continue
         plan["moves"].append({"guest": guest["name"], "from": guest["host"], "from_uri": by_name[guest["host"]]["uri"],
                               "to": home, "to_uri": target["uri"], "memory_mib": guest["memory_mib"]})
@@ -302,7 +304,9 @@ def plan_lines(plan):
                                           ", imbalance -%.3f" % m["gain"] if "gain" in m else "")
              for m in plan.get("moves") or []]
     lines.extend("%s stays: %s" % (s["guest"], s["reason"]) for s in plan.get("stays") or [])
-    lines.extend("%s is left alone: it runs on %s" % (g["guest"], g["host"]) for g in plan.get("left_alone") or [])
+    for alone in plan.get("left_alone") or []:
+        lines.append("%s is left alone: it %s on %s" % (
+            alone["guest"], "is defined (shut off)" if alone.get("defined") else "runs", alone["host"]))
     if "before" in plan:
         lines.append("memory imbalance (coefficient of variation) %.3f -> %.3f, tolerance %.3f; vCPU imbalance "
                      "%.3f -> %.3f" % (plan["before"]["memory"], plan["after"]["memory"], plan["tolerance"],
@@ -357,23 +361,29 @@ def summary_lines(record):
     return lines or ["nothing moved"]
 
 
-def recovery_plan(hosts, guests, lost, specs, headroom_mib=512):
+def recovery_plan(hosts, guests, lost, specs, headroom_mib=512, others=()):
     """Where each guest of the lost hypervisor ``lost`` restarts: ``specs`` are the fleet's descriptions of its
-    guests (never read from the lost host). A guest the fleet does not run (its state is not running) is not
-    restarted; one that already runs on a reachable host is left alone; the others are placed as an evacuation
-    places them. {"moves": [{"guest", "from", "to", "to_uri", "memory_mib"}], "stays", "left_alone", "targets"}."""
+    guests (never read from the lost host), ``others`` those of the guests other hypervisors declare, of which the
+    ones the fleet runs and that are on no reachable hypervisor were on the lost one (moved there). A guest the
+    fleet does not run (its state is not running) is not restarted; one that already runs on a reachable host, or
+    is defined on one (site.yml starts it there), is left alone; the others are placed as an evacuation places
+    them. {"moves": [{"guest", "from", "to", "to_uri", "memory_mib"}], "stays", "left_alone", "targets"}."""
     by_name = {h["name"]: h for h in hosts}
     if lost not in by_name:
         raise SpecError("host", lost, "one of the hypervisors: %s" % (", ".join(sorted(by_name)) or "none"))
     running_at = {g["name"]: g["host"] for g in guests if g["running"] and g["host"] != lost}
+    defined_at = {g["name"]: g["host"] for g in guests if g["host"] != lost}
+    moved_there = [spec for spec in others if spec.get("state") == "running" and spec.get("name") not in defined_at]
     left_alone, skipped, lost_guests = [], [], []
-    for spec in specs:
+    for spec in list(specs) + moved_there:
         name = spec.get("name")
         if spec.get("state") != "running":
             skipped.append(stay(name, "not_run_by_fleet", "the fleet does not run it (state %s): not restarted"
                                 % (spec.get("state") or "present")))
         elif name in running_at:
             left_alone.append({"guest": name, "host": running_at[name]})
+        elif name in defined_at:
+            left_alone.append({"guest": name, "host": defined_at[name], "defined": True})
         else:
             memory = spec.get("current_memory") or spec.get("memory") or 0
             lost_guests.append({"name": name, "host": lost, "running": True, "copy_gib": 0.0, "origin": None,

@@ -232,7 +232,7 @@ class RecoverRunner(Runner):
         dom = lookup_domain(conn, name)
         since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         ORIGIN.set_on(dom, {"uri": params["lost_uri"], "host": params.get("lost_host") or params["lost_uri"],
-                            "since": since, "recovered": "true"},
+                            "since": since, "recovered": "true", "by": "recover"},
                       libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
         result["state"] = state_of(dom)
         return result

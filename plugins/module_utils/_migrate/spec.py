@@ -28,6 +28,7 @@ def migrate_argument_spec():
         "timeout_action": {"type": "str", "default": "abort", "choices": ["abort", "postcopy"]},
         "unsafe": {"type": "bool", "default": False},
         "record_origin": {"type": "bool", "default": False},
+        "moved_by": {"type": "str"},
     }
 
 

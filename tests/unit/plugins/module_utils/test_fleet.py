@@ -66,7 +66,7 @@ def test_a_fleet_converges_in_one_call_and_the_plan_is_the_run(conn):
     assert [d.name() for d in conn.listAllDomains(0) if d.name().startswith(p)] == [], "check mode made guests"
     made = run(conn, guests)
     assert plan_of(plan) == plan_of(made)
-    assert made["summary"] == {"created": 3, "updated": 0, "unchanged": 0, "removed": 0, "failed": 0, "total": 3}
+    assert made["summary"] == {"created": 3, "updated": 0, "unchanged": 0, "removed": 0, "held": 0, "failed": 0, "total": 3}
     assert conn.lookupByName(p + "c").isActive()
     assert [d["before_header"] for d in made["diff"]] == ["guest %s%s (persistent config)" % (p, n) for n in "abc"]
     macs = {g["name"]: g["interfaces"][0]["mac"] for g in made["guests"]}
@@ -240,3 +240,70 @@ def test_a_cordoned_host_gets_no_new_guest_and_prune_keeps_visitors(conn):
     conn.defineXML(with_origin(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), {"uuid": "other", "host": "hv9"}))
     result = run(conn, [], prune=True)
     assert result["summary"]["removed"] == 0 and [d.name() for d in conn.listAllDomains(0)] == [p + "here"]
+
+
+def _cluster(me="hv1", **parts):
+    return dict({"hypervisor": me, "declared": [], "retire": [], "hold": [], "conflicts": [], "placement": []}, **parts)
+
+
+def test_in_a_cluster_autostart_is_off_prune_keeps_the_declared_and_stale_copies_go(conn):
+    p = prefix()
+    run(conn, [guest(p + "home", autostart=True), guest(p + "elsewhere"), guest(p + "stale"), guest(p + "gone")])
+    assert conn.lookupByName(p + "home").autostart() == 1
+    stale_uuid = conn.lookupByName(p + "stale").UUIDString()
+    cluster = _cluster(
+        declared=[{"name": p + n, "uuid": None} for n in ("home", "elsewhere", "stale")],
+        retire=[{"name": p + "stale", "uuid": stale_uuid, "code": "stale_copy", "reason": "a stale copy of it"}],
+        hold=[{"name": p + "later", "code": "location_unknown", "reason": "not created: hv3 did not answer"}],
+        conflicts=[{"name": p + "twice", "code": "runs_twice", "reason": "it runs on hv1 and hv2"}],
+        placement=[{"name": p + "home", "home": "hv2", "runs_on": "hv1", "why": "moved from hv2 by rebalance",
+                    "code": "moved", "was_named": None}])
+    extra = {"cluster": cluster, "prune": True}
+    with pytest.raises(UserError) as plan:
+        run(conn, [guest(p + "home", autostart=True)], check=True, **extra)
+    assert plan.value.code == "guests_failed"
+    with pytest.raises(UserError) as done:
+        run(conn, [guest(p + "home", autostart=True)], **extra)
+    result = done.value.result
+    by_name = {g["name"]: g for g in result["guests"]}
+    assert by_name[p + "home"]["placement"] == "moved" and by_name[p + "home"]["home"] == "hv2"
+    assert conn.lookupByName(p + "home").autostart() == 0, "a cluster's guest autostarts"
+    assert any("autostart: true is not applied" in w for w in result["warnings"])
+    assert by_name[p + "stale"]["retired"] and by_name[p + "stale"]["code"] == "stale_copy"
+    assert by_name[p + "gone"]["removed"] and not by_name[p + "gone"].get("retired")
+    assert by_name[p + "later"]["held"] and by_name[p + "later"]["code"] == "location_unknown"
+    assert by_name[p + "twice"]["code"] == "runs_twice" and by_name[p + "twice"]["error"]
+    left = {d.name() for d in conn.listAllDomains(0) if d.name().startswith(p)}
+    assert left == {p + "home", p + "elsewhere"}, "prune removed a declared guest, or kept a stale or undeclared one"
+    assert result["summary"]["held"] == 1 and result["summary"]["failed"] == 1
+    assert [(g["name"], g["changed"]) for g in plan.value.result["guests"]] == [
+        (g["name"], g["changed"]) for g in result["guests"]], "check mode is not the plan of the real run"
+
+
+def test_in_a_cluster_a_stale_copy_that_runs_is_never_removed(conn):
+    p = prefix()
+    run(conn, [guest(p + "s", state="running")])
+    cluster = _cluster(retire=[{"name": p + "s", "uuid": conn.lookupByName(p + "s").UUIDString(),
+                                "code": "stale_copy", "reason": "a stale copy"}])
+    with pytest.raises(UserError) as err:
+        run(conn, [], cluster=cluster)
+    assert err.value.result["guests"][0]["code"] == "runs_twice"
+    assert conn.lookupByName(p + "s").isActive()
+
+
+def test_prune_keeps_a_guest_being_renamed_by_its_declared_uuid(conn):
+    p = prefix()
+    run(conn, [guest(p + "old")])
+    declared = conn.lookupByName(p + "old").UUIDString()
+    renamed = [guest(p + "new", uuid=declared)]
+    plan = run(conn, renamed, check=True, prune=True)
+    assert [(g["name"], g["removed"]) for g in plan["guests"]] == [(p + "new", False)]
+    run(conn, renamed, prune=True)
+    assert conn.lookupByUUIDString(declared).name() == p + "new"
+
+
+def test_one_uuid_for_two_listed_guests_is_refused(conn):
+    p = prefix()
+    with pytest.raises(UserError, match="a UUID names one guest"):
+        run(conn, [guest(p + "a", uuid="4dea22b3-1d52-d8f3-2516-782e98ab3fa0"),
+                   guest(p + "b", uuid="4DEA22B31D52D8F32516782E98AB3FA0")])
