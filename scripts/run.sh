@@ -5,6 +5,12 @@
 #                    ansible-test sanity, ansible-lint (the test bed's tests and the static checks alongside)
 #   run.sh unit | integration | testbed | molecule | sanity | lint | bench   one part only (extra args go to
 #                    the tool; integration is all of it, testbed only the test bed's)
+#   run.sh bench-cluster [--hypervisors 10 --guests-each 100 --rounds 5]   the cluster scale benchmark: brings the
+#                    test bed up with that many hypervisors of defined guests, times a no-change site.yml over all of
+#                    them (the cluster view on) against one hypervisor's alone and against guests_cluster=false, and
+#                    takes the test bed down (it refuses to start while a test bed is up)
+#   run.sh model [STEPS [SEED]]   the cluster's model (tests/integration/test_testbed_model.py) over a longer random
+#                    sequence than the test command's 25 steps (default 120); a seed replays a printed sequence
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -100,6 +106,19 @@ run_bench() {
   python tests/bench/run.py "$@"
 }
 
+# The model of the cluster (tests/integration/test_testbed_model.py), a longer random sequence than the test
+# command's: run.sh model [STEPS [SEED]] (default 120 steps; a seed replays a sequence).
+run_model() {
+  section "the cluster's model: a long random sequence on the test bed"
+  KVMFLEET_MODEL_STEPS=${1:-120} KVMFLEET_MODEL_SEED=${2:-} python -m pytest -q -s -p no:cacheprovider \
+    --basetemp="${TMPDIR:-/tmp}/kvmfleet-model-tests" tests/integration/test_testbed_model.py
+}
+
+run_bench_cluster() {
+  section "cluster benchmark (the test bed)"
+  python tests/bench/run.py --cluster "$@"
+}
+
 case "$verb" in
   demo) run_demo "$@" ;;
   test)
@@ -119,11 +138,13 @@ case "$verb" in
     [ "$other_status" -eq 0 ] || { echo "the test bed, sanity or lint failed (exit $other_status)" >&2; exit "$other_status"; }
     ;;
   unit) run_unit "$@" ;;
+  model) run_model "$@" ;;
   integration) run_integration "$@" ;;
   testbed) run_integration_testbed "$@" ;;
   molecule) run_molecule "$@" ;;
   sanity) run_sanity "$@" ;;
   lint) run_lint "$@" ;;
   bench) run_bench "$@" ;;
-  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench" >&2; exit 2 ;;
+  bench-cluster) run_bench_cluster "$@" ;;
+  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model" >&2; exit 2 ;;
 esac
