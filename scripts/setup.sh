@@ -96,12 +96,20 @@ link_collection() {
 }
 
 # --- libvirt daemons ------------------------------------------------------------
+alive_pid() {  # $1: a pid file whose process is alive (and not a zombie)
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  grep -qs '^State:.*[^Z] (' "/proc/$pid/status"
+}
+
 start_daemons() {
   if [ -d /run/systemd/system ]; then
     systemctl start virtlogd.socket libvirtd.socket libvirtd.service 2>/dev/null || systemctl start libvirtd
   else
-    pgrep -x virtlogd >/dev/null || { log "starting virtlogd"; virtlogd -d; }
-    pgrep -x libvirtd >/dev/null || { log "starting libvirtd"; libvirtd -d; }
+    # The host's own daemons, by their pid files: the test bed's (tests/testbed) run in namespaces of their own,
+    # with pid files of their own, and a pgrep would count them.
+    alive_pid /run/virtlogd.pid || { log "starting virtlogd"; virtlogd -d; }
+    alive_pid /run/libvirtd.pid || { log "starting libvirtd"; libvirtd -d; }
   fi
   local _
   for _ in $(seq 1 60); do

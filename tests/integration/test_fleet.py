@@ -98,3 +98,20 @@ def test_one_bad_guest_among_good_ones(conn, prefix, ansible, lab):
     assert harness.domain_state(conn, good) == "shutoff" and harness.domain_state(conn, bad) == "absent"
     assert not (lab["pool_dir"] / (bad + ".qcow2")).exists(), "the failed guest's new volume was taken back"
     assert "Traceback" not in run.output
+
+
+def test_in_a_cluster_the_role_refuses_lists_the_other_hypervisors_cannot_see(ansible, prefix, lab, conn):
+    """The local inventory puts this machine in group hypervisors: the guests role converges it as a cluster member,
+    whose description is the inventory's. A list given as a role parameter is refused before anything changes (prune
+    would otherwise take this host's guests for undeclared ones); guests_cluster: false converges it alone."""
+    guests = [member(prefix + "solo", lab)]
+    role = {"name": "guests", "ansible.builtin.include_role": {"name": "kvmfleet.libvirt.guests"},
+            "vars": {"guests_list": guests, "guests_prune": True, "guests_prune_selector": {"fleet": "it"}}}
+    tasks = [dict(role, vars=dict(role["vars"], guests_uri="qemu:///system"))]
+    path = ansible.write_playbook(tasks, hosts="hypervisors")
+    run = ansible.run(None, playbook=path, expect_rc=2)
+    assert "is in group hypervisors, so its guests are converged as part of the cluster" in run.output
+    assert prefix + "solo" not in [d.name() for d in conn.listAllDomains(0)]
+    alone = [dict(role, vars=dict(role["vars"], guests_uri="qemu:///system", guests_cluster=False))]
+    ansible.converge(alone)
+    assert conn.lookupByName(prefix + "solo").autostart() == 0

@@ -190,7 +190,9 @@ def assign(view, description, me):
                 conflicts.append({"name": name, "code": place["conflict"], "reason": place["reason"]})
             continue
         for copy in place["stale"]:
-            if copy["hypervisor"] == me:
+            # a guest of the same name that is not ours (no marker, another UUID) is not a copy to remove
+            ours = copy.get("managed") or copy.get("uuid") == place["copy"].get("uuid")
+            if copy["hypervisor"] == me and ours:
                 retire.append({"name": copy["name"], "uuid": copy["uuid"], "code": "stale_copy",
                                "reason": "a stale copy of %s: the guest is on %s (%s)" % (
                                    name, place["at"], "running" if place["copy"].get("active") else "shut off")})

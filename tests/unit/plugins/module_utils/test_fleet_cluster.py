@@ -189,3 +189,9 @@ def test_a_guest_held_back_with_its_home_silent_is_reported_by_the_first_hypervi
     p = parts([copy("web1", "hv1", True), copy("db1", "hv1")], down=("hv2",))
     assert [h["name"] for h in p["hv1"]["cluster"]["hold"]] == ["web2"]
     assert not p["hv3"]["cluster"]["hold"]
+
+
+def test_an_unmarked_guest_of_the_same_name_at_home_is_never_retired():
+    p = parts([copy("web1", "hv2", True, uuid="u1"), copy("web1", "hv1", uuid="other", managed=False),
+               copy("db1", "hv1"), copy("web2", "hv2", True)])
+    assert "web1" in names(p["hv2"]) and not p["hv1"]["cluster"]["retire"]
