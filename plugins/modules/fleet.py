@@ -666,8 +666,13 @@ options:
         elements: dict
         default: []
         suboptions:
-          name: {description: The guest's name., type: str, required: true}
-          uuid: {description: Its declared UUID., type: str}
+          name:
+            description: The guest's name.
+            type: str
+            required: true
+          uuid:
+            description: Its declared UUID.
+            type: str
       retire:
         description:
           - Stale copies on this hypervisor (the guest is current on another); each is undefined, its disks and
@@ -676,10 +681,19 @@ options:
         elements: dict
         default: []
         suboptions:
-          name: {description: The copy's name here., type: str, required: true}
-          uuid: {description: Its UUID., type: str}
-          code: {description: Why (V(stale_copy))., type: str}
-          reason: {description: Why, in words., type: str}
+          name:
+            description: The copy's name here.
+            type: str
+            required: true
+          uuid:
+            description: Its UUID.
+            type: str
+          code:
+            description: Why (V(stale_copy)).
+            type: str
+          reason:
+            description: Why, in words.
+            type: str
       hold:
         description:
           - Guests held back - not created, or converged but not started - because a hypervisor of the group did
@@ -688,30 +702,57 @@ options:
         elements: dict
         default: []
         suboptions:
-          name: {description: The guest., type: str, required: true}
-          code: {description: Why, as a code., type: str}
-          reason: {description: Why, in words., type: str}
+          name:
+            description: The guest.
+            type: str
+            required: true
+          code:
+            description: Why, as a code.
+            type: str
+          reason:
+            description: Why, in words.
+            type: str
       conflicts:
         description: Guests nothing is done to, and that fail the task (C(runs_twice), C(defined_twice)).
         type: list
         elements: dict
         default: []
         suboptions:
-          name: {description: The guest., type: str, required: true}
-          code: {description: Why, as a code., type: str}
-          reason: {description: Why, in words., type: str}
+          name:
+            description: The guest.
+            type: str
+            required: true
+          code:
+            description: Why, as a code.
+            type: str
+          reason:
+            description: Why, in words.
+            type: str
       placement:
         description: Where each guest converged here has its home, and why it is not there.
         type: list
         elements: dict
         default: []
         suboptions:
-          name: {description: The guest., type: str, required: true}
-          home: {description: The hypervisor whose list declares it., type: str}
-          runs_on: {description: This hypervisor., type: str}
-          why: {description: Why it is here, in words (moved from where, since when, by what)., type: str}
-          code: {description: V(at_home) or V(moved)., type: str}
-          was_named: {description: Its name here before a rename in the description., type: str}
+          name:
+            description: The guest.
+            type: str
+            required: true
+          home:
+            description: The hypervisor whose list declares it.
+            type: str
+          runs_on:
+            description: This hypervisor.
+            type: str
+          why:
+            description: Why it is here, in words (moved from where, since when, by what).
+            type: str
+          code:
+            description: V(at_home) or V(moved).
+            type: str
+          was_named:
+            description: Its name here before a rename in the description.
+            type: str
   prune:
     description:
       - Remove guests that carry the collection's managed marker, match O(prune_selector) (when given) and are not

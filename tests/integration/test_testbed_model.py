@@ -259,7 +259,7 @@ def test_random_sequences_keep_one_copy_of_every_guest(testbed, ansible, tmp_pat
         clear(testbed)
         cluster.site()
         cluster.check()
-        for _ in range(STEPS):
+        for _step in range(STEPS):
             cluster.random_step()
             cluster.check()
         if cluster.dead:  # the end: every hypervisor back, one site.yml, one copy of everything

@@ -169,11 +169,14 @@ def _migrate(src, dest, params, check, runner):
             raise SpecError("name", name, "no guest of that name on %s or on %s" % (src.getURI(), params["destination_uri"]))
         result.update(source_state="absent", destination_state=state_of(dest_dom))
         return result  # already moved
-    if dest_dom is not None:
-        raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the one "
-                        "that is stale first" % (name, src.getURI(), state_of(src_dom), params["destination_uri"],
-                                                 state_of(dest_dom)))
     running = state_of(src_dom) in RUNNING_STATES
+    if dest_dom is not None:
+        if not _stale_on_destination(src_dom, dest_dom, running):
+            raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the "
+                            "one that is stale first" % (name, src.getURI(), state_of(src_dom), params["destination_uri"],
+                                                         state_of(dest_dom)))
+        runner.warn("guest %s: the destination's shut-off definition of it (the same UUID, left there when the guest "
+                    "was recovered elsewhere) is replaced by the running guest's" % name)
     domain_xml = src_dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE)
     needs = guest_needs(domain_xml)
     dest_facts = host_facts(dest, needs)
@@ -266,6 +269,14 @@ def _migrate(src, dest, params, check, runner):
                         result={"stage": "migration", "running_on": copies})
     result.update(source_state=state_of(left), destination_state=state_of(moved))
     return result
+
+
+def _stale_on_destination(src_dom, dest_dom, running):
+    """Whether the destination's definition is a stale copy of the guest that runs on the source: the same UUID,
+    shut off, persistent. A live migration replaces it (libvirt takes an incoming guest over an inactive definition
+    of the same UUID); any other second copy is refused."""
+    return (running and dest_dom.UUIDString() == src_dom.UUIDString() and not dest_dom.isActive()
+            and dest_dom.isPersistent())
 
 
 def _leave_on_source(src, dest, name, moved):

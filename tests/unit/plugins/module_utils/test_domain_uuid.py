@@ -228,12 +228,13 @@ def test_a_running_guest_keeps_its_name_until_it_is_shut_off(conn):
     assert not again["changed"] and again["rename_pending"] == old and again["warnings"] == made["warnings"]
 
     # shut off (under its old name: still pending this run), then the next run renames it
-    stopped = converge(conn, **dict(desc, state="shutoff"))
+    shut = dict(desc, state="shutoff")
+    stopped = converge(conn, **shut)
     assert stopped["actions"] == ["shutdown"] and stopped["rename_pending"] == old
-    renamed = converge(conn, **dict(desc, state="shutoff"))
+    renamed = converge(conn, **shut)
     assert renamed["renamed_from"] == old and renamed["actions"] == ["rename %s to %s" % (old, new)]
     assert conn.lookupByName(new).UUIDString() == guest_uuid and old not in names(conn)
-    assert not converge(conn, **dict(desc, state="shutoff"))["changed"]
+    assert not converge(conn, **shut)["changed"]
 
 
 def test_absent_leaves_a_guest_of_another_name_alone(conn):

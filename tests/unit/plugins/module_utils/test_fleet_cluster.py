@@ -41,9 +41,9 @@ def moved_from(home, by="rebalance", recovered=False):
     return origin
 
 
-LISTS = [("hv1", [{"name": "web1", "state": "running"}, {"name": "db1"}]),
+LISTS = (("hv1", [{"name": "web1", "state": "running"}, {"name": "db1"}]),
          ("hv2", [{"name": "web2", "state": "running"}]),
-         ("hv3", [])]
+         ("hv3", []))
 
 
 def parts(guests, down=(), lists=LISTS):
