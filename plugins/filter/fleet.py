@@ -7,7 +7,7 @@ hypervisor's part of it, and a fleet's plan as readable lines."""
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.plugin_utils._filters import as_lists_and_dicts, guarded
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.cluster import assign, describe
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.cluster import assign, assign_all, describe
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles, plan_lines
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
@@ -49,12 +49,16 @@ def hypervisor_uris(hostvars, hypervisors, default_uri="qemu:///system"):
 @guarded
 def fleet_assignment(view, description, hypervisor):
     """What ``hypervisor``'s fleet task converges ({"guests", "cluster"}), from the cluster view
-    (kvmfleet.libvirt.cluster_info) and the description (fleet_description)."""
+    (kvmfleet.libvirt.cluster_info) and the description (fleet_description); for a list of hypervisors, a dict of
+    each one's, every guest located once."""
     view = as_lists_and_dicts(view) or {}
     if "hypervisors" not in view or "guests" not in view:
         raise UserError("fleet_assignment: expected the cluster view kvmfleet.libvirt.cluster_info returns "
                         "(its 'cluster'), with hypervisors and guests")
-    return assign(view, as_lists_and_dicts(description) or [], hypervisor)
+    description = as_lists_and_dicts(description) or []
+    if isinstance(hypervisor, str):
+        return assign(view, description, hypervisor)
+    return assign_all(view, description, as_lists_and_dicts(hypervisor) or [])
 
 
 @guarded

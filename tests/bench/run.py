@@ -345,19 +345,24 @@ def cluster_table(args, med, per_task, outside, up_time, create_time, created):
         "a / b = %.2fx (goal: at most 2x: %s); a(forks 10) / b = %.2fx" % (a / b, "met" if a / b <= 2 else "NOT met", a10 / b),
         "a / c = %.2fx (the cluster view's extra cost: %+.2f s)" % (a / c, a - c),
         "",
-        "Where the time goes: median wall seconds per task, from its start to the next's (tasks of 0.05 s or more):",
+        "Where the time goes: median wall seconds per task, from its start to the next's (tasks of 0.3 s or more on a side):",
         "| task | a | b | c | a10 |",
         "|---|---|---|---|---|",
     ]
+    sides = ("a", "b", "c", "a10")
     medians = {key: {task: statistics.median(v) for task, v in tasks.items()} for key, tasks in per_task.items()}
     names = sorted({task for tasks in medians.values() for task in tasks},
                    key=lambda task: -max(tasks.get(task, 0) for tasks in medians.values()))
-    for task in names:
-        if max(tasks.get(task, 0) for tasks in medians.values()) >= 0.05:
-            lines.append("| %s | %s |" % (task, " | ".join(
-                "%.2f" % medians[key][task] if task in medians[key] else "-" for key in ("a", "b", "c", "a10"))))
+    shown = [task for task in names if max(tasks.get(task, 0) for tasks in medians.values()) >= 0.3]
+    for task in shown:
+        label = task if len(task) <= 100 else task[:97] + "..."
+        lines.append("| %s | %s |" % (label, " | ".join(
+            "%.2f" % medians[key][task] if task in medians[key] else "-" for key in sides)))
+    rest = [task for task in names if task not in shown]
+    lines.append("| (the %d other tasks) | %s |" % (len(rest), " | ".join(
+        "%.2f" % sum(medians[key].get(task, 0) for task in rest) for key in sides)))
     lines.append("| (outside tasks: start-up, inventory, plays) | %s |" % " | ".join(
-        "%.2f" % statistics.median(outside[key]) for key in ("a", "b", "c", "a10")))
+        "%.2f" % statistics.median(outside[key]) for key in sides))
     return "\n".join(lines)
 
 

@@ -105,6 +105,7 @@ class Cluster:
     def __init__(self, testbed, ansible, inv, rng):
         self.testbed, self.ansible, self.inv, self.rng = testbed, ansible, inv, rng
         self.dead = None
+        self.recovered = False  # recover.yml ran since the hypervisor died
         self.cordoned = set()
         self.log = []
 
@@ -137,7 +138,7 @@ class Cluster:
             (2, whole, self.rebalance),
             (3, whole, self.migrate),
             (2, whole, self.kill),
-            (5, not whole, self.recover),
+            (5, not whole and not self.recovered, self.recover),
             (2, not whole, self.reboot),
         ]
 
@@ -215,7 +216,7 @@ class Cluster:
         hv = self.rng.choice(HVS)
         self.step("testbed.sh kill %s" % hv)
         bed("kill", hv[2:])
-        self.dead = hv
+        self.dead, self.recovered = hv, False
 
     def recover(self):
         how = self.rng.choice(["recover_lock_manager", "recover_fenced"])
@@ -223,6 +224,7 @@ class Cluster:
             return self.step("(no recovery: no hypervisor in service to take the guests)")
         self.step("recover.yml -e host=%s -e %s=true" % (self.dead, how))
         self.play("recover.yml", host=self.dead, **{how: True})
+        self.recovered = True
         return None
 
     def reboot(self):

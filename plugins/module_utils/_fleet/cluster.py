@@ -88,17 +88,22 @@ def _origin_is(origin, host):
     return bool(origin.get("uri")) and origin.get("uri") == host.get("uri")
 
 
-def _copies(view, declared):
-    """The copies of a declared guest on the hypervisors that answered: by its declared UUID; without one, by
-    its name, carrying the collection's marker (or at its home, where the fleet adopts a guest of that name)."""
-    found = []
-    for guest in view["guests"]:
+class _Index:
+    """The view's guests by UUID and by name, so that finding a declared guest's copies does not scan the view."""
+
+    def __init__(self, view):
+        self.by_uuid, self.by_name = {}, {}
+        for guest in view["guests"]:
+            self.by_uuid.setdefault(_uuid(guest.get("uuid")), []).append(guest)
+            self.by_name.setdefault(guest["name"], []).append(guest)
+
+    def copies(self, declared):
+        """The copies of a declared guest on the hypervisors that answered: by its declared UUID; without one, by
+        its name, carrying the collection's marker (or at its home, where the fleet adopts a guest of that name)."""
         if declared["uuid"]:
-            if _uuid(guest.get("uuid")) == declared["uuid"]:
-                found.append(guest)
-        elif guest["name"] == declared["name"] and (guest.get("managed") or guest["hypervisor"] == declared["home"]):
-            found.append(guest)
-    return found
+            return list(self.by_uuid.get(declared["uuid"], ()))
+        return [g for g in self.by_name.get(declared["name"], ())
+                if g.get("managed") or g["hypervisor"] == declared["home"]]
 
 
 def _current(view, copies):
@@ -128,12 +133,12 @@ def _moved(copy, home):
     return "moved from %s%s by %s" % (left, since, by)
 
 
-def locate(view, declared):
+def locate(view, declared, index=None):
     """Where one declared guest is, and what to do: {"name", "home", "at" (the hypervisor that converges it, or
     None), "copy" (the current copy, or None), "stale" [copies to retire], "conflict" (a code, or None),
     "held" (a code, or None), "hold_start" (bool), "reason"}."""
     unknown = [h["name"] for h in view["hypervisors"] if not h.get("reachable")]
-    copies = _copies(view, declared)
+    copies = (index or _Index(view)).copies(declared)
     running = [c for c in copies if c.get("active")]
     spec = declared["spec"]
     place = {"name": declared["name"], "home": declared["home"], "at": None, "copy": None, "stale": [],
@@ -180,41 +185,45 @@ def locate(view, declared):
 def assign(view, description, me):
     """What hypervisor ``me``'s fleet task does: {"guests": [specs to converge here], "cluster": the fleet
     module's ``cluster`` option}. Pure over the cluster view and the description."""
-    guests, retire, hold, conflicts, placement = [], [], [], [], []
+    return assign_all(view, description, [me])[me]
+
+
+def assign_all(view, description, hypervisors):
+    """``assign`` for each of ``hypervisors`` at once ({name: part}): each declared guest is located once."""
+    parts = {me: {"guests": [], "retire": [], "hold": [], "conflicts": [], "placement": []} for me in hypervisors}
     answering = [h["name"] for h in view["hypervisors"] if h.get("reachable")]
+    index = _Index(view)
     for declared in description:
-        place = locate(view, declared)
+        place = locate(view, declared, index)
         name = declared["name"]
         if place["conflict"]:
-            if me in place["copies"] or (not place["copies"] and me == declared["home"]):
-                conflicts.append({"name": name, "code": place["conflict"], "reason": place["reason"]})
+            for me in place["copies"] or [declared["home"]]:
+                if me in parts:
+                    parts[me]["conflicts"].append({"name": name, "code": place["conflict"], "reason": place["reason"]})
             continue
         for copy in place["stale"]:
             # a guest of the same name that is not ours (no marker, another UUID) is not a copy to remove
             ours = copy.get("managed") or copy.get("uuid") == place["copy"].get("uuid")
-            if copy["hypervisor"] == me and ours:
-                retire.append({"name": copy["name"], "uuid": copy["uuid"], "code": "stale_copy",
-                               "reason": "a stale copy of %s: the guest is on %s (%s)" % (
-                                   name, place["at"], "running" if place["copy"].get("active") else "shut off")})
-        if place["at"] == me:
+            if copy["hypervisor"] in parts and ours:
+                parts[copy["hypervisor"]]["retire"].append({
+                    "name": copy["name"], "uuid": copy["uuid"], "code": "stale_copy",
+                    "reason": "a stale copy of %s: the guest is on %s (%s)" % (
+                        name, place["at"], "running" if place["copy"].get("active") else "shut off")})
+        if place["at"] in parts:
             spec = dict(declared["spec"])
             if place["hold_start"]:
                 spec["state"] = "present"
-            guests.append(spec)
-            where = {"name": name, "home": declared["home"], "runs_on": me,
+            parts[place["at"]]["guests"].append(spec)
+            where = {"name": name, "home": declared["home"], "runs_on": place["at"],
                      "why": place.get("moved") or "at home", "code": "moved" if place.get("moved") else "at_home"}
             if place["copy"] is not None and place["copy"]["name"] != name:
                 where["was_named"] = place["copy"]["name"]
-            placement.append(where)
+            parts[place["at"]]["placement"].append(where)
         # a guest held back where it is; or, when it is nowhere, by its home - or, when its home is silent too, by
         # the first hypervisor that answers, so that the run says it
         reporter = place["at"] or (declared["home"] if declared["home"] in answering else (answering or [None])[0])
-        if place["held"] and reporter == me:
-            hold.append({"name": name, "code": place["held"], "reason": place["reason"]})
+        if place["held"] and reporter in parts:
+            parts[reporter]["hold"].append({"name": name, "code": place["held"], "reason": place["reason"]})
     declared = [{"name": d["name"], "uuid": d["uuid"]} for d in description]
-    return {"guests": guests, "cluster": {"hypervisor": me, "declared": declared, "retire": retire, "hold": hold,
-                                          "conflicts": conflicts, "placement": placement}}
-
-
-def unknown_hypervisors(view):
-    return [h["name"] for h in view["hypervisors"] if not h.get("reachable")]
+    return {me: {"guests": part.pop("guests"), "cluster": dict(part, hypervisor=me, declared=declared)}
+            for me, part in parts.items()}

@@ -228,7 +228,8 @@ def test_a_running_guest_keeps_its_name_until_it_is_shut_off(conn):
     assert not again["changed"] and again["rename_pending"] == old and again["warnings"] == made["warnings"]
 
     # shut off (under its old name: still pending this run), then the next run renames it
-    shut = dict(desc, state="shutoff")
+    shut = copy.deepcopy(desc)
+    shut["state"] = "shutoff"
     stopped = converge(conn, **shut)
     assert stopped["actions"] == ["shutdown"] and stopped["rename_pending"] == old
     renamed = converge(conn, **shut)
