@@ -82,7 +82,7 @@ def migrate(ansible, testbed, name, source, dest, by="rebalance"):
 
 
 def test_a_guest_moved_away_is_converged_where_it_is_and_only_restore_brings_it_home(testbed, example, ansible):
-    ansible.converge(None, playbook=PLAYBOOKS / "site.yml", inventory=example)
+    play(ansible, "site.yml", example)  # its contract on the example: test_testbed_fleet
     before = copies(testbed)
     assert one_copy_each(testbed) == HOMES
 
