@@ -194,3 +194,32 @@ def test_two_hypervisors_listing_one_guest_is_an_error_before_any_change(testbed
 def test_example_inventory_is_one_cluster():
     hosts = yaml.safe_load((EXAMPLE / "hosts.yml").read_text())
     assert sorted(hosts["all"]["children"]["hypervisors"]["hosts"]) == ["hv1", "hv2", "hv3"]
+
+
+def test_a_guest_moved_to_a_lost_hypervisor_is_recovered_and_restore_replaces_a_stale_copy(testbed, example, ansible):
+    """web1 (home hv1) runs on hv2 when hv2 dies: recover.yml restarts it too (other hypervisors' guests that the
+    fleet runs and that are nowhere reachable were on the lost one); each records hv2 as the host it left. hv2 comes
+    back with stale copies of both; restore.yml right away migrates both back to hv2, live, over their stale copies
+    (the same UUID, shut off)."""
+    play(ansible, "site.yml", example)
+    migrate(ansible, testbed, "web1", 1, 2)
+    uuids = {name: where[0][3] for name, where in copies(testbed).items()}
+    bed("kill", "2")
+    try:
+        run = play(ansible, "recover.yml", example, host="hv2", recover_fenced=True)
+        assert run.failed == 0
+        found = copies(testbed, alive=(1, 3))
+        assert [w[1] for w in found["web1"]] == [True] and [w[1] for w in found["web2"]] == [True], found
+    finally:
+        bed("reboot", "2")
+    found = copies(testbed)
+    assert "hv2" in [w[0] for w in found["web2"]] and len(found["web2"]) == 2  # the stale copy is back
+    play(ansible, "restore.yml", example, host="hv2")
+    found = copies(testbed)
+    for name in ("web1", "web2"):
+        assert [(w[0], w[1]) for w in found[name]] == [("hv2", True)], found[name]
+    ansible.converge(None, playbook=PLAYBOOKS / "guests.yml", inventory=example, expect_change=False)
+    assert one_copy_each(testbed) == dict(HOMES, web1="hv2")
+    kept = {name: w[0][3] for name, w in copies(testbed).items() if name not in ("web1", "web2")}
+    assert kept == {name: uuid for name, uuid in uuids.items() if name in kept}, "a guest was made anew"
+    # a recovered guest is defined anew from its description: a UUID of its own, unless the description declares one

@@ -276,3 +276,20 @@ def test_random_sequences_keep_one_copy_of_every_guest(testbed, ansible, tmp_pat
         if cluster.dead:
             subprocess.run(["bash", str(TESTBED), "reboot", cluster.dead[2:]], capture_output=True, check=False)
         clear(testbed)
+        forget_network_and_pool(testbed)
+
+
+def forget_network_and_pool(testbed):
+    """The model's network and pool go too: the test bed's other tests make a pool of that name themselves."""
+    for uri in testbed["uris"]:
+        conn = libvirt.open(uri)
+        for lookup, name in ((conn.networkLookupByName, "model"), (conn.storagePoolLookupByName, "shared")):
+            try:
+                obj = lookup(name)
+            except libvirt.libvirtError:
+                continue
+            if obj.isActive():
+                obj.destroy()
+            if obj.isPersistent():
+                obj.undefine()
+        conn.close()

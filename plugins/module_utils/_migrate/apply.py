@@ -171,12 +171,15 @@ def _migrate(src, dest, params, check, runner):
         return result  # already moved
     running = state_of(src_dom) in RUNNING_STATES
     if dest_dom is not None:
-        if not _stale_on_destination(src_dom, dest_dom, running):
+        if not _stale_on_destination(src_dom, dest_dom, running, (dest_uuid, params["destination_uri"])):
             raise UserError("guest %s exists on both %s (%s) and %s (%s); refusing to migrate over a copy. Remove the "
                             "one that is stale first" % (name, src.getURI(), state_of(src_dom), params["destination_uri"],
                                                          state_of(dest_dom)))
-        runner.warn("guest %s: the destination's shut-off definition of it (the same UUID, left there when the guest "
-                    "was recovered elsewhere) is replaced by the running guest's" % name)
+        runner.warn("guest %s: the destination's shut-off definition of it (left there when the guest was recovered "
+                    "elsewhere) is replaced by the running guest's" % name)
+        if dest_dom.UUIDString() != src_dom.UUIDString():
+            # libvirt takes an incoming guest over an inactive definition of its UUID only: this one goes first
+            runner.actions.append("undefine the stale copy on the destination (its disks and UEFI variables kept)")
     domain_xml = src_dom.XMLDesc(0 if running else libvirt.VIR_DOMAIN_XML_INACTIVE)
     needs = guest_needs(domain_xml)
     dest_facts = host_facts(dest, needs)
@@ -207,6 +210,8 @@ def _migrate(src, dest, params, check, runner):
     if check:
         result.update(source_state=state_of(src_dom), destination_state="absent")
         return result
+    if dest_dom is not None and dest_dom.UUIDString() != src_dom.UUIDString():
+        dest_dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
     flags, migration = _flags_and_params(params, running)
     if origin != origin_before:
         # the record travels in the definitions the destination gets: no moment with the guest there and no record
@@ -271,12 +276,20 @@ def _migrate(src, dest, params, check, runner):
     return result
 
 
-def _stale_on_destination(src_dom, dest_dom, running):
-    """Whether the destination's definition is a stale copy of the guest that runs on the source: the same UUID,
-    shut off, persistent. A live migration replaces it (libvirt takes an incoming guest over an inactive definition
-    of the same UUID); any other second copy is refused."""
-    return (running and dest_dom.UUIDString() == src_dom.UUIDString() and not dest_dom.isActive()
-            and dest_dom.isPersistent())
+def _stale_on_destination(src_dom, dest_dom, running, destination):
+    """Whether the destination's definition is a stale copy of the guest that runs on the source: shut off,
+    persistent, and the same guest - the same UUID, or the running copy records that it was recovered from the
+    destination (``destination``: its host UUID and URI; a recovered guest is defined anew, with a UUID of its own
+    unless its description declares one). A live migration replaces it (libvirt takes an incoming guest over an
+    inactive definition); any other second copy is refused."""
+    if not running or dest_dom.isActive() or not dest_dom.isPersistent():
+        return False
+    if dest_dom.UUIDString() == src_dom.UUIDString():
+        return True
+    origin = read_origin(parse_xml(src_dom.XMLDesc(0))) or {}
+    host_uuid, uri = destination
+    left_it = (origin.get("uuid") and origin["uuid"] == host_uuid) or (not origin.get("uuid") and origin.get("uri") == uri)
+    return bool(origin.get("recovered") and left_it)
 
 
 def _leave_on_source(src, dest, name, moved):
