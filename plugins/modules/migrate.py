@@ -21,7 +21,8 @@ description:
   - Idempotent - a guest already on the destination and absent from the source is no change. Check mode gives the
     pre-flight verdict and what would move.
   - A guest defined on both is refused, naming both - except a stale copy. A running guest migrates live over a shut-off
-    definition of the same UUID on the destination (left there when it was recovered elsewhere), with a warning.
+    definition on the destination that has its UUID, or that it records it was recovered from (that one, with another
+    UUID, is undefined first, its disks kept), with a warning.
   - A migration that fails leaves the guest running on the source and no copy defined on the destination. After every
     migration the module checks that exactly one running copy exists.
 author:
