@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 import harness
 import testguest
+from test_testbed_fleet import EXAMPLE, clear
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +66,13 @@ def testbed():
     uris = proc.stdout.split()
     yield {"uris": uris, "root": Path("/run/kvmfleet-testbed"), "count": len(uris)}
     subprocess.run(["bash", str(TESTBED), "down", "3"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def example(tmp_path, testbed):
+    """A copy of the example inventory to edit, on a test bed without guests (before and after)."""
+    copy = tmp_path / "example"
+    shutil.copytree(EXAMPLE, copy)
+    clear(testbed)
+    yield copy
+    clear(testbed)

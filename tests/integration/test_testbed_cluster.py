@@ -17,7 +17,6 @@ listing one guest is an error naming both, before anything changes.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import libvirt
@@ -31,16 +30,6 @@ pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
 TESTBED = harness.REPO / "tests" / "testbed" / "testbed.sh"
 HOMES = {"web1": "hv1", "db1": "hv1", "web2": "hv2", "cache1": "hv2", "web3": "hv3", "batch1": "hv3", "batch2": "hv3"}
-
-
-@pytest.fixture
-def example(tmp_path, testbed):
-    """A copy of the example inventory to edit, on a test bed without guests (before and after)."""
-    copy = tmp_path / "example"
-    shutil.copytree(EXAMPLE, copy)
-    clear(testbed)
-    yield copy
-    clear(testbed)
 
 
 def bed(*argv):

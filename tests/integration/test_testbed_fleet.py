@@ -10,7 +10,6 @@ hypervisor and tag, with the address a guest really holds; an unreachable hyperv
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -42,16 +41,6 @@ def clear(testbed):
             if dom.isPersistent():
                 dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         conn.close()
-
-
-@pytest.fixture
-def example(tmp_path, testbed):
-    """A copy of the example inventory to edit, on a test bed without guests (before and after)."""
-    copy = tmp_path / "example"
-    shutil.copytree(EXAMPLE, copy)
-    clear(testbed)
-    yield copy
-    clear(testbed)
 
 
 def report(testbed, hv, name, predicate, what, timeout=120):

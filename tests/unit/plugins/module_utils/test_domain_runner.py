@@ -14,13 +14,11 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import spec as domain_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import derive_mac
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError
-from testdriver import module_params
+from testdriver import converge_described, module_params
 
 URI = "test:///default"
 POOL = "default-pool"  # the test driver's own dir pool
@@ -32,13 +30,7 @@ def params(name, **extra):
 
 
 def converge(conn, check=False, host=None, **extra):
-    guest = params(extra.pop("name"), **extra)
-    host = host or gather_host(conn)
-    spec = normalize_guest(guest, host)
-    frozen = copy.deepcopy(spec)
-    result = converge_guest(conn, host, spec, options_of(guest), check)
-    assert spec == frozen, "converge_guest changed the spec"
-    return result
+    return converge_described(conn, check, host, **dict(extra, uri=URI))
 
 
 def effect(result):

@@ -15,7 +15,6 @@ import libvirt
 import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import spec as domain_spec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import converge_guest, options_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext, gather_host
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity import (
     ELSEWHERE,
@@ -27,7 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
-from testdriver import module_params
+from testdriver import converge_described, module_params
 
 CANONICAL = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
 # Every form libvirt's own parser (virUUIDParse) takes, and some it refuses: checked against libvirt below.
@@ -43,13 +42,7 @@ def params(name, **extra):
 
 
 def converge(conn, check=False, host=None, **extra):
-    guest = params(extra.pop("name"), **extra)
-    host = host or gather_host(conn)
-    spec = normalize_guest(guest, host)
-    frozen = copy.deepcopy(spec)
-    result = converge_guest(conn, host, spec, options_of(guest), check)
-    assert spec == frozen, "converge_guest changed the spec"
-    return result
+    return converge_described(conn, check, host, **extra)
 
 
 def effect(result):

@@ -45,3 +45,21 @@ class ModuleDouble:
 
     def fail_json(self, **result):
         raise Exited(dict(result, failed=True, warnings=self.warnings), True)
+
+
+def converge_described(conn, check=False, host=None, **given):
+    """One guest converged through the guest engine from its description as AnsibleModule hands it over (the
+    domain module's argument spec); asserts the engine leaves the normalised spec as it was."""
+    # pylint: disable=import-outside-toplevel
+    import copy
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import spec as domain_spec
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import converge_guest, options_of
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
+    guest = module_params(domain_spec.argument_spec(), **dict(dict(virt_type="qemu"), **given))
+    host = host or gather_host(conn)
+    spec = normalize_guest(guest, host)
+    frozen = copy.deepcopy(spec)
+    result = converge_guest(conn, host, spec, options_of(guest), check)
+    assert spec == frozen, "converge_guest changed the spec"
+    return result
