@@ -10,7 +10,7 @@ import pytest
 
 import harness
 import testguest
-from test_testbed_fleet import EXAMPLE, clear
+from test_testbed_fleet import EXAMPLE, TESTBED, clear
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +52,6 @@ def lab(conn, prefix, tmp_path):
     pool.create(0)
     yield {"network": prefix + "net", "pool": prefix + "pool", "pool_dir": pool_dir}
     harness.sweep(conn, prefix)  # the pool's directory too
-
-
-TESTBED = Path(__file__).resolve().parents[1] / "testbed" / "testbed.sh"
 
 
 @pytest.fixture(scope="session")

@@ -24,11 +24,10 @@ import pytest
 import yaml
 
 import harness
-from test_testbed_fleet import EXAMPLE, FLEET_TASK, clear, plan_lines
+from test_testbed_fleet import EXAMPLE, FLEET_TASK, TESTBED, clear, plan_lines
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
-TESTBED = harness.REPO / "tests" / "testbed" / "testbed.sh"
 HOMES = {"web1": "hv1", "db1": "hv1", "web2": "hv2", "cache1": "hv2", "web3": "hv3", "batch1": "hv3", "batch2": "hv3"}
 
 

@@ -31,15 +31,29 @@ PLAN_TASK = "kvmfleet.libvirt.guests : The plan (or what was done)"
 LISTED = {1: ["web1", "db1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
 
 
+TESTBED = harness.REPO / "tests" / "testbed" / "testbed.sh"
+MAINTENANCE = "kvmfleet-maintenance"  # the cordon (plugins/module_utils/_host/maintenance.py)
+
+
 def clear(testbed):
-    """No guests on the test bed's hypervisors."""
-    for uri in testbed["uris"]:
-        conn = libvirt.open(uri)
+    """The test bed as every test starts from it, whatever an earlier test (or its failure) left: each
+    hypervisor answers (one killed or isolated boots again: testbed.sh reboot), runs and defines no guest, and
+    is in service (no cordon)."""
+    for n, uri in enumerate(testbed["uris"], start=1):
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError:
+            proc = subprocess.run(["bash", str(TESTBED), "reboot", str(n)], capture_output=True, text=True,
+                                  check=False)
+            assert proc.returncode == 0, "hv%d did not boot again:\n%s%s" % (n, proc.stdout, proc.stderr)
+            conn = libvirt.open(uri)
         for dom in conn.listAllDomains(0):
             if dom.isActive():
                 dom.destroy()
             if dom.isPersistent():
                 dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        if MAINTENANCE in conn.listDefinedNetworks():
+            conn.networkLookupByName(MAINTENANCE).undefine()
         conn.close()
 
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 import harness
 import testguest
-from test_testbed_fleet import clear, report
+from test_testbed_fleet import MAINTENANCE, clear, report
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
@@ -70,7 +70,7 @@ def identity(testbed, name):
 def cordoned(testbed, hv):
     conn = libvirt.open(testbed["uris"][hv - 1])
     try:
-        return "kvmfleet-maintenance" in conn.listDefinedNetworks()
+        return MAINTENANCE in conn.listDefinedNetworks()
     finally:
         conn.close()
 

@@ -34,11 +34,10 @@ import pytest
 import yaml
 
 import harness
-from test_testbed_fleet import PLAN_TASK, clear
+from test_testbed_fleet import PLAN_TASK, TESTBED, clear
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
-TESTBED = harness.REPO / "tests" / "testbed" / "testbed.sh"
 KERNEL = "/var/lib/libvirt/images/kvmfleet-test/"
 HVS = ("hv1", "hv2", "hv3")
 # name: (home, state, disk on the shared storage)
