@@ -12,7 +12,7 @@ so an unchanged spec leaves the document byte for byte as libvirt wrote it.
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec, YesNo
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 
@@ -195,6 +195,17 @@ def read_fields(elem, fields):
                                 if not getattr(field, "spec_only", False)})
 
 
+def _round_trips(field, value, shown):
+    """Whether a value read from XML, as a user would write it (``shown``), is valid input that writes the same
+    value back. One that is not (a choice the option does not offer: graphics of type sdl; a value out of its
+    range) is left out of a read-back spec: an option left out leaves the XML as it is, so applying the read-back
+    still changes nothing, and it never holds an option value the module would refuse."""
+    try:
+        return field.parse(shown, field.key) == value
+    except (UserError, ValueError, TypeError):
+        return False
+
+
 def show_fields(fields, values):
     """Values read through a field table (``values``: key -> the field's read value) as a user would write them,
     nested by dotted key; secret fields and absent flags left out (read_fields is this over an element)."""
@@ -206,7 +217,8 @@ def show_fields(fields, values):
         if isinstance(field, ElementList):
             value = field.show(value) or None
         elif value is not None:
-            value = field.codec.show(value)
+            shown = field.codec.show(value)
+            value = shown if _round_trips(field, value, shown) else None
         if value is not None and not (value is False and field.where == PRESENCE):
             target = spec
             parts = field.key.split(".")

@@ -16,6 +16,8 @@ A record is read and written in a document (``read``, ``write``) or on a running
 
 from __future__ import annotations
 
+import copy
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 
@@ -78,6 +80,19 @@ class Record:
         node = self.element(values)
         metadata.append(node)
         return node
+
+    def set_element_on(self, dom, node, flags):
+        """Write one element of ours with its children (``node``, from a document; None removes it) on a guest through
+        virDomainSetMetadata: libvirt puts the element and its children in this record's namespace."""
+        import libvirt  # pylint: disable=import-outside-toplevel  # only the modules that talk to libvirt get here
+        text = None
+        if node is not None:
+            bare = copy.deepcopy(node)
+            for elem in bare.iter(etree.Element):
+                elem.tag = etree.QName(elem).localname
+            etree.cleanup_namespaces(bare)
+            text = to_string(bare)
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, self.prefix, self.namespace, flags)
 
     def set_on(self, dom, values, flags):
         """Write (or with None, remove) the element on a guest through virDomainSetMetadata: no define, so the

@@ -94,6 +94,104 @@ def schema_error(xml, schema):
     return str(checker.error_log.last_error)
 
 
+class InvalidPart:
+    """A part of a document that fails libvirt's schema: the element's ``path`` ('/domain/os/loader',
+    '/domain/devices/disk[2]/source'), the attribute (``attribute``) or the text (``text``) that alone makes it fail
+    when one does, and a ``signature`` that is the same for the same invalid part of another version of the
+    document (the path without positions, and the element as it is)."""
+
+    def __init__(self, path, elem, attribute=None, text=False):
+        self.path, self.attribute, self.text = path, attribute, text
+        plain = "/".join(step.split("[", 1)[0] for step in path.split("/"))
+        self.signature = (plain, attribute, etree.tostring(elem, method="c14n"))
+
+    def describe(self):
+        if self.attribute:
+            return "%s/@%s" % (self.path, self.attribute)
+        return "%s (its text)" % self.path if self.text else self.path
+
+    def __repr__(self):
+        return "InvalidPart(%s)" % self.describe()
+
+
+def _error_path(checker):
+    """The element the schema check's last error names (libxml2 names the top element whose content failed)."""
+    entry = checker.error_log.last_error
+    return None if entry is None else entry.path
+
+
+def invalid_parts(xml, schema, limit=8):
+    """The parts of a document (text) that fail libvirt's RelaxNG schema ``schema``, found by taking them out: libxml2
+    names only the top element whose content failed ('/domain/devices'); the element under it whose removal clears
+    that error (the deepest first) is the invalid part, and within it the attribute, or the text, whose removal
+    makes it valid. Taken out in turn, until the document validates (at most ``limit`` parts). [] when it is valid,
+    or when the schema is not installed here."""
+    path = schema_path(schema)
+    if path is None:
+        return []
+    if path not in _SCHEMAS:
+        _SCHEMAS[path] = etree.RelaxNG(file=path)
+    checker = _SCHEMAS[path]
+    work = parse_xml(xml)
+    tree = work.getroottree()
+    found = []
+    while not checker.validate(work) and len(found) < limit:
+        where = _error_path(checker)
+        scope = work.xpath(where)[0] if where and work.xpath(where) else work
+        culprit = _culprit(checker, work, scope, where)
+        part = _narrow(checker, work, culprit, tree.getpath(culprit), where)
+        found.append(part)
+        if culprit is work:
+            break  # the root itself: nothing left to take out
+        culprit.getparent().remove(culprit)
+    return found
+
+
+def _clears(checker, work, where):
+    """Whether the document validates now, or its error is no longer in ``where``."""
+    if checker.validate(work):
+        return True
+    now = _error_path(checker)
+    return where is not None and now != where and not (now or "").startswith(where + "/")
+
+
+def _culprit(checker, work, scope, where):
+    """The deepest element under ``scope`` whose removal clears the error, else ``scope``."""
+    for elem in _post_order(scope):
+        parent = elem.getparent()
+        index = parent.index(elem)
+        parent.remove(elem)
+        cleared = _clears(checker, work, where)
+        parent.insert(index, elem)
+        if cleared:
+            return elem
+    return scope
+
+
+def _post_order(elem):
+    for child in list(elem):
+        if isinstance(child.tag, str):
+            yield from _post_order(child)
+            yield child
+
+
+def _narrow(checker, work, elem, path, where):
+    """The attribute (or the text) of ``elem`` whose removal alone clears the error, if one does."""
+    for name in list(elem.attrib):
+        value = elem.attrib.pop(name)
+        cleared = _clears(checker, work, where)
+        elem.set(name, value)
+        if cleared:
+            return InvalidPart(path, elem, attribute=name)
+    if elem.text and len(elem) == 0:
+        text, elem.text = elem.text, None
+        cleared = _clears(checker, work, where)
+        elem.text = text
+        if cleared:
+            return InvalidPart(path, elem, text=True)
+    return InvalidPart(path, elem)
+
+
 _RNG = "http://relaxng.org/ns/structure/1.0"
 _VALUE_TYPES = {}  # schema file -> the data types of it that values are checked against
 _VALUE_CHECKERS = {}  # schema file -> (types compiled in, the grammar)

@@ -18,7 +18,17 @@ description:
     O(current_memory) and O(vcpus) are applied live and to the persistent config. Every other
     change goes to the persistent config, and the result says RV(reboot_required) with the reasons;
     O(restart=if_needed) restarts the guest to apply them.
-  - Guests it manages carry a marker and their O(tags) in the collection's own metadata namespace.
+  - Guests it manages carry a marker and their O(tags) in the collection's own metadata namespace. Adopting a guest
+    another tool made (virt-install, virt-manager, C(virsh define)) adds only that marker, with
+    C(virDomainSetMetadata) and no define, so the rest of its definition stays byte for byte as it was; the result
+    says RV(adopted).
+  - A device the options of its list cannot express (a NIC of type C(vhostuser) or C(ethernet), a disk with a
+    relative path, a host device in capabilities mode) is not that list's - it is kept as it is whatever the list
+    says, M(kvmfleet.libvirt.domain_info) leaves it out of its read-back spec, and O(xml_edits) changes or removes
+    it. Declaring one by its identity (its target dev, its MAC) is an error.
+  - A guest whose definition already fails libvirt's schema (libvirt defines without validating when not asked to;
+    virt-install writes relative C(<loader>) paths) is still converged when the change adds no schema error; a
+    warning names the invalid parts. A change that makes a part invalid is refused, naming the part and the option.
 author:
   - kvmfleet maintainers (@kvmfleet)
 extends_documentation_fragment:
@@ -347,6 +357,12 @@ options:
         type: str
         choices: [vepa, bridge, private, passthrough]
         default: bridge
+      user:
+        description:
+          - User-mode networking (C(type='user'), QEMU's own NAT, no host setup; the one network an unprivileged
+            C(qemu:///session) daemon gives a guest). One of O(interfaces[].network), O(interfaces[].bridge),
+            O(interfaces[].direct) or O(interfaces[].user) per NIC.
+        type: bool
       mac:
         description: MAC address.
         type: str
@@ -374,9 +390,11 @@ options:
     elements: dict
     suboptions:
       type:
-        description: Backend.
+        description:
+          - Backend. Settings of a backend other than O(serials[].path) (a V(tcp) port's host and service, say) are
+            not options; an existing port's are kept as they are, and O(xml_edits) sets them.
         type: str
-        choices: [pty, file, unix, "null", stdio]
+        choices: [pty, file, unix, "null", stdio, dev, pipe, tcp, udp, vc, spicevmc, spiceport, nmdm, qemu-vdagent, dbus]
         default: pty
       path:
         description: File or socket path for V(file) and V(unix).
@@ -395,21 +413,24 @@ options:
       type:
         description: Backend.
         type: str
-        choices: [pty, file, unix, "null", stdio]
+        choices: [pty, file, unix, "null", stdio, dev, pipe, tcp, udp, vc, spicevmc, spiceport, nmdm, qemu-vdagent, dbus]
         default: pty
       target:
         description: Console target.
         type: str
-        choices: [serial, virtio]
+        choices: [serial, virtio, xen, lxc, openvz, sclp, sclplm]
   graphics:
-    description: Graphical consoles, at most one of each type.
+    description:
+      - Graphical consoles, at most one of each type. V(vnc), V(spice) and V(rdp) are remote displays with a listen
+        address, a port and a password; V(sdl), V(egl-headless), V(dbus) and V(desktop) are local, declared by type
+        alone (their other settings, an C(egl-headless) render node say, are kept as they are).
     type: list
     elements: dict
     suboptions:
       type:
         description: Protocol.
         type: str
-        choices: [vnc, spice]
+        choices: [vnc, spice, rdp, sdl, egl-headless, dbus, desktop]
         default: vnc
       listen:
         description: Address to listen on.
@@ -711,6 +732,14 @@ uuid:
   description: The guest's UUID (for a guest that check mode would create, O(uuid), or null when not given).
   returned: unless state is absent
   type: str
+adopted:
+  description:
+    - Whether this task took a guest the collection did not manage under management (another tool made it). Adopting
+      adds the collection's marker to the guest's C(<metadata>) with C(virDomainSetMetadata), not a define, so the
+      rest of its definition stays byte for byte as it was; a change to the guest itself is reported as usual.
+  returned: unless state is absent
+  type: bool
+  version_added: 0.4.0
 renamed_from:
   description:
     - The guest's old name, when the guest with O(uuid) was found under another name and renamed to O(name) (in check

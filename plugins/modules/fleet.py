@@ -444,6 +444,12 @@ options:
             - private
             - passthrough
             default: bridge
+          user:
+            description:
+            - User-mode networking (C(type='user'), QEMU's own NAT, no host setup; the one network an unprivileged C(qemu:///session)
+              daemon gives a guest). One of O(guests[].interfaces[].network), O(guests[].interfaces[].bridge), O(guests[].interfaces[].direct)
+              or O(guests[].interfaces[].user) per NIC.
+            type: bool
           mac:
             description: MAC address.
             type: str
@@ -473,7 +479,9 @@ options:
         elements: dict
         suboptions:
           type:
-            description: Backend.
+            description:
+            - Backend. Settings of a backend other than O(guests[].serials[].path) (a V(tcp) port's host and service,
+              say) are not options; an existing port's are kept as they are, and O(guests[].xml_edits) sets them.
             type: str
             choices:
             - pty
@@ -481,6 +489,16 @@ options:
             - unix
             - 'null'
             - stdio
+            - dev
+            - pipe
+            - tcp
+            - udp
+            - vc
+            - spicevmc
+            - spiceport
+            - nmdm
+            - qemu-vdagent
+            - dbus
             default: pty
           path:
             description: File or socket path for V(file) and V(unix).
@@ -505,6 +523,16 @@ options:
             - unix
             - 'null'
             - stdio
+            - dev
+            - pipe
+            - tcp
+            - udp
+            - vc
+            - spicevmc
+            - spiceport
+            - nmdm
+            - qemu-vdagent
+            - dbus
             default: pty
           target:
             description: Console target.
@@ -512,8 +540,16 @@ options:
             choices:
             - serial
             - virtio
+            - xen
+            - lxc
+            - openvz
+            - sclp
+            - sclplm
       graphics:
-        description: Graphical consoles, at most one of each type.
+        description:
+        - Graphical consoles, at most one of each type. V(vnc), V(spice) and V(rdp) are remote displays with a listen
+          address, a port and a password; V(sdl), V(egl-headless), V(dbus) and V(desktop) are local, declared by type
+          alone (their other settings, an C(egl-headless) render node say, are kept as they are).
         type: list
         elements: dict
         suboptions:
@@ -523,6 +559,11 @@ options:
             choices:
             - vnc
             - spice
+            - rdp
+            - sdl
+            - egl-headless
+            - dbus
+            - desktop
             default: vnc
           listen:
             description: Address to listen on.
@@ -876,6 +917,10 @@ guests:
       description: The guest's NICs with their MAC addresses.
       type: list
       elements: dict
+    adopted:
+      description: Whether this task took a guest another tool made under management (its marker added, metadata only).
+      type: bool
+      version_added: 0.4.0
     error:
       description: Why this guest failed (null when it did not).
       type: str

@@ -41,17 +41,20 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity 
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.live import LiveGuest, live_label, split_live
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
+    adopts,
+    guest_element,
     mark_nvram_reset,
     nvram_reset_pending,
+    only_metadata,
     stored_hash,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain, renamed_document, set_uuid
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.schema import check_guest_document
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     RUNNING_STATES,
-    check_document,
     converge_autostart,
     define,
     libvirt,
@@ -60,6 +63,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     lookup_or_none,
     state_of,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
@@ -402,8 +406,12 @@ class GuestRun(Runner):
         plan = plan_domain(current_xml, spec, self.host, formats)
         # --diff shows the rename too (the plan's own before is the renamed document)
         diff = plan.diff() if renamed_from is None else Plan(plan.header, renamed_from, plan.after, mask=mask_secrets).diff()
+        validate = True
         if plan.changed:
-            check_document("domain", plan.after)
+            validate = check_guest_document(current_xml or "", plan.after, spec.get("xml_edits") or ())
+            if validate is not True:
+                self.warn("guest %s: %s" % (name, validate))
+                validate = False
         self.nvram_reset = nvram_reset_pending(plan.root)
         seed_task = None
         if spec.get("cloud_init"):
@@ -442,7 +450,7 @@ class GuestRun(Runner):
         for task in volume_tasks:
             self.actions.append(task.describe())
         if not check:
-            self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None)
+            self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None, validate)
             if dom is None or renamed_from is not None:
                 dom = conn.lookupByName(name)
             if running and live:
@@ -500,12 +508,13 @@ class GuestRun(Runner):
             "state": wanted_state if wanted_state != "present" else (
                 "shutoff" if plan.created else current_state),
             "interfaces": interfaces_of(final_xml),
+            "adopted": not plan.created and adopts(plan.changes),
         }
         if self.identity.what in (RENAME, PENDING):
             result["renamed_from" if self.identity.what == RENAME else "rename_pending"] = self.current_name
         return result
 
-    def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None):
+    def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None, validate=True):
         """The writes, in order: the rename, seed, Ignition file, new volumes, the define, grown volumes. A failure
         takes back everything this run made (the rename too; a grown volume stays grown: shrinking could lose data)."""
         undo = self.undo
@@ -535,8 +544,15 @@ class GuestRun(Runner):
                     vol = define("volume", pool.createXML, _lazy("_storage").volume_xml(
                         task.name, task.size, task.plan.format, backing=task.plan.backing))
                     undo.add("volume %s" % vol.path(), lambda vol=vol: vol.delete(0))
-            if plan.changed:
-                defined = define("domain", self.conn.defineXMLFlags, define_xml)
+            if plan.changed and dom is not None and self.identity.what != RENAME and only_metadata(plan.before, plan.root):
+                # no define: the rest of the definition stays byte for byte as it is (adopting a guest)
+                # (the config only, as a define: a running guest's own metadata keeps what it booted with, the seed's hash)
+                flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                old_element = guest_element(parse_xml(plan.before))
+                GUEST.set_element_on(dom, guest_element(plan.root), flags)
+                undo.add("the metadata of guest %s" % name, lambda: GUEST.set_element_on(dom, old_element, flags))
+            elif plan.changed:
+                defined = define("domain", self.conn.defineXMLFlags, define_xml, validate=validate)
                 if dom is None:
                     undo.add("guest %s" % name, lambda: undefine(defined))
             for task in volume_tasks:

@@ -17,6 +17,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
     parse_fields,
     read_fields,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 # Device operations on a running guest (the persistent config is always redefined as well).
@@ -88,7 +89,23 @@ class DeviceKind:
         return {"type": "list", "elements": "dict", "options": argument_spec_of(tuple(self.fields) + tuple(self.options))}
 
     def select(self, devices):
-        return devices.findall(self.tag)
+        """The devices of this kind in a ``<devices>`` element that its options can express (``expressible``)."""
+        return [elem for elem in devices.findall(self.tag) if self.expressible(elem)]
+
+    def expressible(self, elem):
+        """Whether this kind's options can say what the device is: its read-back is valid input. One that is not (a
+        NIC of type vhostuser, a graphics type the options do not offer, a disk with a relative path) is not this
+        list's: it is kept as it is whatever the list says, left out of the read-back spec (which so never holds an
+        option the module refuses), and changed only through ``xml_edits``."""
+        try:
+            self.normalize([self.read_back(elem)])
+        except (UserError, ValueError, TypeError, KeyError, AttributeError):
+            return False
+        return True
+
+    def kept(self, devices):
+        """{identity: element} of the devices of this kind the options cannot express (kept as they are)."""
+        return {self.key_of(elem): elem for elem in devices.findall(self.tag) if not self.expressible(elem)}
 
     def key_of(self, elem):
         raise NotImplementedError

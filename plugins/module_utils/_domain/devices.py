@@ -29,7 +29,7 @@ class Interfaces(DeviceKind):
     name = "interfaces"
     tag = "interface"
     fields = (
-        Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode")}),
+        Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode"), "user": ()}),
         Field("mac", "mac", "address", Mac()),
         Field("model", "model", "type", Text(pattern=r"[a-zA-Z0-9\-_]+"),  # the schema's inline pattern
               option={"default": "virtio"}),
@@ -44,6 +44,7 @@ class Interfaces(DeviceKind):
         Option("bridge", {"type": "str"}),
         Option("direct", {"type": "str"}),
         Option("direct_mode", {"type": "str", "default": "bridge", "choices": ["vepa", "bridge", "private", "passthrough"]}),
+        Option("user", {"type": "bool"}),
     )
 
     def key_of(self, elem):
@@ -76,7 +77,7 @@ class Interfaces(DeviceKind):
                 mac = self.key_of(elem)
             else:
                 elem = None
-                mac = derive_mac(guest_name, index, _AnyOf(claimed, taken_macs))
+                mac = derive_mac(guest_name, index, AnyOf(claimed, taken_macs))
             claimed.add(mac)
             if elem is not None:
                 remaining.remove(elem)
@@ -84,15 +85,16 @@ class Interfaces(DeviceKind):
         return pairs, remaining
 
     def normalize(self, raw_list):
-        """NICs: exactly one of network, bridge or direct each, and no MAC twice."""
+        """NICs: exactly one of network, bridge, direct or user each, and no MAC twice."""
         nics, macs = [], set()
         for index, raw in enumerate(raw_list):
             option = self.option(index)
             spec = parse_fields(self.fields, raw, option)
-            kinds = [k for k in ("network", "bridge", "direct") if raw.get(k)]
+            kinds = [k for k in ("network", "bridge", "direct", "user") if raw.get(k)]
             if len(kinds) != 1:
                 raise SpecError(option + "network", raw.get("network"),
-                                "give exactly one of network, bridge or direct (a host interface)")
+                                "give exactly one of network, bridge, direct (a host interface) or user (user-mode "
+                                "networking)")
             kind = kinds[0]
             if kind == "network":
                 attrs = {"network": NETWORK_NAME.parse(raw["network"], option + "network")}
@@ -100,6 +102,8 @@ class Interfaces(DeviceKind):
                     attrs["portgroup"] = DEVICE_NAME.parse(raw["portgroup"], option + "portgroup")
             elif kind == "bridge":
                 attrs = {"bridge": DEVICE_NAME.parse(raw["bridge"], option + "bridge")}
+            elif kind == "user":
+                attrs = {}
             else:
                 attrs = {"dev": DEVICE_NAME.parse(raw["direct"], option + "direct"),
                          "mode": raw.get("direct_mode") or "bridge"}
@@ -124,8 +128,9 @@ class Interfaces(DeviceKind):
             nic["bridge"] = attrs.get("bridge")
         elif kind == "direct":
             nic.update(direct=attrs.get("dev"), direct_mode=attrs.get("mode"))
-        else:
-            nic["type"] = kind  # not expressible in the friendly spec (user, vhostuser, ...)
+        elif kind == "user":
+            nic["user"] = True
+        # another type (ethernet, vhostuser, ...) has no option: the NIC is not expressible, kept as it is
         return nic
 
     def _free(self, elems, claimed):
@@ -139,13 +144,19 @@ class Interfaces(DeviceKind):
         return sum(1 for spec in specs if not spec.get("mac")) > len(self._free(elems, claimed))
 
 
+# libvirt's character device backends (domaincommon.rng qemucdevSrcTypeChoice); a backend's settings other than a
+# path (a tcp serial's host and port, say) are kept as they are.
+CHARDEV_TYPES = ("pty", "file", "unix", "null", "stdio", "dev", "pipe", "tcp", "udp", "vc", "spicevmc", "spiceport",
+                 "nmdm", "qemu-vdagent", "dbus")
+
+
 class Serials(DeviceKind):
     """Serial ports, by position; ``log`` keeps a file copy of the output (virtlogd)."""
 
     name = "serials"
     tag = "serial"
     fields = (
-        Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio"), option={"default": "pty"}),
+        Field("type", "", "type", Choice(*CHARDEV_TYPES), option={"default": "pty"}),
         Field("path", "source", "path", ABS_PATH),
         Field("log", "log", "file", ABS_PATH),
         Field("log_append", "log", "append", YesNo()),
@@ -164,13 +175,19 @@ class Consoles(Serials):
     name = "consoles"
     tag = "console"
     fields = (
-        Field("type", "", "type", Choice("pty", "file", "unix", "null", "stdio"), option={"default": "pty"}),
-        Field("target", "target", "type", Choice("serial", "virtio")),
+        Field("type", "", "type", Choice(*CHARDEV_TYPES), option={"default": "pty"}),
+        Field("target", "target", "type", Choice("serial", "virtio", "xen", "lxc", "openvz", "sclp", "sclplm")),
     )
 
 
+GRAPHICS_TYPES = ("vnc", "spice", "rdp", "sdl", "egl-headless", "dbus", "desktop")
+_NETWORK_DISPLAYS = ("vnc", "spice", "rdp")  # the types with a listen address, a port and a password
+
+
 class Graphics(DeviceKind):
-    """VNC or SPICE, one of each at most, identified by type. The password never leaves the module."""
+    """Displays, one of each type at most, identified by type: the remote ones (vnc, spice, rdp) with listen
+    address, port and password; the local ones (sdl, egl-headless, dbus, desktop) by type alone, their other settings
+    kept as they are. The password never leaves the module."""
 
     name = "graphics"
     tag = "graphics"
@@ -180,7 +197,7 @@ class Graphics(DeviceKind):
         Field("port", "", "port", Int(minimum=-1, maximum=65535)),
         Field("password", "", "passwd", secret=True),
     )
-    options = (Option("type", {"type": "str", "default": "vnc", "choices": ["vnc", "spice"]}),)
+    options = (Option("type", {"type": "str", "default": "vnc", "choices": list(GRAPHICS_TYPES)}),)
 
     def key_of(self, elem):
         return elem.get("type")
@@ -194,11 +211,16 @@ class Graphics(DeviceKind):
         seen, result = set(), []
         for index, raw in enumerate(raw_list):
             option = self.option(index)
-            kind = Choice("vnc", "spice").parse(raw.get("type") or "vnc", option + "type")
+            kind = Choice(*GRAPHICS_TYPES).parse(raw.get("type") or "vnc", option + "type")
             if kind in seen:
                 raise SpecError(option + "type", kind, "one %s display at most" % kind)
             seen.add(kind)
             spec = parse_fields(self.fields, raw, option)
+            if kind not in _NETWORK_DISPLAYS:
+                for key in ("listen", "autoport", "port", "password"):
+                    if spec.get(key) is not None:
+                        raise SpecError(option + key, "(hidden)" if key == "password" else spec[key],
+                                        "a %s display has no %s (only %s have)" % (kind, key, ", ".join(_NETWORK_DISPLAYS)))
             if kind == "vnc" and len(spec.get("password") or "") > 8:
                 raise SpecError(option + "password", "(hidden, %d characters)" % len(spec["password"]),
                                 "VNC passwords are at most 8 characters")
@@ -223,9 +245,9 @@ class Hostdevs(DeviceKind):
     _PCI = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
     _USB = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 
-    def select(self, devices):
-        return [e for e in devices.findall("hostdev") if e.get("mode", "subsystem") == "subsystem"
-                and e.get("type") in ("pci", "usb")]
+    def expressible(self, elem):
+        return elem.get("mode", "subsystem") == "subsystem" and elem.get("type") in ("pci", "usb") and \
+            super().expressible(elem)
 
     def key_of(self, elem):
         source = elem.find("source")
@@ -294,7 +316,7 @@ DEVICE_KINDS = (DISKS, Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs
 DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
 
 
-class _AnyOf:
+class AnyOf:
     """In any of the containers (checked in order, each only when asked)."""
 
     def __init__(self, *containers):

@@ -10,11 +10,13 @@ metadata stays as it is.
 
 from __future__ import annotations
 
+import copy
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import short_hash
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Change, ensure_path
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml
 
 
 def q(tag):
@@ -70,6 +72,30 @@ def reconcile_metadata(root, tags):
                 tag.set("value", tags[name])
         changes.append(Change("tags", current, tags, CONFIG_ONLY))
     return changes
+
+
+def only_metadata(before, after):
+    """Whether two documents (``before``: text, ``after``: parsed) differ in the collection's own element only (the
+    marker, the tags, ...). Such a change is written with virDomainSetMetadata (to the config, as a define would),
+    never a define: libvirt renormalises a document it is given (controllers reordered, a console's port
+    renumbered), and adopting a guest must leave the rest of its definition byte for byte as it was."""
+    if not before:
+        return False
+    trees = [parse_xml(before), copy.deepcopy(after)]
+    for root in trees:
+        GUEST.write(root, None)
+        etree.indent(root, space="  ")
+    return etree.tostring(trees[0], method="c14n") == etree.tostring(trees[1], method="c14n")
+
+
+def adopts(changes):
+    """Whether the changes take a guest the collection did not manage under management (its marker is added)."""
+    return any(c.what == "metadata.managed" for c in changes)
+
+
+def guest_element(root):
+    """The collection's element in a document (to write with GUEST.set_element_on), or None."""
+    return _guest_node(root)
 
 
 def mark_nvram_reset(root, pending):

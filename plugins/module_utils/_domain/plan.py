@@ -11,7 +11,7 @@ import copy
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import IGNITION_FWCFG
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_kind import LIVE_ATTACH, LIVE_DETACH, LIVE_UPDATE
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS, AnyOf
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
     mark_nvram_reset,
@@ -106,6 +106,15 @@ def secret_attributes():
 
 def _reconcile_device_list(devices, kind, specs, guest_name, taken_macs):
     changes, ops = [], []
+    kept = kind.kept(devices)
+    for index, spec in enumerate(specs):
+        key = spec.get("_key", spec.get("mac"))  # a NIC's identity is its MAC (given, or matched later)
+        if key is not None and key in kept:
+            raise SpecError(kind.option(index).rstrip("."), kind.label(key),
+                            "the guest's %s (type %s) is of a kind these options do not express, so it is kept as it "
+                            "is; change or remove it with xml_edits" % (kind.label(key), kept[key].get("type")))
+    if kept:  # a derived MAC avoids the kept NICs' too
+        taken_macs = AnyOf(taken_macs, kept)
     pairs, removed = kind.match(kind.select(devices), specs, guest_name, taken_macs)
     for elem in removed:
         key = kind.key_of(elem)

@@ -26,7 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 # What a guest's entry in the result carries (the diff goes to the task's list of diffs; its warnings to the
 # task's, each naming the guest).
 _KEYS = ("changed", "created", "state", "uuid", "changes", "actions", "applied_live", "reboot_required", "reasons",
-         "interfaces", "removed_volumes", "renamed_from", "rename_pending")
+         "interfaces", "removed_volumes", "renamed_from", "rename_pending", "adopted")
 
 
 def _entry(name, result=None, error=None, removed=False, code=None):

@@ -64,6 +64,10 @@ def plan_lines(result, hypervisor=None):
             lines.append("%s+ %s" % (prefix, name))
         elif guest.get("changed"):
             what = "; ".join(guest.get("changes") or guest.get("actions") or [])
+            if guest.get("adopted"):  # the marker (and tags) alone is "metadata only": nothing else of it changes
+                rest = [c for c in guest.get("changes") or [] if not c.startswith(("metadata.managed:", "tags:"))]
+                rest += guest.get("actions") or []
+                what = "adopted, " + ("; ".join(rest) if rest else "metadata only")
             live = guest.get("applied_live") or []
             detail = " (live: %s)" % ", ".join(live) if live else ""
             if guest.get("reboot_required"):
