@@ -27,7 +27,8 @@ from types import SimpleNamespace
 # Storage, cloud-init and Ignition code is imported where it is used: the module runs from a zip without
 # bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity import (
     ELSEWHERE,
@@ -69,6 +70,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
+NIC_SOURCE = DEVICE_KIND["interfaces"].fields[0]
 # How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
 APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
                  "remove_shared_storage": False}
@@ -113,15 +115,35 @@ def undefine(dom):
 
 # ---- checks before anything changes ------------------------------------------------------------------------
 
-def check_references(conn, spec, check=False, seen=None):
+def named_references(xml):
+    """What a guest's definition (text, or None) names already: ({networks}, {(pool, volume)})."""
+    networks, volumes = set(), set()
+    devices = None if not xml else parse_xml(xml).find("devices")
+    if devices is None:
+        return networks, volumes
+    for elem in devices.findall("interface"):
+        kind, attrs = NIC_SOURCE.read(elem)
+        if kind == "network":
+            networks.add(dict(attrs).get("network"))
+    for elem in devices.findall("disk"):
+        kind, attrs = DISK_SOURCE.read(elem)
+        if kind == "volume":
+            volumes.add((dict(attrs).get("pool"), dict(attrs).get("volume")))
+    return networks, volumes
+
+
+def check_references(conn, spec, check=False, seen=None, named=(frozenset(), frozenset())):
     """Networks and pools named in the spec must exist: fail before any change if one does not.
 
     In check mode a missing one is assumed to come from an earlier task of the same play (which in
     check mode predicted it and made nothing); the returned warnings say so. ``seen`` (a set of
-    (kind, name)) remembers what was found, so N guests on one network look it up once.
+    (kind, name)) remembers what was found, so N guests on one network look it up once. What the guest names
+    already (``named``: named_references of its definition) is not checked: converging a guest as it is must not
+    fail for a network or pool it has been missing all along (libvirt checks them when the guest starts).
     """
     warnings = []
     seen = set() if seen is None else seen
+    networks, volumes = named
     find_pool = _lazy("_storage").find_pool if spec.get("disks") or spec.get("cloud_init") else None
 
     def exists(kind, name, lookup):
@@ -142,13 +164,13 @@ def check_references(conn, spec, check=False, seen=None):
 
     for index, nic in enumerate(spec.get("interfaces") or []):
         kind, attrs = nic["source"]
-        if kind == "network":
+        if kind == "network" and dict(attrs)["network"] not in networks:
             name = dict(attrs)["network"]
             if not exists("network", name, lambda n: lookup_or_none(conn.networkLookupByName, n, "VIR_ERR_NO_NETWORK")):
                 missing("network", name, "interfaces[%d].network" % index, lambda: conn.listAllNetworks(0))
     for index, disk in enumerate(spec.get("disks") or []):
         kind, attrs = disk["source"]
-        if kind == "volume":
+        if kind == "volume" and (dict(attrs)["pool"], dict(attrs)["volume"]) not in volumes:
             name = dict(attrs)["pool"]
             if not exists("pool", name, lambda n: find_pool(conn, n)):
                 missing("storage pool", name, "disks[%d].pool" % index, lambda: conn.listAllStoragePools(0))
@@ -393,12 +415,14 @@ class GuestRun(Runner):
                     "state: absent)" % (name, mark["since"] or "an unknown time",
                                         ": %s" % mark["reason"] if mark["reason"] else ""),
                     code="cordoned", result={"maintenance": mark})
-        for warning in check_references(conn, spec, check, self.host.references):
-            self.warn(warning)
-        volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check) if spec.get("disks") else ([], {})
         current_xml = renamed_from = None
         if dom is not None:
             current_xml = self.host.current_xml(self.current_name) or dom.XMLDesc(config_xml_flags())
+        named = named_references(current_xml)
+        for warning in check_references(conn, spec, check, self.host.references, named):
+            self.warn(warning)
+        volume_tasks, formats = _lazy("_domain.storage").plan_storage(conn, spec, check, named[1]) \
+            if spec.get("disks") else ([], {})
         if self.identity.what == RENAME:  # planned as the renamed guest, in check mode as in a real run
             renamed_from, current_xml = current_xml, renamed_document(current_xml, name)
             self.actions.append("rename %s to %s" % (self.current_name, name))

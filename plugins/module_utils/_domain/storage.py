@@ -129,12 +129,20 @@ def plan_disk_volume(disk, facts, check):
     return VolumeTask(disk["_key"], pool, facts["name"], plan), plan.format or "raw"
 
 
-def plan_storage(conn, spec, check):
-    """(volume tasks, {dev: format}) for a guest's disks. Refuses a shrink, before anything changes."""
+def plan_storage(conn, spec, check, named=()):
+    """(volume tasks, {dev: format}) for a guest's disks. Refuses a shrink, before anything changes. A volume of a
+    pool that is missing or stopped is refused, unless the guest names it already (``named``: (pool, volume)s) and
+    the disk asks nothing of it (no size, no base image): converging a guest as it is changes nothing there."""
     tasks, formats = [], {}
     for index, disk in enumerate(spec.get("disks") or []):
         disk = dict(disk, _index=index)
-        task, fmt = plan_disk_volume(disk, gather_disk_facts(conn, disk, check), check)
+        facts = gather_disk_facts(conn, disk, check)
+        kind, attrs = disk["source"]
+        if facts is not None and facts["pool"] is not None and not facts["pool"]["active"] and kind == "volume" and \
+                (dict(attrs)["pool"], dict(attrs)["volume"]) in named and disk.get("size") is None and \
+                disk.get("backing") is None:
+            continue
+        task, fmt = plan_disk_volume(disk, facts, check)
         if task is not None:
             tasks.append(task)
         if fmt is not None:
