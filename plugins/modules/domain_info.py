@@ -12,7 +12,9 @@ version_added: 0.1.0
 description:
   - Lists all guests of a hypervisor, or one, or those carrying given tags, in one call.
   - Each guest's C(spec) is read through the same field tables the M(kvmfleet.libvirt.domain) module writes
-    with, so it is valid input for that module; applying it to the same guest changes nothing.
+    with, so it is valid input for that module; applying it to the same guest changes nothing in its definition
+    (a guest another tool made is adopted then - its marker added with C(virDomainSetMetadata), reported as a
+    change). Values and devices the module's options cannot express are left out, and kept as they are.
   - Runtime stats of all running guests come from one bulk libvirt stats call.
 author:
   - kvmfleet maintainers (@kvmfleet)
