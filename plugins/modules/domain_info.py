@@ -129,6 +129,14 @@ guests:
       sample: {"name": "web01", "memory": "2GiB", "vcpus": 2,
                "disks": [{"dev": "vda", "pool": "default", "volume": "web01.qcow2", "bus": "virtio", "format": "qcow2"}],
                "interfaces": [{"mac": "52:54:00:3f:a2:19", "network": "default", "model": "virtio"}]}
+    secrets:
+      description:
+        - The options of the guest's secrets that are set, by their place in RV(guests[].spec), which never holds
+          their values (a connection that may not read secrets sees none).
+      type: list
+      elements: str
+      version_added: 0.4.0
+      sample: ["graphics[0].password"]
     stats:
       description: Runtime stats (null for a guest that is not running).
       type: dict

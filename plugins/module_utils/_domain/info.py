@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec, secret_options
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     libvirt,
     libvirt_state_name,
@@ -121,6 +121,15 @@ STATS = ("VIR_DOMAIN_STATS_STATE", "VIR_DOMAIN_STATS_CPU_TOTAL", "VIR_DOMAIN_STA
          "VIR_DOMAIN_STATS_VCPU", "VIR_DOMAIN_STATS_INTERFACE", "VIR_DOMAIN_STATS_BLOCK")
 
 
+def _inactive_xml(dom):
+    """The persistent definition, with its secrets when the connection may read them (so that ``secrets`` can say
+    which are set); a read-only connection gets it without."""
+    try:
+        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    except libvirt.libvirtError:
+        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+
 def _listed(conn, flag):
     """The UUIDs of the host's guests of one kind (one listing call)."""
     return {dom.UUIDString() for dom in conn.listAllDomains(getattr(libvirt, flag))}
@@ -150,9 +159,8 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
     guests = []
     for dom in domains:
-        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        root = parse_xml(inactive)
-        spec = read_spec(root)
+        root = parse_xml(_inactive_xml(dom))
+        spec = read_spec(root)  # never a secret's value: their options are listed in "secrets"
         managed = spec.pop("managed")
         if managed_only and not managed:
             continue
@@ -171,6 +179,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             "managed": managed,
             "tags": spec["tags"],
             "spec": spec,
+            "secrets": secret_options(root),
             "origin": read_origin(root),
             "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
         }

@@ -34,6 +34,19 @@ def read_spec(xml):
     return spec
 
 
+def secret_options(xml):
+    """The options of a guest's secrets that are set ('graphics[0].password'), by their place in the read-back
+    spec, which never holds their values (``xml``: text or a parsed root, read with VIR_DOMAIN_XML_SECURE)."""
+    root = parse_xml(xml) if isinstance(xml, (str, bytes)) else xml
+    devices = root.find("devices")
+    found = []
+    for kind in DEVICE_KINDS if devices is not None else ():
+        secret = [field for field in kind.fields if field.secret]
+        for index, elem in enumerate(kind.select(devices) if secret else ()):
+            found.extend("%s[%d].%s" % (kind.name, index, field.key) for field in secret if field.read(elem) is not None)
+    return found
+
+
 def interfaces_of(xml):
     """The guest's NICs as results show them: MAC, type, source, model (``xml``: text or a parsed root)."""
     root = parse_xml(xml) if isinstance(xml, (str, bytes)) else xml

@@ -1,0 +1,83 @@
+"""From a running estate to a GitOps inventory and back (issue 21), on the three-hypervisor test bed.
+
+Guests other tools made (hand-written and libvirt-written definitions, one running, one with a VNC password) are
+exported with playbooks/export.yml into a copy of the example inventory: refused over the hand-written host_vars
+without force; with force, check mode, the run, a second run and check mode again. Converging the exported
+inventory with guests.yml adopts every guest (its marker, metadata only) and a second run changes nothing; every
+definition stays byte for byte what it was outside the collection's metadata, and the running guest runs on.
+"""
+
+from __future__ import annotations
+
+import libvirt
+import pytest
+import yaml
+
+import corpus
+import harness
+from test_adopt_corpus import MARKER, outside_ours
+from test_testbed_fleet import FLEET_TASK
+
+pytestmark = pytest.mark.slow
+PLAYBOOKS = harness.REPO / "playbooks"
+KERNEL = "/var/lib/libvirt/images/kvmfleet-test/"
+RUNNING = """<domain type='qemu'><name>ex-run</name><memory unit='MiB'>96</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>%svmlinuz</kernel><initrd>%sinitrd.img</initrd>
+  <cmdline>console=ttyS0 panic=-1</cmdline></os>
+  <devices><serial type='pty'/><console type='pty'/><graphics type='vnc' autoport='yes' passwd='s3cret'/></devices>
+</domain>""" % (KERNEL, KERNEL)
+SHUT_OFF = {1: [("hand", "tuning", "ex-tuning"), ("fixture", "domain-virt-install", "ex-vi")],
+            2: [("hand", "odd-devices", "ex-odd"), ("fixture", "domain-virt-manager-uefi", "ex-uefi")]}
+
+
+def definition(kind, stem, name):
+    if kind == "hand":
+        return corpus._hand(stem, (corpus.HAND / (stem + ".xml")).read_text(), name, "/var/lib/libvirt/images")[2]
+    return corpus._fixture(stem, corpus.FIXTURES / (stem + ".xml"), name)[2]
+
+
+def test_export_a_running_estate_and_converge_it_back(testbed, example, ansible):
+    uris = testbed["uris"]
+    before = {}
+    for n, uri in enumerate(uris, start=1):
+        conn = libvirt.open(uri)
+        for kind, stem, name in SHUT_OFF.get(n, []):
+            conn.defineXML(definition(kind, stem, name))
+        if n == 3:
+            conn.defineXML(RUNNING).create()
+        for dom in conn.listAllDomains(0):
+            before[dom.name()] = ("hv%d" % n, dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+        conn.close()
+    assert sorted(before) == ["ex-odd", "ex-run", "ex-tuning", "ex-uefi", "ex-vi"]
+    hand_written = (example / "host_vars" / "hv1.yml").read_text()
+
+    refused = ansible.run(None, playbook=PLAYBOOKS / "export.yml", inventory=example, expect_rc=2)
+    assert "was not written by the export" in refused.output and "force: true" in refused.output
+    assert (example / "host_vars" / "hv1.yml").read_text() == hand_written
+
+    ansible.converge(None, playbook=PLAYBOOKS / "export.yml", inventory=example, extra_vars={"export_force": True})
+    listed = {}
+    for n in (1, 2, 3):
+        text = (example / "host_vars" / ("hv%d.yml" % n)).read_text()
+        assert "s3cret" not in text
+        for entry in yaml.safe_load(text)["guests_list"]:
+            listed[entry["name"]] = ("hv%d" % n, entry)
+    assert {name: where for name, (where, _entry) in listed.items()} == {name: b[0] for name, b in before.items()}
+    assert "ex-run: graphics[0].password is set on the host and not written here" in \
+        (example / "host_vars" / "hv3.yml").read_text()
+    assert all(entry["uuid"] for _where, entry in listed.values())
+
+    first = ansible.converge(None, playbook=PLAYBOOKS / "guests.yml", inventory=example)
+    adopted = {}
+    for n in (1, 2, 3):
+        for entry in first.result(FLEET_TASK, host="hv%d" % n)["guests"]:
+            adopted[entry["name"]] = (entry.get("adopted"), entry.get("changes"), entry.get("actions"))
+    assert adopted == {name: (True, MARKER, []) for name in before}, adopted
+    for n, uri in enumerate(uris, start=1):
+        conn = libvirt.open(uri)
+        for dom in conn.listAllDomains(0):
+            now = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+            assert outside_ours(now) == outside_ours(before[dom.name()][1]), dom.name()
+        if n == 3:
+            assert conn.lookupByName("ex-run").isActive(), "the running guest was stopped"
+        conn.close()
