@@ -5,7 +5,8 @@
 
 Each hypervisor's guests, read back by domain_info (their friendly specs: valid input for the domain module, which
 leave out what they cannot express and keep it as it is), become the ``guests_list`` of ``host_vars/<hypervisor>.yml``
-in the inventory directory, for the guests role. Converging the exported inventory against the same hypervisors
+in the inventory directory, for the guests role; its networks and pools, read back by host_info, its
+``networks_list`` and ``storage_pools`` (for the networks and storage roles), each with its state and autostart. Converging the exported inventory against the same hypervisors
 adopts the guests the collection did not manage (their marker, metadata only), and then changes nothing.
 
 - A guest defined on several hypervisors is listed once: by the hypervisor where it runs (else the first of the
@@ -41,6 +42,8 @@ def export_argument_spec():
             "name": {"type": "str", "required": True},
             "uri": {"type": "str"},
             "guests": {"type": "list", "elements": "dict", "required": True},
+            "networks": {"type": "list", "elements": "dict"},
+            "pools": {"type": "list", "elements": "dict"},
         }},
         "force": {"type": "bool", "default": False},
     }
@@ -101,13 +104,27 @@ def assign(hypervisors):
     return parts
 
 
-def render(hypervisor, uri, entries, notes, dump):
-    """The text of host_vars/<hypervisor>.yml (``dump``: a YAML dumper of data)."""
-    lines = ["%s (playbooks/export.yml) from the guests of %s." % (MARK, uri or hypervisor),
+def _objects(items, what, notes):
+    """host_info's networks or pools as the networks and storage roles' items: each one's spec, with its state and
+    autostart as they are. A transient one (no persistent definition) cannot be declared, and is named in a note."""
+    entries = []
+    for item in items or []:
+        if item.get("spec") is None:
+            continue
+        if not item.get("persistent", True):
+            notes.append("%s %s is transient (libvirt keeps no definition of it) and is not listed" % (what, item["name"]))
+            continue
+        entries.append(dict(item["spec"], state="active" if item.get("active") else "inactive",
+                            autostart=bool(item.get("autostart"))))
+    return sorted(entries, key=lambda entry: entry["name"])
+
+
+def render(hypervisor, uri, data, notes, dump):
+    """The text of host_vars/<hypervisor>.yml (``data``: its variables; ``dump``: a YAML dumper of data)."""
+    lines = ["%s (playbooks/export.yml) from %s." % (MARK, uri or hypervisor),
              "# Export again to refresh it; edits are kept only if export is not run with force."]
     lines.extend("# NOTE %s" % note for note in notes)
-    body = dump({"guests_list": entries})
-    return "---\n" + "\n".join(lines) + "\n" + body
+    return "---\n" + "\n".join(lines) + "\n" + dump(data)
 
 
 def plan_files(dest, hypervisors, dump):
@@ -122,8 +139,14 @@ def plan_files(dest, hypervisors, dump):
     files = []
     for hv in hypervisors:
         entries, notes = parts[hv["name"]]
+        data = {}
+        if hv.get("networks") is not None:
+            data["networks_list"] = _objects(hv["networks"], "network", notes)
+        if hv.get("pools") is not None:
+            data["storage_pools"] = _objects(hv["pools"], "pool", notes)
+        data["guests_list"] = entries
         files.append({"path": os.path.join("host_vars", hv["name"] + ".yml"), "hypervisor": hv["name"],
-                      "text": render(hv["name"], hv.get("uri"), entries, notes, dump), "guests": len(entries),
+                      "text": render(hv["name"], hv.get("uri"), data, notes, dump), "guests": len(entries),
                       "notes": notes})
     return files
 

@@ -287,8 +287,9 @@ class ElementList(Field):
     """
 
     def __init__(self, key, parent, tag, attrs, ordered=True, shorthand=None, defaults=None, fixed=None,
-                 index=None, required=(), unique=None, option=None, prune=True):
+                 index=None, required=(), unique=None, option=None, prune=True, identity=None):
         super().__init__(key, parent, tag, option=option)
+        self.identity = identity  # an attribute naming an item: a changed item keeps its element (and its children)
         self.prune = prune  # remove the parent when the list becomes empty and nothing else is in it
         self.required, self.unique = required, unique or {}
         self.parent, self.tag, self.attrs = parent, tag, attrs
@@ -397,6 +398,16 @@ class ElementList(Field):
                 child.set(name, value)
         return child
 
+    def _rewritten(self, child, item):
+        """An item's old element with the list's attributes rewritten to ``item`` (the rest of it kept)."""
+        for _key, place, _codec in self.attrs:
+            if not self._children_tag(place):
+                child.attrib.pop(place, None)
+        for name, value in item:
+            if not self._children_tag(name):
+                child.set(name, value)
+        return child
+
     def read(self, elem):
         parent = find_path(elem, self.parent)
         if parent is None:
@@ -414,9 +425,16 @@ class ElementList(Field):
         for child in old:
             reusable.setdefault(self.item_of(child), []).append(child)
             parent.remove(child)
+        named = {child.get(self.identity): child for child in old} if self.identity else {}
         for offset, item in enumerate(value):
             kept = reusable.get(tuple(item))
-            parent.insert(position + offset, kept.pop(0) if kept else self.element_of(item))
+            if kept:
+                child = kept.pop(0)
+            elif self.identity and dict(item).get(self.identity) in named:
+                child = self._rewritten(named[dict(item)[self.identity]], item)
+            else:
+                child = self.element_of(item)
+            parent.insert(position + offset, child)
         if not value and self.prune:
             prune_empty(elem, self.parent)
 

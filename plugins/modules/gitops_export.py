@@ -7,13 +7,15 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: gitops_export
-short_description: Write the guests of running hypervisors into a GitOps inventory (host_vars guests_list)
+short_description: Write the guests, networks and pools of running hypervisors into a GitOps inventory
 version_added: 0.4.0
 description:
   - Writes C(host_vars/<hypervisor>.yml) in the inventory directory O(dest) for each hypervisor in O(hypervisors), with
     its guests as the C(kvmfleet.libvirt.guests) role's C(guests_list) - each guest's friendly spec as
-    M(kvmfleet.libvirt.domain_info) reads it back, with its name and UUID. Used by C(playbooks/export.yml), which
-    reads the guests and runs this module once, where the playbook runs.
+    M(kvmfleet.libvirt.domain_info) reads it back, with its name and UUID - and its networks and pools as the
+    C(networks_list) and C(storage_pools) of the networks and storage roles (their specs as
+    M(kvmfleet.libvirt.host_info) reads them back, with state and autostart). Used by C(playbooks/export.yml),
+    which reads each hypervisor and runs this module once, where the playbook runs.
   - Converging the exported inventory against the same hypervisors changes nothing in any guest's definition; guests
     the collection did not manage are adopted (their marker added, metadata only), and a second run changes nothing.
     What the friendly spec cannot express (a NIC of type vhostuser, an unknown element) is left out and kept as it
@@ -63,6 +65,19 @@ options:
         type: list
         elements: dict
         required: true
+      networks:
+        description:
+          - Its networks, as M(kvmfleet.libvirt.host_info) returns them; each one's C(spec), with its state and
+            autostart, goes into the file's C(networks_list) (for the C(kvmfleet.libvirt.networks) role). Left out,
+            the file has no C(networks_list).
+        type: list
+        elements: dict
+      pools:
+        description:
+          - Its storage pools, as M(kvmfleet.libvirt.host_info) returns them; into the file's C(storage_pools) (for
+            the C(kvmfleet.libvirt.storage) role). Left out, the file has no C(storage_pools).
+        type: list
+        elements: dict
   force:
     description: Overwrite files the export did not write (their first lines do not say so).
     type: bool

@@ -161,18 +161,26 @@ maintenance:
   type: dict
   sample: {"cordoned": true, "reason": "kernel update", "since": "2026-12-02T04:00:00Z"}
 networks:
-  description: Virtual networks with their state (the maintenance mark is not one of them).
+  description:
+    - Virtual networks with their state (the maintenance mark is not one of them), and each one's C(spec) - its
+      persistent definition read back as M(kvmfleet.libvirt.network) takes it (applying it changes nothing).
   returned: success
   type: list
   elements: dict
-  sample: [{"name": "default", "active": true, "autostart": true, "persistent": true, "bridge": "virbr0"}]
+  sample: [{"name": "default", "active": true, "autostart": true, "persistent": true, "bridge": "virbr0",
+            "spec": {"name": "default", "forward": "nat", "bridge": "virbr0",
+                     "ipv4": {"address": "192.168.122.1/24", "dhcp": {"ranges": [{"start": "192.168.122.2",
+                                                                                 "end": "192.168.122.254"}]}}}}]
 pools:
-  description: Storage pools with their state and sizes.
+  description:
+    - Storage pools with their state and sizes, and each one's C(spec) - its persistent definition read back as
+      M(kvmfleet.libvirt.pool) takes it (applying it changes nothing).
   returned: success
   type: list
   elements: dict
   sample: [{"name": "default", "type": "dir", "state": "running", "active": true, "autostart": true,
-            "path": "/var/lib/libvirt/images", "capacity_bytes": 1, "allocation_bytes": 1, "available_bytes": 0}]
+            "path": "/var/lib/libvirt/images", "capacity_bytes": 1, "allocation_bytes": 1, "available_bytes": 0,
+            "spec": {"name": "default", "type": "dir", "path": "/var/lib/libvirt/images", "mode": "0711"}}]
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import gather_host_facts

@@ -199,6 +199,125 @@ options:
         type: list
         elements: str
         required: true
+  dns_srv:
+    description:
+      - DNS SRV records served by the network's dnsmasq; changed live on a running network. The whole list (others
+        are removed); left as it is when not given.
+    type: list
+    elements: dict
+    version_added: 0.4.0
+    suboptions:
+      service:
+        description: The service name (without the leading underscore), for example V(ldap).
+        type: str
+        required: true
+      protocol:
+        description: The protocol.
+        type: str
+        required: true
+        choices: [tcp, udp]
+      domain:
+        description: The domain the record is for.
+        type: str
+      target:
+        description: The host that provides the service.
+        type: str
+      port:
+        description: The port of the service.
+        type: int
+      priority:
+        description: The record's priority.
+        type: int
+      weight:
+        description: The record's weight.
+        type: int
+  dns_txt:
+    description:
+      - DNS TXT records served by the network's dnsmasq; changed live on a running network. The whole list; left
+        as it is when not given.
+    type: list
+    elements: dict
+    version_added: 0.4.0
+    suboptions:
+      name:
+        description: The record's name.
+        type: str
+        required: true
+      value:
+        description: The record's text.
+        type: str
+        required: true
+  routes:
+    description:
+      - Static routes the host adds while the network runs - to a subnet behind a gateway on the network. The whole
+        list; left as it is when not given. A change applies when the network restarts.
+    type: list
+    elements: dict
+    version_added: 0.4.0
+    suboptions:
+      address:
+        description: The destination network's address.
+        type: str
+        required: true
+      prefix:
+        description: Its prefix length.
+        type: int
+      netmask:
+        description: Its IPv4 netmask (instead of O(routes[].prefix)).
+        type: str
+      gateway:
+        description: The gateway, an address on this network.
+        type: str
+        required: true
+      metric:
+        description: The route's metric.
+        type: int
+      family:
+        description: The addresses' family; V(ipv6) is filled in for IPv6 addresses.
+        type: str
+        choices: [ipv4, ipv6]
+  portgroups:
+    description:
+      - Port groups - named sets of settings a guest's NIC picks with its C(portgroup). The whole list; left as it is
+        when not given. A port group's VLAN, bandwidth and virtual port settings are not options; those of an
+        existing port group are kept as they are when its options change.
+    type: list
+    elements: dict
+    version_added: 0.4.0
+    suboptions:
+      name:
+        description: The port group's name.
+        type: str
+        required: true
+      default:
+        description: Whether a NIC without a port group gets this one.
+        type: bool
+      trust_guest_rx_filters:
+        description: Whether the host trusts the receive filters a guest sets on its NIC.
+        type: bool
+  bandwidth:
+    description:
+      - Quality of service of the whole network - each direction's rates in KiB/s (C(average), C(peak), C(floor)) and
+        C(burst) in KiB. Only the values given are managed. A change applies when the network restarts.
+    type: dict
+    version_added: 0.4.0
+    suboptions:
+      inbound:
+        description: Traffic into the network.
+        type: dict
+        suboptions:
+          average: {description: Average rate in KiB/s., type: int}
+          peak: {description: Peak rate in KiB/s., type: int}
+          burst: {description: Burst size in KiB., type: int}
+          floor: {description: Rate guaranteed to NICs that ask for one, in KiB/s., type: int}
+      outbound:
+        description: Traffic out of the network.
+        type: dict
+        suboptions:
+          average: {description: Average rate in KiB/s., type: int}
+          peak: {description: Peak rate in KiB/s., type: int}
+          burst: {description: Burst size in KiB., type: int}
+          floor: {description: Rate guaranteed to NICs that ask for one, in KiB/s., type: int}
   autostart:
     description: Start the network when libvirtd starts. Left as it is when not given.
     type: bool

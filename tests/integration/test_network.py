@@ -165,3 +165,36 @@ def test_bad_network_input_changes_nothing(conn, prefix, ansible, args, fragment
     assert fragment in run.result("bad")["msg"]
     assert "Traceback" not in run.output
     assert name not in [n.name() for n in conn.listAllNetworks(0)]
+
+
+def test_srv_txt_routes_portgroups_and_bandwidth_on_a_running_network(conn, prefix, ansible):
+    """What real hosts declare (issue 21): defined, started and read back by libvirt; SRV and TXT records change live
+    without a restart of the network, the read-back spec converges to no change."""
+    name, subnet = prefix + "q", _subnet(prefix)
+    extra = {
+        "dns_srv": [{"service": "ldap", "protocol": "tcp", "target": "ldap1", "port": 389}],
+        "dns_txt": [{"name": "info", "value": "v1"}],
+        "routes": [{"address": "10.253.0.0", "prefix": 16, "gateway": subnet + ".2", "metric": 5}],
+        "portgroups": [{"name": "web", "default": True}, {"name": "db"}],
+    }
+    # Bandwidth is defined only: this machine's kernel has no sfq qdisc, so libvirt cannot start a shaped network.
+    shaped = {"bandwidth": {"inbound": {"average": 1000, "peak": 5000, "burst": 1024}, "outbound": {"average": 800}},
+              "state": "present", "autostart": False}
+    ansible.converge([_net_task(name, subnet, [], **extra),
+                      _net_task(name + "s", subnet, [], **shaped)])  # never started: the same subnet is fine
+    shaped_root = etree.fromstring(conn.networkLookupByName(name + "s").XMLDesc(0).encode())
+    assert shaped_root.find("bandwidth/inbound").get("peak") == "5000"
+    net = conn.networkLookupByName(name)
+    root = etree.fromstring(net.XMLDesc(0).encode())
+    assert root.find("dns/srv").get("service") == "ldap" and root.find("dns/txt").get("value") == "v1"
+    assert root.find("route").get("gateway") == subnet + ".2"
+    assert sorted(g.get("name") for g in root.findall("portgroup")) == ["db", "web"]
+    extra["dns_txt"] = [{"name": "info", "value": "v2"}]
+    changed = ansible.converge([_net_task(name, subnet, [], **extra)]).result("network " + name)
+    assert changed["applied_live"] == ["remove DNS TXT record name=info value=v1", "add DNS TXT record name=info value=v2"]
+    assert not changed["restart_required"] and net.isActive()  # (libvirt restarts dnsmasq for TXT and SRV records)
+    assert etree.fromstring(net.XMLDesc(0).encode()).find("dns/txt").get("value") == "v2", "not in the running network"
+    spec = dict(changed["network"])
+    spec.pop("uuid")
+    again = ansible.run([{"name": "read back", "kvmfleet.libvirt.network": spec}])
+    assert again.changed == 0

@@ -16,6 +16,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import read_spec as read_network_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model import read_pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 POOL_STATE_NAMES = {0: "inactive", 1: "building", 2: "running", 3: "degraded", 4: "inaccessible"}
@@ -145,6 +147,21 @@ def _domcaps_error(conn, arch):
     return None
 
 
+def _persistent_xml(obj, flag):
+    """An object's persistent definition (its live one where the driver has no such flag, or it has none)."""
+    try:
+        return obj.XMLDesc(getattr(libvirt, flag))
+    except libvirt.libvirtError:
+        return obj.XMLDesc(0)
+
+
+def _read_back(reader, xml):
+    """An object's friendly spec (valid input for its module), without the UUID libvirt picked."""
+    spec = reader(xml)
+    spec.pop("uuid", None)
+    return spec
+
+
 def _networks(conn, maintenance):
     """The host's networks, and its maintenance mark (a network of ours, _host/maintenance.py) into
     ``maintenance``."""
@@ -163,6 +180,7 @@ def _networks(conn, maintenance):
             "autostart": bool(net.autostart()),
             "persistent": bool(net.isPersistent()),
             "bridge": bridge,
+            "spec": _read_back(read_network_spec, _persistent_xml(net, "VIR_NETWORK_XML_INACTIVE")),
         })
     return sorted(result, key=lambda n: n["name"])
 
@@ -182,6 +200,7 @@ def _pools(conn):
             "capacity_bytes": capacity,
             "allocation_bytes": allocation,
             "available_bytes": available,
+            "spec": _read_back(read_pool_spec, _persistent_xml(pool, "VIR_STORAGE_XML_INACTIVE")),
         })
     return sorted(result, key=lambda p: p["name"])
 

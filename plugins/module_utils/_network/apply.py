@@ -36,7 +36,8 @@ def _lookup(conn, name):
 
 _COMMANDS = {"add": "VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", "delete": "VIR_NETWORK_UPDATE_COMMAND_DELETE"}
 _SECTIONS = {"ip-dhcp-host": "VIR_NETWORK_SECTION_IP_DHCP_HOST", "ip-dhcp-range": "VIR_NETWORK_SECTION_IP_DHCP_RANGE",
-             "dns-host": "VIR_NETWORK_SECTION_DNS_HOST"}
+             "dns-host": "VIR_NETWORK_SECTION_DNS_HOST", "dns-srv": "VIR_NETWORK_SECTION_DNS_SRV",
+             "dns-txt": "VIR_NETWORK_SECTION_DNS_TXT"}
 
 
 class NetworkRunner(Runner):

@@ -15,18 +15,28 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import NETWORK_NAME, Mac
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Change, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import (
+    Change,
+    parse_fields,
+    reconcile_fields,
+    show_fields,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table import (
+    BANDWIDTH_FIELDS,
     DHCP_HOSTS,
     DHCP_RANGES,
     DNS_HOSTS,
+    DNS_SRV,
+    DNS_TXT,
     FORWARD,
     FORWARD_INTERFACES,
     IP_FIELDS,
     LIVE_DNS,
     LIVE_LISTS,
     NETWORK_FIELDS,
+    PORTGROUPS,
     ROUTED,
+    ROUTES,
     IPCodec,
     ip_block,
     read_forward,
@@ -57,10 +67,16 @@ def read_spec(xml):
         ip = ip_block(root, family)
         if ip is not None:
             spec[family] = read_ip(ip)
-    hosts = DNS_HOSTS.read(root)
-    if hosts:
-        spec["dns_hosts"] = DNS_HOSTS.show(hosts)
+    for field in LISTS:
+        items = field.read(root)
+        if items:
+            spec[field.key] = field.show(items)
+    spec.update(show_fields(BANDWIDTH_FIELDS, {f.key: f.read(root) for f in BANDWIDTH_FIELDS}))
     return spec
+
+
+# The network's lists of its own element (besides each address block's): whole lists, items compared as sets.
+LISTS = (DNS_HOSTS, DNS_SRV, DNS_TXT, ROUTES, PORTGROUPS)
 
 
 def read_ip(ip):
@@ -170,12 +186,44 @@ def normalize_spec(params):
     spec["interfaces"] = FORWARD_INTERFACES.parse(params.get("interfaces"), "interfaces")
     spec["ipv4"] = normalize_ip(params.get("ipv4"), "ipv4", "ipv4")
     spec["ipv6"] = normalize_ip(params.get("ipv6"), "ipv6", "ipv6")
-    spec["dns_hosts"] = DNS_HOSTS.parse(params.get("dns_hosts"), "dns_hosts")
+    for field in LISTS:
+        spec[field.key] = field.parse(params.get(field.key), field.key)
+    spec["routes"] = _check_routes(spec["routes"])
+    spec.update(parse_fields(BANDWIDTH_FIELDS, params))
     _check_kind(spec)
     return spec
 
 
-_ADDRESSED = ("ipv4", "ipv6", "dns_hosts", "domain", "domain_local_only", "mtu", "stp", "bridge_delay", "mac")
+def _check_routes(routes):
+    """A route's prefix (or IPv4 netmask) fits its address, and its family is the addresses': said for IPv6 (libvirt
+    needs family='ipv6' there), checked when given."""
+    if routes is None:
+        return None
+    checked = []
+    for index, item in enumerate(routes):
+        values = dict(item)
+        option = "routes[%d]" % index
+        address = ipaddress.ip_address(values["address"])
+        gateway = ipaddress.ip_address(values["gateway"])
+        if address.version != gateway.version:
+            raise SpecError(option + ".gateway", values["gateway"], "expected an IPv%d gateway for %s"
+                            % (address.version, address))
+        family = "ipv6" if address.version == 6 else "ipv4"
+        if values.get("family", family) != family:
+            raise SpecError(option + ".family", values["family"], "the route's addresses are %s" % family)
+        if "prefix" in values and "netmask" in values:
+            raise SpecError(option + ".netmask", values["netmask"], "give prefix or netmask, not both")
+        if "prefix" in values and int(values["prefix"]) > address.max_prefixlen:
+            raise SpecError(option + ".prefix", values["prefix"], "at most %d for %s" % (address.max_prefixlen,
+                                                                                          address))
+        if address.version == 6 and "family" not in values:
+            values["family"] = "ipv6"
+        checked.append(tuple(sorted(values.items())))
+    return tuple(sorted(checked))
+
+
+_ADDRESSED = ("ipv4", "ipv6", "dns_hosts", "dns_srv", "dns_txt", "routes", "domain", "domain_local_only", "mtu", "stp",
+              "bridge_delay", "mac")
 
 
 def _check_kind(spec, kind=None):
@@ -249,7 +297,7 @@ def plan_network(current_xml, spec):
     for family in ("ipv4", "ipv6"):
         if spec[family] is not None:
             changes.extend(reconcile_fields(ip_block(root, family, create=True), IP_FIELDS, spec[family], family + "."))
-    changes.extend(reconcile_fields(root, (DNS_HOSTS,), spec))
+    changes.extend(reconcile_fields(root, LISTS + BANDWIDTH_FIELDS, spec))
     if current_xml is None:
         changes.insert(0, Change("network", None, "defined"))
     header = "network %s (persistent config)" % spec["name"]
@@ -288,7 +336,8 @@ def live_updates(live_xml, config_xml):
     for family in ("ipv4", "ipv6"):
         for section, field, label, describe in LIVE_LISTS:
             updates += _list_updates(section, field, label, describe, ip_block(live, family), ip_block(config, family))
-    updates += _list_updates(*LIVE_DNS, live, config)
+    for section, field, label, describe in LIVE_DNS:
+        updates += _list_updates(section, field, label, describe, live, config)
     return updates, restart_reasons(live, config)
 
 
@@ -296,7 +345,8 @@ def restart_reasons(live, config):
     """Differences between the running network and its config other than the live-updatable ones."""
     before, after = read_spec(live), read_spec(config)
     for spec in (before, after):
-        spec.pop("dns_hosts", None)
+        for key in ("dns_hosts", "dns_srv", "dns_txt"):
+            spec.pop(key, None)
         for family in ("ipv4", "ipv6"):
             if family in spec and "dhcp" in spec[family]:
                 spec[family]["dhcp"] = {"enabled": True}

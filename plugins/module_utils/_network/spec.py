@@ -9,11 +9,16 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import argument_spec_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import DEFAULT_URI
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table import (
+    BANDWIDTH_FIELDS,
     DNS_HOSTS,
+    DNS_SRV,
+    DNS_TXT,
     FORWARD_INTERFACES,
     FORWARD_OPTIONS,
     IP_FIELDS,
     NETWORK_FIELDS,
+    PORTGROUPS,
+    ROUTES,
 )
 
 
@@ -27,7 +32,8 @@ def network_options():
         "restart": {"type": "str", "default": "never", "choices": ["never", "if_needed"]},
         "force": {"type": "bool", "default": False},
     }
-    options.update(argument_spec_of(NETWORK_FIELDS + FORWARD_OPTIONS + (FORWARD_INTERFACES, DNS_HOSTS)))
+    options.update(argument_spec_of(NETWORK_FIELDS + FORWARD_OPTIONS + (FORWARD_INTERFACES, DNS_HOSTS, DNS_SRV, DNS_TXT,
+                                                                      ROUTES, PORTGROUPS) + BANDWIDTH_FIELDS))
     return options
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec, Int, Mac, Text, YesNo
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice, Codec, Int, Mac, Text, YesNo
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ElementList, Field, Option
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
@@ -211,6 +211,36 @@ DNS_HOSTS = ElementList("dns_hosts", "dns", "host", [("ip", "ip", IPCodec()), ("
                         unique={"ip": "each address once (it is also {other}); list all its names in hostnames"})
 
 
+# DNS SRV and TXT records (dnsmasq serves them; changed live, virNetworkUpdate's dns-srv and dns-txt sections).
+DNS_SRV = ElementList("dns_srv", "dns", "srv", [
+    ("service", "service", Text(pattern=r"[A-Za-z0-9_\-]{1,15}")), ("protocol", "protocol", Choice("tcp", "udp")),
+    ("domain", "domain", DNS_NAME), ("target", "target", DNS_NAME), ("port", "port", Int(0, 65535)),
+    ("priority", "priority", Int(0, 65535)), ("weight", "weight", Int(0, 65535))],
+    ordered=False, required=("service", "protocol"))
+DNS_TXT = ElementList("dns_txt", "dns", "txt", [("name", "name", DNS_NAME), ("value", "value", Codec())],
+                      ordered=False, required=("name", "value"),
+                      unique={"name": "each name once (it is also {other})"})
+
+# Static routes of the host, through a gateway on the network (a route network's guests reach other subnets).
+ROUTES = ElementList("routes", "", "route", [
+    ("address", "address", IPCodec()), ("prefix", "prefix", Int(0, 128)), ("netmask", "netmask", IPCodec(4)),
+    ("gateway", "gateway", IPCodec()), ("metric", "metric", Int(1)), ("family", "family", Choice("ipv4", "ipv6"))],
+    ordered=False, required=("address", "gateway"))
+
+# Port groups: named sets of NIC settings a guest's NIC picks (interfaces[].portgroup); ``default`` is the one a
+# NIC without a portgroup gets. Their VLAN, bandwidth and virtualport settings are kept as they are.
+PORTGROUPS = ElementList("portgroups", "", "portgroup", [
+    ("name", "name", DEVICE_NAME), ("default", "default", YesNo("yes", "no")),
+    ("trust_guest_rx_filters", "trustGuestRxFilters", YesNo("yes", "no"))],
+    ordered=False, required=("name",), unique={"name": "each port group once (it is also {other})"}, identity="name")
+
+# Quality of service of the whole network (<bandwidth>): average and peak rates in KiB/s, burst in KiB, floor
+# (guaranteed to NICs that ask for it) in KiB/s.
+BANDWIDTH_FIELDS = tuple(
+    Field("bandwidth.%s.%s" % (direction, attr), "bandwidth/" + direction, attr, Int(1))
+    for direction in ("inbound", "outbound") for attr in ("average", "peak", "burst", "floor"))
+
+
 def _pairs(item):
     return " ".join("%s=%s" % pair for pair in item)
 
@@ -222,7 +252,9 @@ def _dns_host(item):
 
 # The lists a running network takes live: (virNetworkUpdate section, field, its words, how an item reads).
 LIVE_LISTS = (("ip-dhcp-host", DHCP_HOSTS, "DHCP host", _pairs), ("ip-dhcp-range", DHCP_RANGES, "DHCP range", _pairs))
-LIVE_DNS = ("dns-host", DNS_HOSTS, "DNS host", _dns_host)
+# The lists of the network's own element a running network takes live.
+LIVE_DNS = (("dns-host", DNS_HOSTS, "DNS host", _dns_host), ("dns-srv", DNS_SRV, "DNS SRV record", _pairs),
+            ("dns-txt", DNS_TXT, "DNS TXT record", _pairs))
 
 
 def ip_block(root, family, create=False):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Choice
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ensure_path, reconcile_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import ensure_path, read_fields, reconcile_fields
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.table import (
     AUTH_TYPES,
     BY_KEY,
@@ -148,6 +148,17 @@ def plan_pool(current_xml, spec, name):
         if value is None or value == ():
             raise SpecError(key, None, "a %s pool needs it" % pool_type)
     return Plan("pool (persistent config)", before, to_string(root), changes, created, type=pool_type)
+
+
+def read_pool_spec(xml):
+    """A pool's friendly spec as the pool module takes it (its name, type and the keys its type takes), read through
+    the same table that writes it; applying it to the same pool changes nothing."""
+    root = strip_runtime(parse_xml(xml) if isinstance(xml, (str, bytes)) else copy.deepcopy(xml))
+    pool_type = root.get("type")
+    allowed = POOL_RULES.get(pool_type, ((), ()))[0]
+    spec = {"name": root.findtext("name"), "type": pool_type}
+    spec.update(read_fields(root, [field for field in POOL_FIELDS if field.key in allowed]))
+    return spec
 
 
 def with_permissions(xml, permissions):

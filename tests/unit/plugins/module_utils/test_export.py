@@ -99,3 +99,20 @@ def test_nothing_is_written_through_a_symbolic_link_or_outside_the_directory(tmp
     with pytest.raises(SpecError) as relative:
         write_files("relative/dir", files, True, False)
     assert relative.value.option == "dest"
+
+
+def test_networks_and_pools_go_with_their_state_and_autostart():
+    hv = {"name": "hv1", "guests": [], "networks": [
+        {"name": "lab", "active": True, "autostart": True, "persistent": True,
+         "spec": {"name": "lab", "forward": "isolated", "ipv4": {"address": "10.1.0.1/24"}}},
+        {"name": "tmp", "active": True, "autostart": False, "persistent": False, "spec": {"name": "tmp"}}],
+        "pools": [{"name": "images", "active": False, "autostart": False,
+                   "spec": {"name": "images", "type": "dir", "path": "/srv/images"}}]}
+    item = plan_files("/x", [hv], dump_yaml)[0]
+    data = parsed(item)
+    assert data["networks_list"] == [{"name": "lab", "forward": "isolated", "ipv4": {"address": "10.1.0.1/24"},
+                                      "state": "active", "autostart": True}]
+    assert data["storage_pools"] == [{"name": "images", "type": "dir", "path": "/srv/images", "state": "inactive",
+                                      "autostart": False}]
+    assert item["notes"] == ["network tmp is transient (libvirt keeps no definition of it) and is not listed"]
+    assert "networks_list" not in parsed(plan_files("/x", [{"name": "hv2", "guests": []}], dump_yaml)[0])

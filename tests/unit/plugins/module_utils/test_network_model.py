@@ -277,3 +277,62 @@ def test_macvtap_read_back_as_libvirt_reports_it():
     assert spec["forward"] == "macvtap" and spec["macvtap_mode"] == "vepa" and "forward_dev" not in spec
     spec.pop("uuid")
     assert not plan(live, **spec).changed
+
+
+# ---- what real hosts declare (issue 21): SRV and TXT records, routes, port groups, bandwidth -----------------------
+
+EVERYTHING = dict(
+    name="lab", forward="route", ipv4={"address": "10.30.0.1/24"}, ipv6={"address": "fd00:30::1/64"},
+    dns_srv=[{"service": "ldap", "protocol": "tcp", "domain": "lab.example", "target": "ldap1.lab.example",
+              "port": 389, "priority": 10, "weight": 5}],
+    dns_txt=[{"name": "info.lab.example", "value": "hello world"}],
+    routes=[{"address": "10.31.0.0", "prefix": 16, "gateway": "10.30.0.2", "metric": 5},
+            {"address": "fd00:31::", "prefix": 48, "gateway": "fd00:30::2"}],
+    portgroups=[{"name": "web", "default": True}, {"name": "db", "trust_guest_rx_filters": False}],
+    bandwidth={"inbound": {"average": 1000, "peak": 5000, "burst": 1024}, "outbound": {"average": 800}})
+
+
+def test_srv_txt_routes_portgroups_and_bandwidth_converge_validate_and_read_back():
+    first = converges(None, **EVERYTHING)
+    doc = valid(first.after)
+    assert doc.find("dns/srv").get("service") == "ldap" and doc.find("dns/txt").get("value") == "hello world"
+    assert sorted(r.get("family") or "ipv4" for r in doc.findall("route")) == ["ipv4", "ipv6"]
+    assert doc.find("bandwidth/inbound").get("peak") == "5000"
+    spec = model.read_spec(first.after)
+    assert spec["routes"][1] == {"address": "fd00:31::", "prefix": 48, "gateway": "fd00:30::2", "family": "ipv6"}
+    assert spec["bandwidth"] == {"inbound": {"average": 1000, "peak": 5000, "burst": 1024}, "outbound": {"average": 800}}
+    assert sorted(spec["portgroups"], key=lambda g: g["name"]) == [
+        {"name": "db", "trust_guest_rx_filters": False}, {"name": "web", "default": True}]
+    spec.pop("uuid")
+    assert not plan(first.after, **spec).changed, "the read-back spec describes the network exactly"
+
+
+def test_srv_and_txt_records_change_live_routes_need_a_restart():
+    config = plan(None, **EVERYTHING).after
+    changed = plan(config, name="lab", dns_txt=[{"name": "info.lab.example", "value": "bye"}], dns_srv=[],
+                   routes=[{"address": "10.31.0.0", "prefix": 16, "gateway": "10.30.0.3"}]).after
+    updates, reasons = model.live_updates(config, changed)
+    assert [(u.command, u.section) for u in updates] == [("delete", "dns-srv"), ("delete", "dns-txt"),
+                                                         ("add", "dns-txt")]
+    assert len(reasons) == 1 and reasons[0].startswith("routes:")
+
+
+def test_a_changed_port_group_keeps_its_vlan():
+    xml = ("<network><name>lan</name><forward mode='bridge'/><bridge name='br0'/>"
+           "<portgroup name='web' default='yes'><vlan><tag id='42'/></vlan></portgroup></network>")
+    after = converges(xml, name="lan", portgroups=[{"name": "web", "default": False}]).after
+    group = valid(after).find("portgroup")
+    assert group.get("default") == "no" and group.find("vlan/tag").get("id") == "42"
+
+
+@pytest.mark.parametrize("route, option, fragment", [
+    ({"address": "10.31.0.0", "prefix": 16, "gateway": "fd00::2"}, "routes[0].gateway", "IPv4 gateway"),
+    ({"address": "10.31.0.0", "prefix": 40, "gateway": "10.30.0.2"}, "routes[0].prefix", "at most 32"),
+    ({"address": "fd00:31::", "prefix": 48, "gateway": "fd00:30::2", "family": "ipv4"}, "routes[0].family", "ipv6"),
+    ({"address": "10.31.0.0", "prefix": 16, "netmask": "255.255.0.0", "gateway": "10.30.0.2"}, "routes[0].netmask",
+     "not both"),
+])
+def test_bad_routes_name_the_option(route, option, fragment):
+    with pytest.raises(SpecError) as info:
+        plan(None, name="lab", ipv4={"address": "10.30.0.1/24"}, routes=[route])
+    assert info.value.option == option and fragment in str(info.value)
