@@ -108,6 +108,12 @@ def test_seed_boots_configured_edits_live_and_hides_secrets(conn, prefix, ansibl
     assert report["meta_data"]["instance-id"] == "iid-" + uuid
     assert conn.lookupByName(name).UUIDString() == uuid
 
+    # The guest read back (its seed cdrom as one of its disks) is valid input that changes nothing.
+    read = ansible.run([{"name": "read", "kvmfleet.libvirt.domain_info": {"name": name}, "register": "read"}])
+    spec = dict(read.result("read")["guests"][0]["spec"])
+    runs.append(ansible.run([{"name": "read-back", "kvmfleet.libvirt.domain": spec}]))
+    assert runs[-1].changed == 0, runs[-1].result("read-back").get("changes")
+
     _assert_secret_nowhere(runs)
 
 
