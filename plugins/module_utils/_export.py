@@ -6,8 +6,9 @@
 Each hypervisor's guests, read back by domain_info (their friendly specs: valid input for the domain module, which
 leave out what they cannot express and keep it as it is), become the ``guests_list`` of ``host_vars/<hypervisor>.yml``
 in the inventory directory, for the guests role; its networks and pools, read back by host_info, its
-``networks_list`` and ``storage_pools`` (for the networks and storage roles), each with its state and autostart. Converging the exported inventory against the same hypervisors
-adopts the guests the collection did not manage (their marker, metadata only), and then changes nothing.
+``networks_list`` and ``storage_pools`` (for the networks and storage roles), each with its state and autostart.
+Converging the exported inventory against the same hypervisors adopts the guests the collection did not manage (their
+marker, metadata only), and then changes nothing.
 
 - A guest defined on several hypervisors is listed once: by the hypervisor where it runs (else the first of the
   list); the others' copies are named in a note (the guests role retires them as stale copies).

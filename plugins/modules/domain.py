@@ -469,7 +469,9 @@ options:
         guest's kvmfleet metadata (C(<kvmfleet:cloud-init hash=...>)), the ISO is not read to compare. On a running
         guest the new content is a live media change on the same target (cloud-init itself reads it at boot).
       - The cdrom is one of the guest's disks (identity - its target dev); with O(disks) given, it is added to them.
-        Leaving O(cloud_init) out later keeps the seed as it is.
+      - Leaving O(cloud_init) out later keeps the seed as it is, unless O(disks) is given - the whole disk list. Then
+        the seed's cdrom is detached (unless O(disks) names its target dev) and the seed's metadata goes; with
+        O(remove_storage=true) its volume is deleted too (not one another guest uses).
       - O(cloud_init.user_data) and O(cloud_init.vendor_data) are C(no_log); results and diffs never carry them, the
         diff shows a prefix of the content hash. Ansible masks every value of a C(no_log) option wherever it appears
         in the output, so keep short, common values (the hostname) in O(cloud_init.meta_data).
@@ -568,7 +570,8 @@ options:
     default: false
   remove_storage:
     description:
-      - With O(state=absent), also delete the guest's disk volumes.
+      - With O(state=absent), also delete the guest's disk volumes. With a guest that keeps existing, delete the
+        volume of a cloud-init seed this task detaches (see O(cloud_init)).
       - A disk image that another guest also uses (a C(shareable) disk, say) is not deleted behind its back; the
         task is refused, naming the other guest, unless O(remove_shared_storage=true).
     type: bool

@@ -602,7 +602,10 @@ options:
           guest's kvmfleet metadata (C(<kvmfleet:cloud-init hash=...>)), the ISO is not read to compare. On a running
           guest the new content is a live media change on the same target (cloud-init itself reads it at boot).
         - The cdrom is one of the guest's disks (identity - its target dev); with O(guests[].disks) given, it is added
-          to them. Leaving O(guests[].cloud_init) out later keeps the seed as it is.
+          to them.
+        - Leaving O(guests[].cloud_init) out later keeps the seed as it is, unless O(guests[].disks) is given - the whole
+          disk list. Then the seed's cdrom is detached (unless O(guests[].disks) names its target dev) and the seed's
+          metadata goes; with O(remove_storage=true) its volume is deleted too (not one another guest uses).
         - O(guests[].cloud_init.user_data) and O(guests[].cloud_init.vendor_data) are C(no_log); results and diffs never
           carry them, the diff shows a prefix of the content hash. Ansible masks every value of a C(no_log) option wherever
           it appears in the output, so keep short, common values (the hostname) in O(guests[].cloud_init.meta_data).

@@ -183,6 +183,58 @@ options:
                 description: The address leased.
                 type: str
                 required: true
+  addresses:
+    description:
+      - Every address block of the network, IPv4 and IPv6 (each block's family is its address's), for a network with
+        more than one block of a family. The whole list - a block not in it is removed, with its DHCP service.
+      - A block keeps the element of its network, so its address may change and what is not declared stays. Not with
+        O(ipv4) or O(ipv6); each network once; DHCP on one block of each family at most (dnsmasq serves one).
+      - Left as it is when not given. A change applies when the network restarts.
+    type: list
+    elements: dict
+    version_added: 0.4.0
+    suboptions:
+      address:
+        description: The host's address with its prefix length, such as V(192.168.100.1/24).
+        type: str
+        required: true
+      dhcp:
+        description:
+          - The DHCP service. Ranges and hosts given here are the whole list (others are removed);
+            an empty dict enables DHCP with static hosts only. Left as it is when not given.
+        type: dict
+        suboptions:
+          ranges:
+            description: Dynamic address ranges.
+            type: list
+            elements: dict
+            suboptions:
+              start:
+                description: First address handed out.
+                type: str
+                required: true
+              end:
+                description: Last address handed out.
+                type: str
+                required: true
+          hosts:
+            description: Static leases. Each needs O(addresses[].dhcp.hosts[].ip) and a C(mac) or C(name).
+            type: list
+            elements: dict
+            suboptions:
+              mac:
+                description: The guest NIC's MAC address.
+                type: str
+              id:
+                description: A DHCPv6 client DUID (IPv6 only).
+                type: str
+              name:
+                description: The host name handed out with the lease (and resolvable in the network's DNS).
+                type: str
+              ip:
+                description: The address leased.
+                type: str
+                required: true
   dns_hosts:
     description:
       - DNS host records served by the network's dnsmasq. The whole list (others are removed); left as it

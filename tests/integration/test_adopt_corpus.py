@@ -69,8 +69,8 @@ def test_every_definable_guest_of_the_corpus_is_adopted_exactly(conn, prefix, an
         if why is None and not (checked[name]["changed"] and checked[name]["adopted"]):
             why = "check mode did not predict the adoption: %s" % checked[name].get("changes")
         if why is None and (first[name].get("changes") != MARKER or not first[name]["adopted"]):
-            why = "the run changed more than the marker: %s %s" % (first[name].get("changes"),
-                                                                    first[name].get("actions"))
+            why = "the run changed more than the marker: %s %s" % (
+                first[name].get("changes"), first[name].get("actions"))
         if why is None and (second[name]["changed"] or after[name]["changed"]):
             why = "not idempotent: %s" % (second[name].get("changes") or after[name].get("changes"))
         if why is None and GUEST.find(now) is None:

@@ -114,6 +114,18 @@ def test_seed_boots_configured_edits_live_and_hides_secrets(conn, prefix, ansibl
     runs.append(ansible.run([{"name": "read-back", "kvmfleet.libvirt.domain": spec}]))
     assert runs[-1].changed == 0, runs[-1].result("read-back").get("changes")
 
+    # Left out of a description that declares the whole disk list: the seed is detached (at the next boot: a SATA
+    # cdrom does not unplug live), its metadata goes, and with remove_storage its volume is deleted.
+    dropped = guest(name, image, lab, remove_storage=True)
+    runs.append(ansible.converge([dropped]))
+    result = runs[-1].result(dropped["name"])
+    assert "delete cloud-init seed volume %s" % iso_path in result["actions"], result["actions"]
+    assert result["reboot_required"] and any("disk sda" in reason for reason in result["reasons"]), result
+    assert not iso_path.exists()
+    root = etree.fromstring(inactive_xml(conn, name).encode())
+    assert _seed_disk(root) is None and not root.xpath("metadata/k:guest/k:cloud-init", namespaces=NS)
+    assert [d.find("target").get("dev") for d in root.iterfind("devices/disk")] == ["vda"]
+
     _assert_secret_nowhere(runs)
 
 

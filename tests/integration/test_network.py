@@ -198,3 +198,23 @@ def test_srv_txt_routes_portgroups_and_bandwidth_on_a_running_network(conn, pref
     spec.pop("uuid")
     again = ansible.run([{"name": "read back", "kvmfleet.libvirt.network": spec}])
     assert again.changed == 0
+
+
+def test_address_blocks_are_added_changed_and_removed(conn, prefix, ansible):
+    """More than one address block per family (issue 21): libvirt takes them, a block not listed goes."""
+    name, subnet = prefix + "m", _subnet(prefix)
+    blocks = [{"address": subnet + ".1/24", "dhcp": {"ranges": [{"start": subnet + ".100", "end": subnet + ".150"}]}},
+              {"address": "10.254.%d.1/24" % int(prefix[-3:-1], 16)},
+              {"address": "fd00:%x::1/64" % int(prefix[-3:-1], 16)}]
+    task = {"name": "blocks", "kvmfleet.libvirt.network": {"name": name, "bridge": "kvm" + name[-8:-2], "state": "present",
+                                                           "addresses": blocks}}
+    ansible.converge([task])
+    root = etree.fromstring(conn.networkLookupByName(name).XMLDesc(0).encode())
+    assert [ip.get("address") for ip in root.findall("ip")] == [b["address"].split("/")[0] for b in blocks]
+    task["kvmfleet.libvirt.network"]["addresses"] = blocks[:1]
+    changed = ansible.converge([task]).result("blocks")
+    assert sorted(c for c in changed["changes"] if c.startswith("address block")) == [
+        "address block %s: present -> (none)" % blocks[1]["address"],
+        "address block %s: present -> (none)" % blocks[2]["address"]]
+    root = etree.fromstring(conn.networkLookupByName(name).XMLDesc(0).encode())
+    assert [ip.get("address") for ip in root.findall("ip")] == [subnet + ".1"] and root.find("ip/dhcp") is not None

@@ -473,12 +473,17 @@ class GuestRun(Runner):
             self.actions.append("write Ignition config %s" % ignition["path"])
         for task in volume_tasks:
             self.actions.append(task.describe())
+        dropped = self._dropped_seed_volume(plan.dropped_seed, name) if self.options["remove_storage"] else None
+        if dropped is not None:
+            self.actions.append("delete cloud-init seed volume %s" % dropped.path())
         if not check:
             self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None, validate)
             if dom is None or renamed_from is not None:
                 dom = conn.lookupByName(name)
             if running and live:
                 self.apply_live(name, live, plan.seed_dev)
+            if dropped is not None:
+                dropped.delete(0)  # last: the guest no longer names it
         else:
             self.applied_live.extend(live_label(item) for item in live)
         if renamed_from is not None:  # renamed (or, in check mode, predicted to be): later guests see the new name
@@ -582,6 +587,28 @@ class GuestRun(Runner):
             for task in volume_tasks:
                 if task.vol is not None:
                     self._grow(dom, task, running)
+
+    def _dropped_seed_volume(self, source, name):
+        """The volume of a seed this run detaches (``source``: its disk source), to delete with remove_storage; None
+        when there is none, or it is in no pool, or another guest uses it (said so)."""
+        if source is None:
+            return None
+        kind, attrs = source[0], dict(source[1])
+        try:
+            if kind == "volume":
+                vol = self.conn.storagePoolLookupByName(attrs["pool"]).storageVolLookupByName(attrs["volume"])
+            else:
+                vol = self.conn.storageVolLookupByPath(attrs.get("file") or "")
+        except libvirt.libvirtError:
+            self.warn("the detached cloud-init seed %s is in no storage pool and was kept"
+                      % (attrs.get("file") or attrs.get("volume")))
+            return None
+        pool = vol.storagePoolLookupByVolume()
+        users = _lazy("_storage").guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(name,))
+        if users:
+            self.warn("the detached cloud-init seed %s is also used by %s and was kept" % (vol.path(), ", ".join(users)))
+            return None
+        return vol
 
     def _undo_create(self, dom):
         """Take back a guest this run defined, with everything made for it: no half-made objects."""

@@ -128,8 +128,9 @@ def stored_hash(root, tag):
     return None if node is None else node.get("hash")
 
 
-def reconcile_content_hash(root, tag, what, wanted, live=None):
-    """Keep ``wanted`` (a content hash) in ``<kvmfleet:TAG hash=.../>``; a Change naming only hash prefixes."""
+def reconcile_content_hash(root, tag, what, wanted, live=None, extra=None):
+    """Keep ``wanted`` (a content hash) in ``<kvmfleet:TAG hash=.../>``, with ``extra`` attributes written along with
+    a new hash (the seed's target dev); a Change naming only hash prefixes."""
     current = stored_hash(root, tag)
     if current == wanted:
         return []
@@ -137,7 +138,19 @@ def reconcile_content_hash(root, tag, what, wanted, live=None):
     if node is None:
         node = etree.SubElement(_guest_node(root), q(tag))
     node.set("hash", wanted)
+    for name, value in (extra or {}).items():
+        node.set(name, value)
     return [Change(what, "content " + short_hash(current) if current else None, "content " + short_hash(wanted), live)]
+
+
+def drop_content_node(root, tag):
+    """Remove ``<kvmfleet:TAG>`` (a seed no longer declared); (its attributes, a Change) or (None, None)."""
+    node = content_node(root, tag)
+    if node is None:
+        return None, None
+    attrs = dict(node.attrib)
+    node.getparent().remove(node)
+    return attrs, Change(tag.replace("-", "_"), "content " + short_hash(attrs.get("hash") or ""), None)
 
 
 def mask_content_hashes(root):

@@ -14,6 +14,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_ki
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS, AnyOf
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
+    drop_content_node,
     mark_nvram_reset,
     mask_content_hashes,
     reconcile_content_hash,
@@ -59,13 +60,14 @@ class GuestPlan(Plan):
     the Changes, secrets masked in --diff), with the device operations, and what the plan derived (the parsed
     document ``root``, the NIC MACs, the seed's target dev)."""
 
-    def __init__(self, before, root, changes, device_ops, created, seed_dev=None, macs=()):
+    def __init__(self, before, root, changes, device_ops, created, seed_dev=None, macs=(), dropped_seed=None):
         super().__init__("domain (persistent config)", before, to_string(copy.deepcopy(root)), changes, created,
                          mask=mask_secrets)
         self.root = root
         self.device_ops = device_ops
         self.seed_dev = seed_dev
         self.macs = list(macs)  # the MACs of the declared NICs, in order
+        self.dropped_seed = dropped_seed  # the source of a seed cdrom detached because cloud_init is no longer declared
 
 
 def _secret_fields(kind):
@@ -187,6 +189,9 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     seed_disk = None
     if spec.get("cloud_init"):
         seed_disk = _seed_disk_spec(spec, _seed_target(devices, spec))
+    dropped_seed = None
+    if not created and spec.get("cloud_init") is None:
+        dropped_seed = _drop_seed(root, devices, spec, changes, device_ops)
     taken = host.macs_except(spec["name"])
     for kind in DEVICE_KINDS:
         specs = spec.get(kind.name)
@@ -207,7 +212,7 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     if seed_disk is not None:
         attached = any(op.key == seed_disk["_key"] and op.kind == "disks" for op in device_ops)
         changes.extend(reconcile_content_hash(root, "cloud-init", "cloud_init", spec["cloud_init"]["hash"],
-                                              None if attached else LIVE_SEED))
+                                              None if attached else LIVE_SEED, {"dev": seed_disk["_key"]}))
     if spec.get("ignition"):
         changes.extend(reconcile_ignition(root, spec["ignition"]))
         changes.extend(reconcile_content_hash(root, "ignition", "ignition", spec["ignition"]["hash"]))
@@ -216,7 +221,8 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     changes.extend(apply_xml_edits(root, spec.get("xml_edits") or []))
     if created:  # a new guest has no "before": list what it is made with
         changes = [Change(c.what, None, c.after, c.live, c.secret, c.field) for c in changes]
-    return GuestPlan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs)
+    return GuestPlan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs,
+                     dropped_seed)
 
 
 def _current_nics(current_xml, spec):
@@ -247,6 +253,35 @@ def nic_macs(current_xml, spec, host):
 
 
 # ---- the cloud-init seed cdrom and the Ignition entry ------------------------------------------
+
+def _drop_seed(root, devices, spec, changes, device_ops):
+    """A guest whose description declares its whole disk list (``disks``) and no longer ``cloud_init`` loses its seed:
+    the cdrom (its target dev is in the seed's metadata; for a guest seeded before that was recorded, the cdrom of the
+    default seed volume) is detached, unless ``disks`` declares that dev, and the seed's metadata goes. Returns the
+    detached cdrom's source, or None. Without ``disks`` the seed is kept: only what is declared is managed, and a
+    task that declares part of a guest must not take its seed away."""
+    if spec.get("disks") is None:
+        return None
+    attrs, change = drop_content_node(root, "cloud-init")
+    if attrs is None:
+        return None
+    changes.append(change)
+    kind = DEVICE_KIND["disks"]
+    default = "%s-cidata.iso" % spec["name"]
+    for elem in devices.findall(kind.tag):
+        source = DISK_SOURCE.read(elem)
+        named = dict(source[1]).get("volume") or (dict(source[1]).get("file") or "").rsplit("/", 1)[-1]
+        dev = kind.key_of(elem)
+        if elem.get("device") != "cdrom" or (dev != attrs.get("dev") and (attrs.get("dev") or named != default)):
+            continue
+        if any(disk["_key"] == dev for disk in spec.get("disks") or []):
+            return None  # declared as one of its disks: the user keeps it
+        devices.remove(elem)
+        changes.append(Change(kind.label(dev), "present", None, LIVE_DETACH))
+        device_ops.append(DeviceOp("detach", kind.name, dev, kind.label(dev)))
+        return source
+    return None
+
 
 def _seed_target(devices, spec):
     """The seed cdrom's target dev: declared, or the one the seed volume is attached at, or the next

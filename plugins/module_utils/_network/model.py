@@ -38,7 +38,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table im
     ROUTED,
     ROUTES,
     IPCodec,
+    dhcp_block,
     ip_block,
+    ip_elements,
     read_forward,
     read_interface,
 )
@@ -63,10 +65,13 @@ def read_spec(xml):
             spec[field.key] = value
     if kind not in ("nat", "route"):
         spec.pop("forward_dev", None)  # libvirt fills it in from the first macvtap interface
-    for family in ("ipv4", "ipv6"):
-        ip = ip_block(root, family)
-        if ip is not None:
-            spec[family] = read_ip(ip)
+    if any(len(ip_elements(root, family)) > 1 for family in ("ipv4", "ipv6")):
+        spec["addresses"] = [read_ip(ip) for ip in root.iterfind("ip")]  # more than one block of a family
+    else:
+        for family in ("ipv4", "ipv6"):
+            ip = ip_block(root, family)
+            if ip is not None:
+                spec[family] = read_ip(ip)
     for field in LISTS:
         items = field.read(root)
         if items:
@@ -186,12 +191,83 @@ def normalize_spec(params):
     spec["interfaces"] = FORWARD_INTERFACES.parse(params.get("interfaces"), "interfaces")
     spec["ipv4"] = normalize_ip(params.get("ipv4"), "ipv4", "ipv4")
     spec["ipv6"] = normalize_ip(params.get("ipv6"), "ipv6", "ipv6")
+    spec["addresses"] = normalize_blocks(params.get("addresses"), spec)
     for field in LISTS:
         spec[field.key] = field.parse(params.get(field.key), field.key)
     spec["routes"] = _check_routes(spec["routes"])
     spec.update(parse_fields(BANDWIDTH_FIELDS, params))
     _check_kind(spec)
     return spec
+
+
+def _family_of(raw):
+    try:
+        return "ipv6" if ipaddress.ip_interface(str((raw or {}).get("address"))).version == 6 else "ipv4"
+    except ValueError:
+        return "ipv4"  # normalize_ip says what is wrong with it
+
+
+def normalize_blocks(raw_blocks, spec):
+    """``addresses``: every address block of the network, the whole list ([(family, block)]); each checked as an
+    ``ipv4``/``ipv6`` block is. Not with ``ipv4``/``ipv6``; no network twice; DHCP on one block per family at most
+    (dnsmasq serves one)."""
+    if raw_blocks is None:
+        return None
+    if spec.get("ipv4") is not None or spec.get("ipv6") is not None:
+        raise SpecError("addresses", [b.get("address") if isinstance(b, dict) else b for b in raw_blocks],
+                        "give addresses (every block), or ipv4 and ipv6 (one block each), not both")
+    blocks, networks, dhcp = [], {}, {}
+    for index, raw in enumerate(raw_blocks):
+        option = "addresses[%d]" % index
+        family = _family_of(raw)
+        block = normalize_ip(raw, family, option)
+        network = block["address"].network
+        if network in networks:
+            raise SpecError(option + ".address", str(block["address"]), "each network once; addresses[%d] is in %s too"
+                            % (networks[network], network))
+        networks[network] = index
+        if block.get("dhcp"):
+            if family in dhcp:
+                raise SpecError(option + ".dhcp", "(set)", "DHCP on one %s block at most (addresses[%d] has it)"
+                                % (family, dhcp[family]))
+            dhcp[family] = index
+        blocks.append((family, block))
+    return blocks
+
+
+def _reconcile_blocks(root, blocks):
+    """The <ip> elements made to be ``blocks``: a block keeps the element of its network (its address may change, and
+    what the table does not manage stays); a new one is added after the others; an element no block names goes."""
+    changes = []
+    existing = list(root.iterfind("ip"))
+    by_network = {}
+    for ip in existing:
+        interface = read_interface(ip)
+        if interface is not None:
+            by_network.setdefault(interface.network, ip)
+    kept = set()
+    for family, block in blocks:
+        ip = by_network.get(block["address"].network)
+        label = "addresses[%s]." % block["address"].network
+        if ip is None:
+            ip = etree.Element("ip")
+            if family == "ipv6":
+                ip.set("family", "ipv6")
+            last = root.findall("ip")
+            if last:
+                last[-1].addnext(ip)
+            else:
+                root.append(ip)
+            changes.append(Change("address block %s" % block["address"], None, "present"))
+            reconcile_fields(ip, IP_FIELDS, block)
+        else:
+            changes.extend(reconcile_fields(ip, IP_FIELDS, block, label))
+        kept.add(id(ip))
+    for ip in existing:
+        if id(ip) not in kept:
+            changes.append(Change("address block %s" % read_interface(ip), "present", None))
+            root.remove(ip)
+    return changes
 
 
 def _check_routes(routes):
@@ -214,15 +290,15 @@ def _check_routes(routes):
         if "prefix" in values and "netmask" in values:
             raise SpecError(option + ".netmask", values["netmask"], "give prefix or netmask, not both")
         if "prefix" in values and int(values["prefix"]) > address.max_prefixlen:
-            raise SpecError(option + ".prefix", values["prefix"], "at most %d for %s" % (address.max_prefixlen,
-                                                                                          address))
+            raise SpecError(option + ".prefix", values["prefix"],
+                            "at most %d for %s" % (address.max_prefixlen, address))
         if address.version == 6 and "family" not in values:
             values["family"] = "ipv6"
         checked.append(tuple(sorted(values.items())))
     return tuple(sorted(checked))
 
 
-_ADDRESSED = ("ipv4", "ipv6", "dns_hosts", "dns_srv", "dns_txt", "routes", "domain", "domain_local_only", "mtu", "stp",
+_ADDRESSED = ("ipv4", "ipv6", "addresses", "dns_hosts", "dns_srv", "dns_txt", "routes", "domain", "domain_local_only", "mtu", "stp",
               "bridge_delay", "mac")
 
 
@@ -297,6 +373,8 @@ def plan_network(current_xml, spec):
     for family in ("ipv4", "ipv6"):
         if spec[family] is not None:
             changes.extend(reconcile_fields(ip_block(root, family, create=True), IP_FIELDS, spec[family], family + "."))
+    if spec.get("addresses") is not None:
+        changes.extend(_reconcile_blocks(root, spec["addresses"]))
     changes.extend(reconcile_fields(root, LISTS + BANDWIDTH_FIELDS, spec))
     if current_xml is None:
         changes.insert(0, Change("network", None, "defined"))
@@ -335,7 +413,8 @@ def live_updates(live_xml, config_xml):
     updates = []
     for family in ("ipv4", "ipv6"):
         for section, field, label, describe in LIVE_LISTS:
-            updates += _list_updates(section, field, label, describe, ip_block(live, family), ip_block(config, family))
+            updates += _list_updates(section, field, label, describe, dhcp_block(live, family),
+                                     dhcp_block(config, family))
     for section, field, label, describe in LIVE_DNS:
         updates += _list_updates(section, field, label, describe, live, config)
     return updates, restart_reasons(live, config)
@@ -347,9 +426,9 @@ def restart_reasons(live, config):
     for spec in (before, after):
         for key in ("dns_hosts", "dns_srv", "dns_txt"):
             spec.pop(key, None)
-        for family in ("ipv4", "ipv6"):
-            if family in spec and "dhcp" in spec[family]:
-                spec[family]["dhcp"] = {"enabled": True}
+        for block in [spec.get("ipv4"), spec.get("ipv6")] + list(spec.get("addresses") or []):
+            if block is not None and "dhcp" in block:
+                block["dhcp"] = {"enabled": True}
     return ["%s: %s -> %s (applies when the network restarts)" % (key, _short(before.get(key)), _short(after.get(key)))
             for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
 

@@ -28,12 +28,13 @@ def network_options():
         "state": {"type": "str", "default": "active", "choices": ["present", "active", "inactive", "absent"]},
         "ipv4": {"type": "dict", "options": argument_spec_of(IP_FIELDS)},
         "ipv6": {"type": "dict", "options": argument_spec_of(IP_FIELDS)},
+        "addresses": {"type": "list", "elements": "dict", "options": argument_spec_of(IP_FIELDS)},
         "autostart": {"type": "bool"},
         "restart": {"type": "str", "default": "never", "choices": ["never", "if_needed"]},
         "force": {"type": "bool", "default": False},
     }
-    options.update(argument_spec_of(NETWORK_FIELDS + FORWARD_OPTIONS + (FORWARD_INTERFACES, DNS_HOSTS, DNS_SRV, DNS_TXT,
-                                                                      ROUTES, PORTGROUPS) + BANDWIDTH_FIELDS))
+    lists = (FORWARD_INTERFACES, DNS_HOSTS, DNS_SRV, DNS_TXT, ROUTES, PORTGROUPS)
+    options.update(argument_spec_of(NETWORK_FIELDS + FORWARD_OPTIONS + lists + BANDWIDTH_FIELDS))
     return options
 
 

@@ -257,6 +257,13 @@ LIVE_DNS = (("dns-host", DNS_HOSTS, "DNS host", _dns_host), ("dns-srv", DNS_SRV,
             ("dns-txt", DNS_TXT, "DNS TXT record", _pairs))
 
 
+def dhcp_block(root, family):
+    """The <ip> element of a family that serves DHCP (the first one when none does), or None: where virNetworkUpdate
+    changes a running network's DHCP hosts and ranges."""
+    ips = ip_elements(root, family)
+    return next((ip for ip in ips if ip.find("dhcp") is not None), ips[0] if ips else None)
+
+
 def ip_block(root, family, create=False):
     """The first <ip> element of a family (made when ``create``), or None."""
     ips = ip_elements(root, family)

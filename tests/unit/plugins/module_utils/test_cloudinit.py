@@ -223,3 +223,42 @@ def test_backing_is_for_volume_disks_and_qcow2():
     with pytest.raises(SpecError) as err:
         normalize.normalize_guest(params(disks=[{"block": "/dev/sdz", "backing": "b"}]), ctx())
     assert err.value.option == "disks[0].backing"
+
+
+def others(root):
+    """The guest's disks other than the seed, as a whole disk list declares them."""
+    disks = []
+    for disk in root.iterfind("devices/disk"):
+        source = disk.find("source")
+        if source is not None and source.get("volume"):
+            continue  # the seed
+        item = {"dev": disk.find("target").get("dev"), "device": disk.get("device")}
+        if source is not None and source.get("file"):
+            item["path"] = source.get("file")
+        disks.append(item)
+    return disks
+
+
+def test_a_seed_left_out_of_a_whole_disk_list_is_detached_and_its_metadata_goes(fixture_text):
+    seeded = plan(fixture_text(FIXTURE), cloud_init=seed()).after
+    dev = etree.fromstring(seeded.encode()).xpath("metadata/k:guest/k:cloud-init/@dev", namespaces=NS)[0]
+    disks = others(etree.fromstring(seeded.encode()))
+    kept = plan(seeded, memory="1GiB")  # part of the guest declared: the seed stays
+    assert kept.dropped_seed is None and valid(kept.after).xpath("metadata/k:guest/k:cloud-init", namespaces=NS)
+    dropped = plan(seeded, disks=disks)
+    root = valid(dropped.after)
+    assert dev not in [t.get("dev") for t in root.iterfind("devices/disk/target")]
+    assert not root.xpath("metadata/k:guest/k:cloud-init", namespaces=NS)
+    assert dropped.dropped_seed == ("volume", (("pool", "default"), ("volume", "guest1-cidata.iso")))
+    assert [(op.op, op.key) for op in dropped.device_ops] == [("detach", dev)]
+    assert "cloud_init: content sha256:" in dropped.changes[0].describe()
+    assert not plan(dropped.after, disks=disks).changed
+
+
+def test_a_seed_made_before_its_dev_was_recorded_is_found_by_its_volume(fixture_text):
+    seeded = etree.fromstring(plan(fixture_text(FIXTURE), cloud_init=seed()).after.encode())
+    node = seeded.xpath("metadata/k:guest/k:cloud-init", namespaces=NS)[0]
+    del node.attrib["dev"]
+    disks = others(seeded)
+    dropped = plan(etree.tostring(seeded, encoding="unicode"), disks=disks)
+    assert dropped.dropped_seed is not None and [op.op for op in dropped.device_ops] == ["detach"]

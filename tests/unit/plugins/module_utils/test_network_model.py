@@ -336,3 +336,59 @@ def test_bad_routes_name_the_option(route, option, fragment):
     with pytest.raises(SpecError) as info:
         plan(None, name="lab", ipv4={"address": "10.30.0.1/24"}, routes=[route])
     assert info.value.option == option and fragment in str(info.value)
+
+
+# ---- more than one address block per family, and removing a block -----------------------------------------------
+
+TWO_BLOCKS = "<network><name>multi</name><bridge name='mb0'/>" \
+    "<ip address='10.40.0.1' prefix='24'><dhcp><range start='10.40.0.100' end='10.40.0.150'/></dhcp></ip>" \
+    "<ip address='10.41.0.1' prefix='24'><tftp root='/srv/tftp'/></ip>" \
+    "<ip family='ipv6' address='fd00:40::1' prefix='64'/></network>"
+
+
+def test_address_blocks_read_back_converge_and_keep_what_they_do_not_manage():
+    spec = model.read_spec(TWO_BLOCKS)
+    assert "ipv4" not in spec and [b["address"] for b in spec["addresses"]] == [
+        "10.40.0.1/24", "10.41.0.1/24", "fd00:40::1/64"]
+    spec.pop("uuid")
+    assert not plan(TWO_BLOCKS, **dict(spec, name="multi")).changed, "the read-back describes the network exactly"
+    moved = converges(TWO_BLOCKS, name="multi", addresses=[spec["addresses"][0], {"address": "10.41.0.254/24"},
+                                                           {"address": "10.42.0.1/24"}])
+    doc = valid(moved.after)
+    assert [ip.get("address") for ip in doc.findall("ip")] == ["10.40.0.1", "10.41.0.254", "10.42.0.1"]
+    assert doc.find("ip[2]/tftp").get("root") == "/srv/tftp", "a block keeps what the options do not manage"
+    assert "address block fd00:40::1/64: present -> (none)" in [c.describe() for c in moved.changes]
+    assert "address block 10.42.0.1/24: (none) -> present" in [c.describe() for c in moved.changes]
+
+
+def test_removing_every_block_and_dhcp_on_the_other_block():
+    gone = converges(TWO_BLOCKS, name="multi", addresses=[{"address": "10.41.0.1/24", "dhcp": {
+        "ranges": [{"start": "10.41.0.10", "end": "10.41.0.20"}]}}])
+    doc = valid(gone.after)
+    assert [ip.get("address") for ip in doc.findall("ip")] == ["10.41.0.1"] and doc.find("ip/dhcp/range") is not None
+    assert valid(converges(TWO_BLOCKS, name="multi", addresses=[]).after).find("ip") is None
+
+
+@pytest.mark.parametrize("kwargs, option, fragment", [
+    ({"addresses": [{"address": "10.40.0.1/24"}], "ipv4": {"address": "10.40.0.1/24"}}, "addresses", "not both"),
+    ({"addresses": [{"address": "10.40.0.1/24"}, {"address": "10.40.0.9/24"}]}, "addresses[1].address",
+     "each network once"),
+    ({"addresses": [{"address": "10.40.0.1/24", "dhcp": {}}, {"address": "10.41.0.1/24", "dhcp": {}}]},
+     "addresses[1].dhcp", "one ipv4 block"),
+    ({"addresses": [{"address": "fd00::1"}]}, "addresses[0].address", "prefix length"),
+])
+def test_bad_address_blocks_name_the_option(kwargs, option, fragment):
+    with pytest.raises(SpecError) as info:
+        plan(TWO_BLOCKS, name="multi", **kwargs)
+    assert info.value.option == option and fragment in str(info.value)
+
+
+def test_dhcp_on_the_second_block_changes_live():
+    base = TWO_BLOCKS.replace("<dhcp><range start='10.40.0.100' end='10.40.0.150'/></dhcp>", "")
+    config = plan(base, name="multi", addresses=[
+        {"address": "10.40.0.1/24"},
+        {"address": "10.41.0.1/24", "dhcp": {"hosts": [{"mac": "52:54:00:40:00:01", "ip": "10.41.0.11"}]}}]).after
+    live = plan(base, name="multi", addresses=[
+        {"address": "10.40.0.1/24"}, {"address": "10.41.0.1/24", "dhcp": {}}]).after
+    updates, _reasons = model.live_updates(live, config)
+    assert [(u.command, u.section) for u in updates] == [("add", "ip-dhcp-host")]
