@@ -14,6 +14,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_ki
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS, AnyOf
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import (
+    content_node,
     drop_content_node,
     mark_nvram_reset,
     mask_content_hashes,
@@ -257,30 +258,35 @@ def nic_macs(current_xml, spec, host):
 def _drop_seed(root, devices, spec, changes, device_ops):
     """A guest whose description declares its whole disk list (``disks``) and no longer ``cloud_init`` loses its seed:
     the cdrom (its target dev is in the seed's metadata; for a guest seeded before that was recorded, the cdrom of the
-    default seed volume) is detached, unless ``disks`` declares that dev, and the seed's metadata goes. Returns the
-    detached cdrom's source, or None. Without ``disks`` the seed is kept: only what is declared is managed, and a
-    task that declares part of a guest must not take its seed away."""
-    if spec.get("disks") is None:
+    default seed volume) is detached and the seed's metadata goes. Returns the detached cdrom's source, or None.
+
+    The seed is kept when ``disks`` is not given (only what is declared is managed: a task that declares part of a
+    guest must not take its seed away), and when ``disks`` names its target dev (the guest read back: its seed is one
+    of its disks)."""
+    node = content_node(root, "cloud-init")
+    if spec.get("disks") is None or node is None:
         return None
-    attrs, change = drop_content_node(root, "cloud-init")
-    if attrs is None:
-        return None
-    changes.append(change)
     kind = DEVICE_KIND["disks"]
     default = "%s-cidata.iso" % spec["name"]
+    seed = None
     for elem in devices.findall(kind.tag):
         source = DISK_SOURCE.read(elem)
         named = dict(source[1]).get("volume") or (dict(source[1]).get("file") or "").rsplit("/", 1)[-1]
         dev = kind.key_of(elem)
-        if elem.get("device") != "cdrom" or (dev != attrs.get("dev") and (attrs.get("dev") or named != default)):
-            continue
-        if any(disk["_key"] == dev for disk in spec.get("disks") or []):
-            return None  # declared as one of its disks: the user keeps it
-        devices.remove(elem)
-        changes.append(Change(kind.label(dev), "present", None, LIVE_DETACH))
-        device_ops.append(DeviceOp("detach", kind.name, dev, kind.label(dev)))
-        return source
-    return None
+        if elem.get("device") == "cdrom" and (dev == node.get("dev") or (node.get("dev") is None and named == default)):
+            seed = (elem, dev, source)
+            break
+    if seed is not None and any(disk["_key"] == seed[1] for disk in spec["disks"]):
+        return None
+    _attrs, change = drop_content_node(root, "cloud-init")
+    changes.append(change)
+    if seed is None:
+        return None
+    elem, dev, source = seed
+    devices.remove(elem)
+    changes.append(Change(kind.label(dev), "present", None, LIVE_DETACH))
+    device_ops.append(DeviceOp("detach", kind.name, dev, kind.label(dev)))
+    return source
 
 
 def _seed_target(devices, spec):

@@ -10,7 +10,7 @@ import yaml
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit import model as ci
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, table
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import normalize, readback, table
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import plan as planner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import HostContext
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
@@ -253,6 +253,8 @@ def test_a_seed_left_out_of_a_whole_disk_list_is_detached_and_its_metadata_goes(
     assert [(op.op, op.key) for op in dropped.device_ops] == [("detach", dev)]
     assert "cloud_init: content sha256:" in dropped.changes[0].describe()
     assert not plan(dropped.after, disks=disks).changed
+    read_back = readback.read_spec(seeded)["disks"]  # the seed is one of the guest's disks there: it stays
+    assert not plan(seeded, disks=read_back).changed
 
 
 def test_a_seed_made_before_its_dev_was_recorded_is_found_by_its_volume(fixture_text):
