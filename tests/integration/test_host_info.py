@@ -58,8 +58,11 @@ def test_host_info_matches_libvirt(conn, prefix, ansible, tmp_path):
         assert facts["ksm"]["merge_across_nodes"] == int((ksm / "merge_across_nodes").read_text())
 
     nets = {n["name"]: n for n in facts["networks"]}
+    spec = nets[prefix + "net"].pop("spec")
     assert nets[prefix + "net"] == {"name": prefix + "net", "active": True, "autostart": False,
                                     "persistent": True, "bridge": "kvmft" + prefix[-7:-1]}
+    assert spec["name"] == prefix + "net" and spec["forward"] == "isolated" and spec["bridge"] == "kvmft" + prefix[-7:-1]
+    assert facts["pools"] and all(p["spec"]["name"] == p["name"] for p in facts["pools"] if p["spec"] is not None)
     pools = {p["name"]: p for p in facts["pools"]}
     assert pools[prefix + "pool"]["active"] is False
     assert pools[prefix + "pool"]["state"] == "inactive"
