@@ -111,6 +111,8 @@ def _objects(items, what, notes):
     entries = []
     for item in items or []:
         if item.get("spec") is None:
+            notes.append("%s %s is of a kind the %s module does not manage, and is not listed"
+                         % (what, item["name"], what))
             continue
         if not item.get("persistent", True):
             notes.append("%s %s is transient (libvirt keeps no definition of it) and is not listed" % (what, item["name"]))

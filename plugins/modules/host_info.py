@@ -163,7 +163,8 @@ maintenance:
 networks:
   description:
     - Virtual networks with their state (the maintenance mark is not one of them), and each one's C(spec) - its
-      persistent definition read back as M(kvmfleet.libvirt.network) takes it (applying it changes nothing).
+      persistent definition read back as M(kvmfleet.libvirt.network) takes it (applying it changes nothing); null for
+      a kind that module does not manage (C(forward mode='hostdev')).
   returned: success
   type: list
   elements: dict
@@ -174,7 +175,7 @@ networks:
 pools:
   description:
     - Storage pools with their state and sizes, and each one's C(spec) - its persistent definition read back as
-      M(kvmfleet.libvirt.pool) takes it (applying it changes nothing).
+      M(kvmfleet.libvirt.pool) takes it (applying it changes nothing); null for a type that module does not manage.
   returned: success
   type: list
   elements: dict

@@ -16,7 +16,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import read_spec as read_network_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import managed_spec as network_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model import read_pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
@@ -156,8 +156,11 @@ def _persistent_xml(obj, flag):
 
 
 def _read_back(reader, xml):
-    """An object's friendly spec (valid input for its module), without the UUID libvirt picked."""
+    """An object's friendly spec (valid input for its module), without the UUID libvirt picked; None for a kind the
+    module does not manage (a hostdev network, a gluster pool)."""
     spec = reader(xml)
+    if spec is None:
+        return None
     spec.pop("uuid", None)
     return spec
 
@@ -180,7 +183,7 @@ def _networks(conn, maintenance):
             "autostart": bool(net.autostart()),
             "persistent": bool(net.isPersistent()),
             "bridge": bridge,
-            "spec": _read_back(read_network_spec, _persistent_xml(net, "VIR_NETWORK_XML_INACTIVE")),
+            "spec": _read_back(network_spec, _persistent_xml(net, "VIR_NETWORK_XML_INACTIVE")),
         })
     return sorted(result, key=lambda n: n["name"])
 

@@ -26,6 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.table im
     DHCP_HOSTS,
     DHCP_RANGES,
     DNS_HOSTS,
+    FORWARD_KINDS,
     DNS_SRV,
     DNS_TXT,
     FORWARD,
@@ -82,6 +83,12 @@ def read_spec(xml):
 
 # The network's lists of its own element (besides each address block's): whole lists, items compared as sets.
 LISTS = (DNS_HOSTS, DNS_SRV, DNS_TXT, ROUTES, PORTGROUPS)
+
+
+def managed_spec(xml):
+    """read_spec for a network of a kind this module manages (FORWARD_KINDS); None for another (hostdev)."""
+    spec = read_spec(xml)
+    return spec if spec["forward"] in FORWARD_KINDS else None
 
 
 def read_ip(ip):

@@ -152,10 +152,13 @@ def plan_pool(current_xml, spec, name):
 
 def read_pool_spec(xml):
     """A pool's friendly spec as the pool module takes it (its name, type and the keys its type takes), read through
-    the same table that writes it; applying it to the same pool changes nothing."""
+    the same table that writes it; applying it to the same pool changes nothing. None for a type the module does not
+    manage."""
     root = strip_runtime(parse_xml(xml) if isinstance(xml, (str, bytes)) else copy.deepcopy(xml))
     pool_type = root.get("type")
-    allowed = POOL_RULES.get(pool_type, ((), ()))[0]
+    if pool_type not in POOL_RULES:
+        return None  # a type the module does not manage (gluster, zfs, ...)
+    allowed = POOL_RULES[pool_type][0]
     spec = {"name": root.findtext("name"), "type": pool_type}
     spec.update(read_fields(root, [field for field in POOL_FIELDS if field.key in allowed]))
     return spec
