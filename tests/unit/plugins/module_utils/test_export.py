@@ -105,7 +105,8 @@ def test_networks_and_pools_go_with_their_state_and_autostart():
     hv = {"name": "hv1", "guests": [], "networks": [
         {"name": "lab", "active": True, "autostart": True, "persistent": True,
          "spec": {"name": "lab", "forward": "isolated", "ipv4": {"address": "10.1.0.1/24"}}},
-        {"name": "tmp", "active": True, "autostart": False, "persistent": False, "spec": {"name": "tmp"}}],
+        {"name": "tmp", "active": True, "autostart": False, "persistent": False, "spec": {"name": "tmp"}},
+        {"name": "sriov", "active": False, "autostart": False, "persistent": True, "spec": None}],
         "pools": [{"name": "images", "active": False, "autostart": False,
                    "spec": {"name": "images", "type": "dir", "path": "/srv/images"}}]}
     item = plan_files("/x", [hv], dump_yaml)[0]
@@ -114,5 +115,6 @@ def test_networks_and_pools_go_with_their_state_and_autostart():
                                       "state": "active", "autostart": True}]
     assert data["storage_pools"] == [{"name": "images", "type": "dir", "path": "/srv/images", "state": "inactive",
                                       "autostart": False}]
-    assert item["notes"] == ["network tmp is transient (libvirt keeps no definition of it) and is not listed"]
+    assert item["notes"] == ["network tmp is transient (libvirt keeps no definition of it) and is not listed",
+                             "network sriov is of a kind the network module does not manage, and is not listed"]
     assert "networks_list" not in parsed(plan_files("/x", [{"name": "hv2", "guests": []}], dump_yaml)[0])
