@@ -361,7 +361,7 @@ options:
           average: {description: Average rate in KiB/s., type: int}
           peak: {description: Peak rate in KiB/s., type: int}
           burst: {description: Burst size in KiB., type: int}
-          floor: {description: Rate guaranteed to NICs that ask for one, in KiB/s., type: int}
+          floor: {description: "Rate guaranteed to NICs that ask for one, in KiB/s.", type: int}
       outbound:
         description: Traffic out of the network.
         type: dict
@@ -369,7 +369,7 @@ options:
           average: {description: Average rate in KiB/s., type: int}
           peak: {description: Peak rate in KiB/s., type: int}
           burst: {description: Burst size in KiB., type: int}
-          floor: {description: Rate guaranteed to NICs that ask for one, in KiB/s., type: int}
+          floor: {description: "Rate guaranteed to NICs that ask for one, in KiB/s.", type: int}
   autostart:
     description: Start the network when libvirtd starts. Left as it is when not given.
     type: bool

@@ -351,7 +351,7 @@ def test_address_blocks_read_back_converge_and_keep_what_they_do_not_manage():
     assert "ipv4" not in spec and [b["address"] for b in spec["addresses"]] == [
         "10.40.0.1/24", "10.41.0.1/24", "fd00:40::1/64"]
     spec.pop("uuid")
-    assert not plan(TWO_BLOCKS, **dict(spec, name="multi")).changed, "the read-back describes the network exactly"
+    assert not plan(TWO_BLOCKS, **spec).changed, "the read-back describes the network exactly"
     moved = converges(TWO_BLOCKS, name="multi", addresses=[spec["addresses"][0], {"address": "10.41.0.254/24"},
                                                            {"address": "10.42.0.1/24"}])
     doc = valid(moved.after)
