@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.common.yaml import yaml_dump
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._files import replace_file
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 MARK = "# Written by kvmfleet.libvirt.gitops_export"
@@ -186,26 +186,9 @@ def write_files(dest, files, force, check):
     results = []
     for item, path, before, state in planned:
         if state != "unchanged" and not check:
-            _atomic_write(path, item["text"])
+            replace_file(path, item["text"], 0o644, prefix=".export-")
         results.append({"path": path, "hypervisor": item["hypervisor"], "state": state, "guests": item["guests"],
                         "notes": item["notes"],
                         "diff": {"before": before or "", "after": item["text"], "before_header": path,
                                  "after_header": path}})
     return results
-
-
-def _atomic_write(path, text):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".export-", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise

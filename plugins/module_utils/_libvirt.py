@@ -132,6 +132,21 @@ def converge_autostart(obj, wanted, check, exists=True):
     return "autostart on" if wanted else "autostart off"
 
 
+def xml_with(obj, wanted, fallback=()):
+    """An object's XML with the flags ``wanted`` (names of libvirt constants: its persistent definition, with its
+    secrets), or with those of ``fallback`` where the driver or the connection refuses them (the test driver has no
+    persistent-definition flag for networks; a read-only connection may not read secrets)."""
+    def flags(names):
+        value = 0
+        for name in names:
+            value |= getattr(libvirt, name)
+        return value
+    try:
+        return obj.XMLDesc(flags(wanted))
+    except libvirt.libvirtError:
+        return obj.XMLDesc(flags(fallback))
+
+
 def lookup_or_none(lookup, name, missing_code):
     """``lookup(name)`` (conn.lookupByName, conn.networkLookupByName, ...), or None when libvirt says
     the object does not exist (``missing_code``, e.g. 'VIR_ERR_NO_NETWORK'); other errors propagate."""

@@ -51,18 +51,13 @@ class Record:
         values.update((field, node.get(field)) for field in self.optional if node.get(field) is not None)
         return values
 
-    def element(self, values, namespaced=True):
+    def element(self, values):
         """A new element carrying ``values`` (fields with a None value are left out), in the namespace."""
-        node = etree.Element(self.qname, nsmap={self.prefix: self.namespace}) if namespaced else etree.Element(self.tag)
+        node = etree.Element(self.qname, nsmap={self.prefix: self.namespace})
         for field in self.fields + self.optional:
             if values.get(field) is not None:
                 node.set(field, str(values[field]))
         return node
-
-    def xml(self, values):
-        """The element as text for virDomainSetMetadata: without a namespace of its own (libvirt puts it in the
-        one the call names, with the prefix as key)."""
-        return to_string(self.element(values, namespaced=False))
 
     def write(self, root, values):
         """Put ``values`` in the document (None: remove the element; an empty <metadata> goes too). Returns
@@ -97,9 +92,7 @@ class Record:
     def set_on(self, dom, values, flags):
         """Write (or with None, remove) the element on a guest through virDomainSetMetadata: no define, so the
         rest of its definition stays byte for byte as it is."""
-        import libvirt  # pylint: disable=import-outside-toplevel  # only the modules that talk to libvirt get here
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None if values is None else self.xml(values),
-                        self.prefix, self.namespace, flags)
+        self.set_element_on(dom, None if values is None else self.element(values), flags)
 
 
 GUEST = Record("https://kvmfleet.dev/xmlns/libvirt/guest/1", "kvmfleet", "guest", ("managed", "nvram-reset"))

@@ -94,6 +94,11 @@ def schema_error(xml, schema):
     return str(checker.error_log.last_error)
 
 
+def plain_path(path):
+    """An element path without positions ('/domain/devices/disk[2]/source' -> '/domain/devices/disk/source')."""
+    return "/".join(step.split("[", 1)[0] for step in path.split("/"))
+
+
 class InvalidPart:
     """A part of a document that fails libvirt's schema: the element's ``path`` ('/domain/os/loader',
     '/domain/devices/disk[2]/source'), the attribute (``attribute``) or the text (``text``) that alone makes it fail
@@ -102,8 +107,7 @@ class InvalidPart:
 
     def __init__(self, path, elem, attribute=None, text=False):
         self.path, self.attribute, self.text = path, attribute, text
-        plain = "/".join(step.split("[", 1)[0] for step in path.split("/"))
-        self.signature = (plain, attribute, etree.tostring(elem, method="c14n"))
+        self.signature = (plain_path(path), attribute, etree.tostring(elem, method="c14n"))
 
     def describe(self):
         if self.attribute:

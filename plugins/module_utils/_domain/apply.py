@@ -27,8 +27,7 @@ from types import SimpleNamespace
 # Storage, cloud-init and Ignition code is imported where it is used: the module runs from a zip without
 # bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, guest_disks
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity import (
     ELSEWHERE,
@@ -51,6 +50,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain, renamed_document, set_uuid
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.references import check_references, named_references
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.schema import check_guest_document
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import IGNITION_DIR, LIVE_SEED
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import format_size
@@ -66,11 +66,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, assumed
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
-NIC_SOURCE = DEVICE_KIND["interfaces"].fields[0]
 # How to converge a guest, as opposed to what it is: one set of these can serve a list of guests.
 APPLY_OPTIONS = {"restart": "never", "shutdown_timeout": 120, "force_off": False, "remove_storage": False,
                  "remove_shared_storage": False}
@@ -111,77 +110,6 @@ def undefine(dom):
         if libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
             raise
         dom.undefineFlags(0)
-
-
-# ---- checks before anything changes ------------------------------------------------------------------------
-
-def named_references(xml):
-    """What a guest's definition (text, or None) names already: ({networks}, {(pool, volume)})."""
-    networks, volumes = set(), set()
-    devices = None if not xml else parse_xml(xml).find("devices")
-    if devices is None:
-        return networks, volumes
-    for elem in devices.findall("interface"):
-        kind, attrs = NIC_SOURCE.read(elem)
-        if kind == "network":
-            networks.add(dict(attrs).get("network"))
-    for elem in devices.findall("disk"):
-        kind, attrs = DISK_SOURCE.read(elem)
-        if kind == "volume":
-            volumes.add((dict(attrs).get("pool"), dict(attrs).get("volume")))
-    return networks, volumes
-
-
-def check_references(conn, spec, check=False, seen=None, named=(frozenset(), frozenset())):
-    """Networks and pools named in the spec must exist: fail before any change if one does not.
-
-    In check mode a missing one is assumed to come from an earlier task of the same play (which in
-    check mode predicted it and made nothing); the returned warnings say so. ``seen`` (a set of
-    (kind, name)) remembers what was found, so N guests on one network look it up once. What the guest names
-    already (``named``: named_references of its definition) is not checked: converging a guest as it is must not
-    fail for a network or pool it has been missing all along (libvirt checks them when the guest starts).
-    """
-    warnings = []
-    seen = set() if seen is None else seen
-    networks, volumes = named
-    find_pool = _lazy("_storage").find_pool if spec.get("disks") or spec.get("cloud_init") else None
-
-    def exists(kind, name, lookup):
-        if (kind, name) in seen:
-            return True
-        if lookup(name) is None:
-            return False
-        seen.add((kind, name))
-        return True
-
-    def missing(kind, name, option, existing):
-        if check:
-            warnings.append(assumed(kind, name))
-            return
-        raise SpecError(option, name, "no %s has that name; existing %ss: %s" % (
-            "libvirt network" if kind == "network" else kind, "network" if kind == "network" else "pool",
-            _lazy("_storage").names_of(existing())))
-
-    for index, nic in enumerate(spec.get("interfaces") or []):
-        kind, attrs = nic["source"]
-        if kind == "network" and dict(attrs)["network"] not in networks:
-            name = dict(attrs)["network"]
-            if not exists("network", name, lambda n: lookup_or_none(conn.networkLookupByName, n, "VIR_ERR_NO_NETWORK")):
-                missing("network", name, "interfaces[%d].network" % index, lambda: conn.listAllNetworks(0))
-    for index, disk in enumerate(spec.get("disks") or []):
-        kind, attrs = disk["source"]
-        if kind == "volume" and (dict(attrs)["pool"], dict(attrs)["volume"]) not in volumes:
-            name = dict(attrs)["pool"]
-            if not exists("pool", name, lambda n: find_pool(conn, n)):
-                missing("storage pool", name, "disks[%d].pool" % index, lambda: conn.listAllStoragePools(0))
-    seed = spec.get("cloud_init")
-    if seed:
-        pool = find_pool(conn, seed["pool"])
-        if pool is None:
-            missing("storage pool", seed["pool"], "cloud_init.pool", lambda: conn.listAllStoragePools(0))
-        elif not pool.isActive() and not check:
-            raise SpecError("cloud_init.pool", seed["pool"], "the pool is not active; start it first")
-    return warnings
 
 
 # ---- one guest -------------------------------------------------------------------------------------------
@@ -309,16 +237,24 @@ class GuestRun(Runner):
         and said so."""
         volumes = []
         for disk in guest_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)):
-            if (disk["device"] or "disk") != "disk" or disk["empty"] or disk["type"] not in ("volume", "file"):
+            if (disk["device"] or "disk") != "disk" or disk["empty"] or disk["type"] not in ("volume", "file") or (
+                    disk["type"] == "file" and not disk["path"]):
                 continue
-            try:
-                if disk["type"] == "volume":
-                    volumes.append(self.conn.storagePoolLookupByName(disk["pool"]).storageVolLookupByName(disk["volume"]))
-                elif disk["path"]:
-                    volumes.append(self.conn.storageVolLookupByPath(disk["path"]))
-            except libvirt.libvirtError:
-                self.warn("disk image %s is in no storage pool and was kept" % (disk["path"] or disk["volume"]))
+            vol = self._volume_of(disk["type"], disk["pool"], disk["volume"], disk["path"], "disk image")
+            if vol is not None:
+                volumes.append(vol)
         return volumes
+
+    def _volume_of(self, kind, pool, volume, path, what):
+        """The storage volume of a disk source (a pool's volume, or a file path), or None - said so: ``what`` (its
+        words) is kept, being in no storage pool."""
+        try:
+            if kind == "volume":
+                return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+            return self.conn.storageVolLookupByPath(path or "")
+        except libvirt.libvirtError:
+            self.warn("%s %s is in no storage pool and was kept" % (what, path or volume))
+            return None
 
     def _refuse_shared(self, dom, volumes):
         """remove_storage deletes no disk image another guest still uses, unless remove_shared_storage says so."""
@@ -593,15 +529,10 @@ class GuestRun(Runner):
         when there is none, or it is in no pool, or another guest uses it (said so)."""
         if source is None:
             return None
-        kind, attrs = source[0], dict(source[1])
-        try:
-            if kind == "volume":
-                vol = self.conn.storagePoolLookupByName(attrs["pool"]).storageVolLookupByName(attrs["volume"])
-            else:
-                vol = self.conn.storageVolLookupByPath(attrs.get("file") or "")
-        except libvirt.libvirtError:
-            self.warn("the detached cloud-init seed %s is in no storage pool and was kept"
-                      % (attrs.get("file") or attrs.get("volume")))
+        attrs = dict(source[1])
+        vol = self._volume_of(source[0], attrs.get("pool"), attrs.get("volume"), attrs.get("file"),
+                              "the detached cloud-init seed")
+        if vol is None:
             return None
         pool = vol.storagePoolLookupByVolume()
         users = _lazy("_storage").guests_using_volume(self.conn, vol.path(), pool.name(), vol.name(), exclude=(name,))

@@ -21,6 +21,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     libvirt_state_name,
     lookup_or_none,
     power_state,
+    xml_with,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
@@ -121,15 +122,6 @@ STATS = ("VIR_DOMAIN_STATS_STATE", "VIR_DOMAIN_STATS_CPU_TOTAL", "VIR_DOMAIN_STA
          "VIR_DOMAIN_STATS_VCPU", "VIR_DOMAIN_STATS_INTERFACE", "VIR_DOMAIN_STATS_BLOCK")
 
 
-def _inactive_xml(dom):
-    """The persistent definition, with its secrets when the connection may read them (so that ``secrets`` can say
-    which are set); a read-only connection gets it without."""
-    try:
-        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-    except libvirt.libvirtError:
-        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-
-
 def _listed(conn, flag):
     """The UUIDs of the host's guests of one kind (one listing call)."""
     return {dom.UUIDString() for dom in conn.listAllDomains(getattr(libvirt, flag))}
@@ -159,7 +151,9 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
     guests = []
     for dom in domains:
-        root = parse_xml(_inactive_xml(dom))
+        # with its secrets where the connection may read them, so that "secrets" can name them
+        root = parse_xml(xml_with(dom, ["VIR_DOMAIN_XML_INACTIVE", "VIR_DOMAIN_XML_SECURE"],
+                                       ["VIR_DOMAIN_XML_INACTIVE"]))
         spec = read_spec(root)  # never a secret's value: their options are listed in "secrets"
         managed = spec.pop("managed")
         if managed_only and not managed:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KINDS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import DOMAIN_FIELDS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import check_document
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, invalid_parts
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import SchemaError, invalid_parts, plain_path
 
 SCHEMA = "domain.rng"
 
@@ -28,7 +28,7 @@ def _within(relative, path):
 def option_at(part):
     """The option that writes the element of an invalid part ('disks', 'boot.kernel'), or None (an element no
     option writes: it came from ``xml``, ``xml_edits`` or the guest as it was)."""
-    steps = [step.split("[", 1)[0] for step in part.path.split("/")[2:]]  # after '' and 'domain'
+    steps = plain_path(part.path).split("/")[2:]  # after '' and 'domain'
     if len(steps) > 1 and steps[0] == "devices":
         for kind in DEVICE_KINDS:
             if kind.tag == steps[1]:
@@ -40,10 +40,6 @@ def option_at(part):
     return max(fields, key=lambda f: len(f.path)).key if fields else None
 
 
-def _plain(path):
-    return "/".join(step.split("[", 1)[0] for step in path.split("/"))
-
-
 def _named(parts, edits=()):
     """Each part with the option that wrote it: an ``xml_edits`` entry whose xpath is that element (or its
     attribute), else the table's option."""
@@ -51,8 +47,8 @@ def _named(parts, edits=()):
     for part in parts:
         option = None
         for index, edit in enumerate(edits):
-            target = _plain(edit["xpath"].split("/@", 1)[0])
-            if target == _plain(part.path):
+            target = plain_path(edit["xpath"].split("/@", 1)[0])
+            if target == plain_path(part.path):
                 option = "xml_edits[%d]" % index
         option = option or option_at(part)
         named.append("%s (option %s)" % (part.describe(), option) if option else part.describe())

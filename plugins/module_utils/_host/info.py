@@ -13,6 +13,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     libvirt,
     libvirt_state_name,
     version_string,
+    xml_with,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
@@ -147,14 +148,6 @@ def _domcaps_error(conn, arch):
     return None
 
 
-def _persistent_xml(obj, flag):
-    """An object's persistent definition (its live one where the driver has no such flag, or it has none)."""
-    try:
-        return obj.XMLDesc(getattr(libvirt, flag))
-    except libvirt.libvirtError:
-        return obj.XMLDesc(0)
-
-
 def _read_back(reader, xml):
     """An object's friendly spec (valid input for its module), without the UUID libvirt picked; None for a kind the
     module does not manage (a hostdev network, a gluster pool)."""
@@ -183,7 +176,7 @@ def _networks(conn, maintenance):
             "autostart": bool(net.autostart()),
             "persistent": bool(net.isPersistent()),
             "bridge": bridge,
-            "spec": _read_back(network_spec, _persistent_xml(net, "VIR_NETWORK_XML_INACTIVE")),
+            "spec": _read_back(network_spec, xml_with(net, ["VIR_NETWORK_XML_INACTIVE"])),
         })
     return sorted(result, key=lambda n: n["name"])
 
@@ -203,7 +196,7 @@ def _pools(conn):
             "capacity_bytes": capacity,
             "allocation_bytes": allocation,
             "available_bytes": available,
-            "spec": _read_back(read_pool_spec, _persistent_xml(pool, "VIR_STORAGE_XML_INACTIVE")),
+            "spec": _read_back(read_pool_spec, xml_with(pool, ["VIR_STORAGE_XML_INACTIVE"])),
         })
     return sorted(result, key=lambda p: p["name"])
 
