@@ -16,6 +16,17 @@ options:
       - The module runs on the managed host and opens this URI there with libvirt-python.
     type: str
     default: qemu:///system
+  connect_timeout:
+    description:
+      - Seconds to wait for the connection to O(uri) (and any other hypervisor the module opens) before failing with the
+        reason; a port that refuses, a host that does not answer (packets dropped), a TLS certificate file that is
+        missing or names another host, an ssh host key that is not known.
+      - A remote connection also sends keepalives, so a hypervisor that vanishes during a long wait (a shutdown, a
+        migration) fails the task within about 20 seconds.
+      - An ssh transport never prompts (libvirt's C(no_tty=1) is added unless the URI sets C(no_tty)). Give it a key (the
+        URI's C(keyfile=PATH) or an ssh agent) and a known host key.
+    type: int
+    default: 30
 requirements:
   - libvirt-python >= 9.0 on the managed host
   - a running libvirt daemon reachable at O(uri)

@@ -10,11 +10,15 @@ and by the daemon); a guest's state has one table, ``DOMAIN_STATES``.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import traceback
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _transport
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import validate_schema
 
@@ -26,6 +30,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
     LIBVIRT_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_URI = "qemu:///system"
+DEFAULT_CONNECT_TIMEOUT = _transport.DEFAULT_CONNECT_TIMEOUT
 
 
 class LibvirtConnectionError(UserError):
@@ -33,9 +38,9 @@ class LibvirtConnectionError(UserError):
 
     code = "unreachable"
 
-    def __init__(self, uri, cause):
+    def __init__(self, uri, cause, why=None):
         self.uri = uri
-        super().__init__(connection_error_message(uri, cause), result={"uri": uri}, cause=cause)
+        super().__init__(connection_error_message(uri, cause, why), result={"uri": uri, "reason": why}, cause=cause)
 
 
 def _silence_libvirt_stderr():
@@ -44,8 +49,11 @@ def _silence_libvirt_stderr():
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def connection_error_message(uri, error):
-    """The message shown when ``uri`` cannot be opened: what failed and what to check."""
+def connection_error_message(uri, error, why=None):
+    """The message shown when ``uri`` cannot be opened: what failed, and why (``why``, found by _transport.diagnose)
+    or what to check."""
+    if why:
+        return "Cannot connect to libvirt at uri '%s': %s. Why: %s." % (uri, str(error).strip().rstrip("."), why)
     return (
         "Cannot connect to libvirt at uri '%s': %s. Check that the libvirt daemon "
         "(libvirtd, or virtqemud with modular daemons) is running on the managed host, that the "
@@ -54,18 +62,102 @@ def connection_error_message(uri, error):
     )
 
 
-def open_connection(uri=DEFAULT_URI, readonly=False):
-    """Open and return a libvirt connection; raise LibvirtConnectionError with a helpful message."""
+def open_connection(uri=DEFAULT_URI, readonly=False, timeout=None):
+    """Open and return a libvirt connection within ``timeout`` seconds (DEFAULT_CONNECT_TIMEOUT when None); raise
+    LibvirtConnectionError with the reason (_transport.diagnose: the port that refused or did not answer, the TLS file
+    missing, the certificate's names). A remote connection sends keepalives: a peer that vanishes during a long wait
+    fails the next call within seconds instead of waiting out TCP's retries."""
     if libvirt is None:
         raise UserError(missing_required_lib("libvirt-python"), code="missing_library")
     _silence_libvirt_stderr()
+    timeout = DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout
+    transport = _transport.Transport(uri)
+    if transport.remote:
+        _start_event_loop()
     try:
-        conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+        conn = _bounded(lambda: libvirt.openReadOnly(_transport.for_libvirt(uri)) if readonly
+                        else libvirt.open(_transport.for_libvirt(uri)), max(1.0, timeout - PROBE_TIME))
+    except _Timeout:
+        _end_stuck_transport()
+        why = _transport.diagnose(uri, "", PROBE_TIME) or "the host answered but the connection did not come up (a " \
+            "handshake that stalls, an ssh that waits)"
+        raise LibvirtConnectionError(uri, "no connection within connect_timeout=%ss" % timeout, why) from None
     except libvirt.libvirtError as exc:
-        raise LibvirtConnectionError(uri, exc) from exc
+        raise LibvirtConnectionError(uri, exc, _transport.diagnose(uri, exc, PROBE_TIME)) from exc
     if conn is None:  # very old bindings returned None instead of raising
         raise LibvirtConnectionError(uri, "no connection returned")
+    if transport.remote and _EVENT_LOOP:
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # a daemon without keepalive: TCP's own timeouts apply
     return conn
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _bounded(call, timeout):
+    """``call()`` in a thread, waited for at most ``timeout`` seconds (raises _Timeout; the thread, stuck in a connect,
+    is left to the process's exit)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # pylint: disable=broad-except  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="kvmfleet-connect", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise _Timeout()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _end_stuck_transport():
+    """An ssh that libvirt started for a connection given up on: ended with it, not left to its own timeout."""
+    me = str(os.getpid())
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/comm" % pid) as handle:
+                name = handle.read().strip()
+        except OSError:
+            continue
+        if fields[1] == me and name == "ssh":
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except OSError:
+                pass
+
+
+PROBE_TIME = 3  # of connect_timeout, kept for finding out why a connection did not come up
+KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes on an idle remote connection
+KEEPALIVE_COUNT = 3  # probes without an answer before libvirt closes the connection
+_EVENT_LOOP = []
+
+
+def _start_event_loop():
+    """libvirt's keepalives need an event loop: the default one, run in a daemon thread, once per process."""
+    if _EVENT_LOOP:
+        return
+    try:
+        libvirt.virEventRegisterDefaultImpl()
+    except libvirt.libvirtError:
+        return
+    def loop():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+    threading.Thread(target=loop, name="kvmfleet-libvirt-events", daemon=True).start()
+    _EVENT_LOOP.append(True)
 
 
 class Undo:

@@ -27,6 +27,7 @@ CODES = {
     "file_error": "a file on the host the module runs on could not be read or written",
     "refused": "the task refuses what was asked, to keep data or running guests safe; nothing was changed",
     "cordoned": "the host is in maintenance: no guest is created there",
+    "conflict": "another writer changed the object during this run; this run's change was not written (run again)",
     "rolled_back": "a write failed part way; what the task had made was taken back",
     "start_failed": "the guest was defined but did not start; a guest this task defined was removed again",
     "guests_failed": "some guests of a fleet failed; ``guests`` has every guest's result",

@@ -27,6 +27,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     LIBVIRT_IMPORT_ERROR,
     Undo,
     libvirt,
+    DEFAULT_CONNECT_TIMEOUT,
     open_connection,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
@@ -84,7 +85,7 @@ def run_guarded(module, run, what, connect=True, precheck=None):
     try:
         if precheck is not None:
             precheck(module.params)
-        conn = open_connection(module.params["uri"]) if connect else None
+        conn = open_connection(module.params["uri"], timeout=module.params.get("connect_timeout")) if connect else None
         result = run(conn)
     except UserError as exc:
         fields = exc.fields()
@@ -115,6 +116,8 @@ def module_main(argument_spec, runner, what, connect=True, precheck=None, **modu
     or a function of (conn, params, check) that returns the result), and ``what(params)``, the object's name
     for a libvirt error's message ('guest web01'). ``precheck``: see run_guarded; ``module_options``: more of
     AnsibleModule's (mutually_exclusive, required_by)."""
+    if "uri" in argument_spec:
+        argument_spec = dict(argument_spec, connect_timeout={"type": "int", "default": DEFAULT_CONNECT_TIMEOUT})
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
 
     def run(conn):

@@ -187,8 +187,10 @@ class GuestRun(Runner):
             if self._wait_shutoff(dom, timeout):
                 return
         if not self.options["force_off"]:
-            raise UserError("guest %s did not shut down within shutdown_timeout=%ss (%s); set force_off: true "
-                            "to power it off, or raise shutdown_timeout" % (dom.name(), timeout, why))
+            now = state_of(dom)
+            raise UserError("guest %s did not shut down within shutdown_timeout=%ss (asked for: %s); it is still %s. "
+                            "Set force_off: true to power it off, or raise shutdown_timeout"
+                            % (dom.name(), timeout, why, now), result={"state": now})
         dom.destroy()
 
     def converge_state(self, dom, current, wanted):
@@ -413,7 +415,8 @@ class GuestRun(Runner):
         if dropped is not None:
             self.actions.append("delete cloud-init seed volume %s" % dropped.path())
         if not check:
-            self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None, validate)
+            self._write(dom, name, plan, volume_tasks, running, seed_task, ignition if write_ignition else None, validate,
+                        planned_from=renamed_from or current_xml)
             if dom is None or renamed_from is not None:
                 dom = conn.lookupByName(name)
             if running and live:
@@ -479,12 +482,16 @@ class GuestRun(Runner):
             result["renamed_from" if self.identity.what == RENAME else "rename_pending"] = self.current_name
         return result
 
-    def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None, validate=True):
+    def _write(self, dom, name, plan, volume_tasks, running, seed_task=None, ignition=None, validate=True,
+               planned_from=None):
         """The writes, in order: the rename, seed, Ignition file, new volumes, the define, grown volumes. A failure
-        takes back everything this run made (the rename too; a grown volume stays grown: shrinking could lose data)."""
+        takes back everything this run made (the rename too; a grown volume stays grown: shrinking could lose data).
+        ``planned_from``: the definition the plan was made against; the define refuses to overwrite another one."""
         undo = self.undo
         define_xml = plan.after
         with undo.guard("the change to guest %s" % name):
+            if dom is not None and plan.changed:
+                self._refuse_other_writer(dom, name, planned_from)
             if self.identity.what == RENAME:  # first: the define below is of the renamed guest
                 old = self.current_name
                 dom.rename(name, 0)
@@ -523,6 +530,18 @@ class GuestRun(Runner):
             for task in volume_tasks:
                 if task.vol is not None:
                     self._grow(dom, task, running)
+
+    @staticmethod
+    def _refuse_other_writer(dom, name, planned_from):
+        """Right before the define: the definition is still the one the plan was made against, or nothing is written
+        (another writer changed the guest since; overwriting its change unseen would lose it). Taken as late as it can
+        be: libvirt has no compare-and-define."""
+        now = dom.XMLDesc(config_xml_flags())
+        if planned_from is not None and now != planned_from:
+            raise UserError("guest %s was changed by another writer during this run (its definition is no longer the "
+                            "one this run planned against), so this run's change was not written and nothing it made "
+                            "was kept. Run again: the next run plans from the definition as it is now" % name,
+                            code="conflict", result={"changed": False})
 
     def _dropped_seed_volume(self, source, name):
         """The volume of a seed this run detaches (``source``: its disk source), to delete with remove_storage; None

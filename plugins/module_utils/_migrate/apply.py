@@ -147,7 +147,7 @@ class MigrateRunner(Runner):
 
     def run(self):
         check_params(self.params)
-        dest = self.open_dest(self.params["destination_uri"])
+        dest = self.open_dest(self.params["destination_uri"], timeout=self.params.get("connect_timeout"))
         try:
             return self.finish(_migrate(self.conn, dest, self.params, self.check, self))
         finally:

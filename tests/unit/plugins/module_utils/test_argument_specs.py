@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kvmfleet.libvirt.plugins.doc_fragments.connection import ModuleDocFragment
+
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import devices, spec as domain_spec, table
 
@@ -75,7 +77,8 @@ def test_documentation_says_what_the_argument_spec_takes(name, monkeypatch):
     documentation = yaml.safe_load(module.DOCUMENTATION)
     docs = documentation.get("options") or {}
     if "kvmfleet.libvirt.connection" in documentation.get("extends_documentation_fragment", []):
-        docs.update(uri=docs.get("uri") or {"type": "str", "default": "qemu:///system"})  # from the fragment
+        fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+        docs.update({key: docs.get(key) or value for key, value in fragment.items()})  # from the fragment
     problems = []
     _compare(spec, docs, "", problems)
     assert not problems, "\n".join(problems)

@@ -197,3 +197,21 @@ def test_a_guest_run_reads_the_other_guests_only_when_it_derives_a_mac(conn):
     assert counting.reads > len(others)
     second = result["interfaces"][1]["mac"]
     assert second != derive_mac(name, 1, set()) and second not in taken
+
+
+def test_a_change_another_writer_made_during_the_run_is_never_overwritten(conn):
+    """The plan is made against the definition read at the start of the run (a fleet reads every guest once); when
+    someone else defines the guest in between, the define is refused, naming the guest, and their change stays."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+    name = guest_name()
+    converge(conn, name=name, memory="256MiB", title="old")
+    host = gather_host(conn)  # what this run read at its start
+    conn.defineXML(config(conn, name).replace("<title>old</title>", "<title>theirs</title>"))
+    theirs = config(conn, name)
+    with pytest.raises(UserError) as refused:
+        converge(conn, host=host, name=name, memory="512MiB", title="old")
+    assert refused.value.code == "conflict" and "guest %s was changed by another writer" % name in str(refused.value)
+    assert config(conn, name) == theirs, "the other writer's change was overwritten"
+    # the next run plans from what is there now, and converges
+    assert converge(conn, name=name, memory="512MiB", title="old")["changed"]
+    assert "<title>old</title>" in config(conn, name)
