@@ -204,6 +204,41 @@ def find_volume(pool, name):
         return None
 
 
+# ---- half-made volumes: a marker next to a volume while its content is written ---------------------------
+
+PARTIAL_SUFFIX = ".kvmfleet-partial"
+
+
+def half_made(pool, name):
+    """Whether volume ``name`` of the active ``pool`` is one a run of this collection began to fill and did not finish
+    (killed between the create and the last byte): its marker, an empty volume ``<name>.kvmfleet-partial``, is there.
+    Such a volume is ours and holds nothing anyone else wrote, so a later run replaces it."""
+    return find_volume(pool, name + PARTIAL_SUFFIX) is not None
+
+
+class Filling:
+    """The marker of a volume being filled (an import, a clone, a seed): ``begin`` makes it before the volume is
+    created, ``done`` removes it once the content is complete, or once a failed fill took the volume back. A run killed
+    in between leaves the marker, and the next run knows the volume for its own half-made one."""
+
+    def __init__(self, pool, name):
+        self.pool, self.name = pool, name
+
+    def begin(self):
+        if not half_made(self.pool, self.name):
+            self.pool.createXML(volume_xml(self.name + PARTIAL_SUFFIX, 0, "raw"), 0)
+
+    def done(self):
+        """Remove the marker, unless the volume is still there after a failure (then it stays marked)."""
+        marker = find_volume(self.pool, self.name + PARTIAL_SUFFIX)
+        if marker is not None:
+            marker.delete(0)
+
+    def failed(self):
+        if find_volume(self.pool, self.name) is None:
+            self.done()
+
+
 def disk_uses_volume(domain_xml, path, pool_name=None, vol_name=None):
     """Whether a guest's XML has a disk on this volume: by path (file or block), or by pool and name."""
     for source in parse_xml(domain_xml).iterfind("devices/disk/source"):

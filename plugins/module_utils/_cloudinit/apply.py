@@ -26,7 +26,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import d
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import Runner
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import find_pool, find_volume, lookup_pool
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import Filling, find_pool, find_volume, half_made
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import lookup_pool
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import read_volume, upload_data, volume_xml
 
 
@@ -60,6 +61,8 @@ def plan_seed(conn, seed, current_hash, check=False):
     if pool is None or not pool.isActive():  # check mode: an earlier task makes the pool
         return SeedTask(seed, pool, None)
     vol = find_volume(pool, seed["volume"])
+    if vol is not None and half_made(pool, seed["volume"]):
+        return SeedTask(seed, pool, vol)  # a write of ours that was stopped part way: written again
     if vol is not None and current_hash == seed["hash"]:
         return None
     if vol is not None:
@@ -85,14 +88,22 @@ def write_seed(conn, task, instance_id, undo):
     """
     data = build_seed_iso(seed_files(task.seed, instance_id), task.seed["hash"])
     vol = task.vol
-    if vol is None:
-        vol = define("volume", task.pool.createXML, volume_xml(task.seed["volume"], len(data), "raw"))
-        undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
-    else:
+    filling = Filling(task.pool, task.seed["volume"])  # a run stopped before the last byte leaves the volume marked
+    if vol is not None and not half_made(task.pool, task.seed["volume"]):
         previous = read_volume(conn, vol, 0, vol.info()[1])
         undo.add("the previous content of seed volume %s" % vol.path(), lambda: _put_back(conn, vol, previous))
-        _resize_to(vol, len(data))
-    upload_data(conn, vol, data)
+    filling.begin()
+    try:
+        if vol is None:
+            vol = define("volume", task.pool.createXML, volume_xml(task.seed["volume"], len(data), "raw"))
+            undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
+        else:
+            _resize_to(vol, len(data))
+        upload_data(conn, vol, data)
+    except BaseException:
+        filling.failed()
+        raise
+    filling.done()
     return vol
 
 
@@ -139,7 +150,7 @@ class SeedVolumeRunner(Runner):
         pool = self._pool()
         vol = find_volume(pool, params["name"])
         stored = None
-        if vol is not None:
+        if vol is not None and not half_made(pool, params["name"]):  # a write of ours stopped part way is redone
             _label, stored = refuse_other_data(self.conn, vol, "name", "it is never overwritten")
         result = {"changed": False, "created": False, "actions": [], "hash": short_hash(seed["hash"]),
                   "volume_path": None if vol is None else vol.path()}
@@ -162,10 +173,14 @@ class SeedVolumeRunner(Runner):
         result = {"changed": vol is not None, "created": False, "actions": [], "hash": None, "volume_path": None}
         if vol is None:
             return result
-        refuse_other_data(self.conn, vol, "name", "this module deletes only seeds (use kvmfleet.libvirt.volume)")
+        half = half_made(pool, self.params["name"])
+        if not half:
+            refuse_other_data(self.conn, vol, "name", "this module deletes only seeds (use kvmfleet.libvirt.volume)")
         result["actions"] = ["delete cloud-init seed volume %s/%s" % (self.params["pool"], self.params["name"])]
         result["volume_path"] = vol.path()
         result["diff"] = Plan("seed volume %s" % self.params["name"], "present\n", "absent\n", text=True).diff()
         if not self.check:
             vol.delete(0)
+            if half:
+                Filling(pool, self.params["name"]).done()
         return result

@@ -36,6 +36,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     pool_type,
     sniff_image,
     upload_file,
+    Filling,
+    half_made,
     volume_by_reference,
     volume_xml,
 )
@@ -136,6 +138,9 @@ class VolumeRunner(Runner):
 
     def present(self, spec, pool, vol):
         kind = pool_type(pool)
+        half = None
+        if vol is not None and half_made(pool, spec["name"]):
+            half, vol = vol, None  # ours, never finished: made again from its source
         current = volume_facts(vol.XMLDesc(0)) if vol is not None else None
         source = None
         if current is None:
@@ -143,6 +148,8 @@ class VolumeRunner(Runner):
         elif spec["backing"] is not None:
             spec["backing_path"] = self._volume_by_reference(pool, spec["backing"], "backing").path()
         plan = plan_volume(current, spec, source, kind)
+        if half is not None:
+            plan.actions.insert(0, "delete the half-made volume %s (a run was stopped while filling it)" % half.path())
         if plan.permissions:
             users = guests_using_volume(self.conn, current["path"], pool.name(), spec["name"], active_only=True)
             if users:
@@ -155,6 +162,8 @@ class VolumeRunner(Runner):
         if plan.create and plan.create != "import" and plan.capacity is not None:
             check_document("volume", self._create_xml(spec, plan))
         if not self.check:
+            if half is not None:
+                half.delete(0)  # holds nothing anyone wrote: a fill of ours that never finished
             with self.undo.guard("the change to volume %s" % spec["name"]):
                 vol = self._apply(spec, pool, vol, plan, source)
         facts = volume_facts(vol.XMLDesc(0)) if vol is not None else None
@@ -224,11 +233,22 @@ class VolumeRunner(Runner):
         return vol
 
     def _create(self, spec, pool, plan, source):
+        if plan.create not in ("clone", "import"):
+            return self._made(define("volume", pool.createXML, self._create_xml(spec, plan)))
+        filling = Filling(pool, spec["name"])  # a run stopped before the last byte leaves the volume marked
+        filling.begin()
+        try:
+            vol = self._fill(spec, pool, plan, source)
+        except BaseException:
+            filling.failed()
+            raise
+        filling.done()
+        return vol
+
+    def _fill(self, spec, pool, plan, source):
         if plan.create == "clone":
             return self._made(define("volume", lambda xml, flags: pool.createXMLFrom(xml, self.clone_source, flags),
                                      self._create_xml(spec, plan)))
-        if plan.create != "import":
-            return self._made(define("volume", pool.createXML, self._create_xml(spec, plan)))
         if spec["url"] is None:
             return self._import(spec, pool, plan, source["file"])
         path = self._download(spec)

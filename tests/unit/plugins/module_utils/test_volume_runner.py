@@ -108,3 +108,24 @@ def test_check_mode_assumes_a_base_image_an_earlier_task_makes(conn, name):
     assert clone.run()["diff"]["after"]["capacity"] == "(the origin's size)"
     with pytest.raises(SpecError, match="option backing: got 'base-%s'; pool default-pool has no volume" % name):
         run(conn, name=name, backing="base-" + name, size="40MiB")
+
+
+def test_a_clone_stopped_part_way_is_made_again_and_only_that(conn, name):
+    """A run killed while it filled a volume leaves the volume and its marker: the next run deletes that half-made
+    volume and makes it again (check mode says so and writes nothing). A volume without a marker is never replaced."""
+    run(conn, name=name, size="16MiB", format="raw")
+    copy = "copy-" + name
+    pool = conn.storagePoolLookupByName(POOL)
+    pool.createXML("<volume><name>%s</name><capacity>1024</capacity><target><format type='raw'/></target></volume>"
+                   % (copy + ".kvmfleet-partial"), 0)
+    pool.createXML("<volume><name>%s</name><capacity>4096</capacity><target><format type='raw'/></target></volume>"
+                   % copy, 0)  # the half-made clone: the wrong size, whatever it holds
+    predicted = run(conn, check=True, name=copy, clone=name)
+    assert predicted["changed"] and predicted["actions"][0] == \
+        "delete the half-made volume /default-pool/%s (a run was stopped while filling it)" % copy
+    assert pool.storageVolLookupByName(copy).info()[1] == 4096, "check mode wrote"
+    made = run(conn, name=copy, clone=name)
+    assert made["actions"] == predicted["actions"] and made["created"]
+    assert pool.storageVolLookupByName(copy).info()[1] == 16 * 2 ** 20
+    assert copy + ".kvmfleet-partial" not in names(conn), "the marker stays after a finished fill"
+    assert run(conn, name=copy, clone=name)["changed"] is False
