@@ -9,9 +9,9 @@ name: guests
 short_description: The libvirt guests of one or many hypervisors as inventory hosts
 version_added: 0.2.0
 description:
-  - Lists the guests of every hypervisor in O(uris), read in parallel, and makes each an inventory host, grouped by
-    hypervisor (C(hypervisor_HV)), by state (C(state_running)) and by the tags the collection stores (C(tag_role)
-    and C(tag_role_web)).
+  - Lists the guests of every hypervisor in O(hypervisors) or O(uris), read in parallel, and makes each an inventory
+    host, grouped by hypervisor (C(hypervisor_HV), HV the hypervisor's name in O(hypervisors), else the URI's host),
+    by state (C(state_running)) and by the tags the collection stores (C(tag_role) and C(tag_role_web)).
   - Host variables - C(kvmfleet_name), C(kvmfleet_uuid), C(kvmfleet_state), C(kvmfleet_hypervisor),
     C(kvmfleet_uri), C(kvmfleet_managed), C(kvmfleet_tags), C(kvmfleet_spec) (the guest as
     M(kvmfleet.libvirt.domain_info) reads it back), C(kvmfleet_addresses) and C(ansible_host), the guest's first
@@ -32,10 +32,20 @@ options:
     required: true
     choices: [kvmfleet.libvirt.guests]
   uris:
-    description: The hypervisors, as libvirt URIs.
+    description: The hypervisors, as libvirt URIs; each is named after its URI's host. Ignored when O(hypervisors) is
+      given.
     type: list
     elements: str
     default: [qemu:///system]
+  hypervisors:
+    description:
+      - The hypervisors by name, each with its libvirt URI - the names the fleet's own inventory gives them, so that
+        the groups (C(hypervisor_hv1)) and C(kvmfleet_hypervisor) use them. See the example.
+    type: dict
+  connect_timeout:
+    description: Seconds to wait for each hypervisor's connection before it is left out with the reason.
+    type: int
+    default: 30
   filters:
     description: Which guests become hosts.
     type: dict
@@ -65,10 +75,10 @@ options:
 EXAMPLES = r"""
 # guests.kvmfleet.yml: every guest of three hypervisors, grouped by hypervisor, state and tag
 plugin: kvmfleet.libvirt.guests
-uris:
-  - qemu+ssh://root@hv1/system
-  - qemu+ssh://root@hv2/system
-  - qemu+tls://hv3/system
+hypervisors:
+  hv1: qemu+ssh://root@10.0.0.11/system
+  hv2: qemu+ssh://root@10.0.0.12/system
+  hv3: qemu+tls://hv3.example.net/system
 filters:
   managed_only: true
 keyed_groups:
@@ -92,10 +102,10 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import L
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
 
-def read_hypervisor(uri, filters, addresses):
+def read_hypervisor(uri, filters, addresses, timeout=None):
     """(uri, guests, error): every selected guest of one hypervisor, or why it could not be read."""
     try:
-        conn = open_connection(uri, readonly=True)
+        conn = open_connection(uri, readonly=True, timeout=timeout)
     except UserError as exc:
         return uri, [], str(exc)
     try:
@@ -129,29 +139,41 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 data = None
         if data is None:
-            data = self._read(self.get_option("uris"), self.get_option("filters") or {})
+            named = self.get_option("hypervisors")
+            if named:
+                if not isinstance(named, dict) or not all(isinstance(u, str) for u in named.values()):
+                    raise AnsibleParserError("kvmfleet.libvirt.guests: option hypervisors: expected a dict of "
+                                             "hypervisor name and URI, got %r" % (named,))
+                hypervisors = [(str(name), uri) for name, uri in named.items()]
+            else:
+                hypervisors = [(None, uri) for uri in self.get_option("uris")]
+            data = self._read(hypervisors, self.get_option("filters") or {})
             if self.get_option("cache"):
                 self._cache[cache_key] = data
         self._populate(data)
 
-    def _read(self, uris, filters):
-        parallel = max(1, min(self.get_option("parallel"), len(uris) or 1))
+    def _read(self, hypervisors, filters):
+        parallel = max(1, min(self.get_option("parallel"), len(hypervisors) or 1))
+        timeout = self.get_option("connect_timeout")
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            read = list(pool.map(lambda uri: read_hypervisor(uri, filters, self.get_option("addresses")), uris))
+            read = list(pool.map(lambda hv: read_hypervisor(hv[1], filters, self.get_option("addresses"), timeout),
+                                 hypervisors))
         data = []
-        for uri, guests, error in read:
+        for (name, _uri), (uri, guests, error) in zip(hypervisors, read):
             if error:
                 if self.get_option("strict"):
                     raise AnsibleParserError("kvmfleet.libvirt.guests: %s" % error)
-                self.display.warning("kvmfleet.libvirt.guests: hypervisor %s is left out: %s" % (uri, error))
-            data.append({"uri": uri, "guests": guests})
+                self.display.warning("kvmfleet.libvirt.guests: hypervisor %s is left out: %s"
+                                     % ("%s (%s)" % (name, uri) if name else uri, error))
+            data.append({"uri": uri, "name": name, "guests": guests})
         return data
 
     def _populate(self, data):
         strict = self.get_option("strict")
         taken = set()
         for hypervisor in data:
-            for hostname, host_vars, groups in inventory_hosts(hypervisor["uri"], hypervisor["guests"], taken):
+            for hostname, host_vars, groups in inventory_hosts(hypervisor["uri"], hypervisor["guests"], taken,
+                                                               hypervisor.get("name")):
                 taken.add(host_vars["kvmfleet_name"])
                 self.inventory.add_host(hostname)
                 for name, value in host_vars.items():

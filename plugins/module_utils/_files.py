@@ -44,7 +44,7 @@ def write_files(writes, undo):
         try:
             if write.persistent:
                 previous = _read_bytes(write.path)
-                replace_file(write.path, write.after, write.mode)
+                replace_file(write.path, write.after, write.mode, gid=write.gid)
                 undo.add("file %s" % write.header, (lambda path=write.path: os.unlink(path)) if previous is None else
                          (lambda path=write.path, data=previous, mode=write.mode: replace_file(path, data, mode)))
             else:

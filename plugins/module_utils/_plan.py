@@ -81,9 +81,10 @@ class FileWrite(Plan):
     procfs file written in place, reported as the action 'what: before -> after', never in --diff)."""
 
     def __init__(self, path, before, after, mode=0o644, secret=False, persistent=True, what=None, header=None,
-                 mask=None, **derived):
+                 mask=None, gid=None, **derived):
         super().__init__(header or path, before, after, mask=mask, text=True, **derived)
         self.path, self.mode, self.secret, self.persistent, self.what = path, mode, secret, persistent, what
+        self.gid = gid
 
     @property
     def action(self):

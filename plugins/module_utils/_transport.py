@@ -95,7 +95,8 @@ def port_words(transport, state, timeout):
             where += " (ssh's default; an ssh config may name another)"
     return {
         "refused": "%s refused the connection: nothing listens there (is %s running?)" % (where, listener),
-        "no answer": "%s did not answer within %s s: the host is down or a firewall drops the packets" % (where, timeout),
+        "no answer": "%s did not answer (a probe of %s s too): the host is down or a firewall drops the packets"
+                     % (where, timeout),
         "unknown host": "the host name %s does not resolve" % transport.host,
     }.get(state)
 

@@ -16,6 +16,10 @@ description:
   - Installs the CA certificate, the server certificate and key (and a client pair, for peer-to-peer migration over
     TLS) where libvirt reads them, with the modes libvirt needs (keys C(0600)), after checking that each certificate
     belongs to its key and is signed by the CA. Nothing is written when a check fails.
+  - Installs the same files where QEMU reads them for a migration stream over TLS (C(qemu/ca-cert.pem),
+    C(qemu/server-cert.pem), C(qemu/server-key.pem), C(qemu/client-cert.pem), C(qemu/client-key.pem) under O(pki_dir),
+    qemu.conf's C(default_tls_x509_cert_dir)), so that M(kvmfleet.libvirt.migrate) with O(kvmfleet.libvirt.migrate#module:tls=true)
+    works between hosts set up by this module.
   - Refuses C(listen_tcp) (plain TCP, unencrypted) unless O(allow_insecure_tcp=true), and C(listen_tls) without
     certificates.
   - Does not restart the daemon; RV(restart_required) says when it needs one (the C(hypervisor) role restarts it

@@ -109,6 +109,16 @@ options:
     description: Migrate although libvirt calls it unsafe (disks with a cache mode other than none).
     type: bool
     default: false
+  tls:
+    description:
+      - Encrypt the migration stream itself (libvirt's C(VIR_MIGRATE_TLS)) - the guest's memory and, with
+        O(copy_storage), its disks. Without it they cross in the clear even between hypervisors whose libvirt
+        connections use TLS.
+      - Both QEMUs need their TLS files (C(default_tls_x509_cert_dir), C(/etc/pki/qemu) - the
+        M(kvmfleet.libvirt.libvirtd_config) module installs them from its O(kvmfleet.libvirt.libvirtd_config#module:tls)
+        files); a live migration fails before the guest moves when they are missing.
+    type: bool
+    default: false
 seealso:
   - module: kvmfleet.libvirt.host_info
 """

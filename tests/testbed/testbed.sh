@@ -12,6 +12,16 @@
 #   testbed.sh reboot I    hvI comes back after a power cut (killed first if it still runs) with its definitions,
 #                          images and logs, a fresh /run/libvirt and its link up: libvirtd autostarts its networks,
 #                          pools and guests marked autostart, as a real host does at boot
+#   testbed.sh up-one I    start hvI alone (hypervisors beyond the first three: a test's own); prints its URI
+#   testbed.sh down-one I  stop hvI alone and remove what it had
+#   testbed.sh restart I   libvirtd of hvI stops and starts again (its guests run on), reading its configuration anew;
+#                          waits until it answers on its local socket ($ROOT/hvI/run/libvirt-sock)
+#   testbed.sh killd I     libvirtd of hvI dies (SIGKILL; its guests run on); restart starts it again
+#   testbed.sh sshd I      an sshd inside hvI on port 22 (key authentication; root's key $ROOT/ssh/id_ed25519, made on
+#                          first use); prints hvI's host key as a known_hosts line
+#   testbed.sh drop I | undrop I   hvI's firewall drops (or no longer drops) every packet to ports 22, 16509, 16514:
+#                          a host that does not answer, as opposed to one that refuses
+#   testbed.sh exec I CMD...   run CMD inside hvI's namespaces
 #
 # Each hypervisor hvX has:
 #   - a network namespace (eth0 = 192.168.250.1X on a bridge in a namespace of its own, tb-sw; the root
@@ -166,6 +176,78 @@ start() {
   libvirtd -d -l -p /run/libvirt/libvirtd.pid
 }
 
+local_uri() { echo "qemu+unix:///system?socket=$ROOT/hv$1/run/libvirt-sock"; }
+
+in_hv() {  # $1: index, then a command: run it in hvI's network, mount, UTS and cgroup namespaces and its cgroups
+  local i=$1 pid mount
+  shift
+  pid=$(cat "$ROOT/hv$i/run/virtlogd.pid")
+  (
+    for mount in $(cgroup_mounts); do
+      [ -d "$mount/kvmfleet-tb-hv$i" ] && echo "$BASHPID" >"$mount/kvmfleet-tb-hv$i/cgroup.procs"
+    done
+    exec nsenter -t "$pid" -n -m -u -C -- "$@"
+  )
+}
+
+stop_libvirtd() {  # $1: index; $2: the signal
+  local dir=$ROOT/hv$1
+  if alive "$dir/run/libvirtd.pid"; then kill "-$2" "$(cat "$dir/run/libvirtd.pid")" 2>/dev/null || true; fi
+  while alive "$dir/run/libvirtd.pid"; do sleep 0.1; done
+}
+
+restart_one() {  # $1: index. libvirtd stops and starts again; the guests, virtlogd and virtlockd run on.
+  local i=$1 tries=0
+  stop_libvirtd "$i" TERM
+  rm -f "$ROOT/hv$i/run/libvirtd.pid"
+  in_hv "$i" libvirtd -d -l -p /run/libvirt/libvirtd.pid
+  until virsh -q -c "$(local_uri "$i")" version >/dev/null 2>&1; do
+    sleep 0.1
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || { echo "hv$i: libvirtd did not answer on its socket within 30 s" >&2; return 1; }
+  done
+}
+
+client_key() {  # root's key for the test bed's sshds, made on first use
+  mkdir -p "$ROOT/ssh"
+  [ -f "$ROOT/ssh/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C kvmfleet-testbed -f "$ROOT/ssh/id_ed25519"
+}
+
+sshd_one() {  # $1: index. sshd in hvI: key authentication only, no PAM; prints hvI's host key as a known_hosts line
+  local i=$1 dir=$ROOT/hv$1/ssh
+  client_key
+  mkdir -p "$dir"
+  [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C "hv$i" -f "$dir/host_ed25519"
+  cp "$ROOT/ssh/id_ed25519.pub" "$dir/authorized_keys"
+  cat >"$dir/sshd_config" <<EOF
+ListenAddress 0.0.0.0:22
+HostKey $dir/host_ed25519
+AuthorizedKeysFile $dir/authorized_keys
+PidFile /run/libvirt/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+EOF
+  mkdir -p /run/sshd
+  if ! alive "$ROOT/hv$i/run/sshd.pid"; then in_hv "$i" /usr/sbin/sshd -f "$dir/sshd_config"; fi
+  echo "$NET.1$i $(cut -d' ' -f1,2 "$dir/host_ed25519.pub")"
+}
+
+drop_one() {  # $1: index; $2: add or delete. Packets to hvI's daemons are dropped, as by a firewall (no answer at all).
+  if [ "$2" = add ]; then
+    ip netns exec "tb-hv$1" nft -f - <<EOF
+table inet kvmfleet_drop {
+  chain input { type filter hook input priority -10; policy accept; tcp dport { 22, 16509, 16514 } drop; }
+}
+EOF
+  else
+    ip netns exec "tb-hv$1" nft delete table inet kvmfleet_drop 2>/dev/null || true
+  fi
+}
+
 alive() {  # $1: a pid file; a zombie counts as gone
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 1
@@ -186,12 +268,13 @@ down_one() {
       virsh -c "$u" net-undefine "$name" >/dev/null 2>&1 || true
     done
   fi
-  for name in libvirtd virtlockd virtlogd; do
+  for name in libvirtd virtlockd virtlogd sshd; do
     if alive "$dir/run/$name.pid"; then kill "$(cat "$dir/run/$name.pid")" 2>/dev/null || true; fi
   done
-  for name in libvirtd virtlockd virtlogd; do
+  for name in libvirtd virtlockd virtlogd sshd; do
     while alive "$dir/run/$name.pid"; do sleep 0.1; done
   done
+  kill_one "$i"  # what is left in its namespace: guests of a daemon the URI did not reach (TLS only, dropped)
   ip netns del "tb-hv$i" 2>/dev/null || true
   local mount
   for mount in $(cgroup_mounts); do
@@ -203,8 +286,12 @@ down_one() {
 }
 
 down() {
-  local i
+  local i dir
   for i in $(seq "$N"); do down_one "$i"; done
+  for dir in "$ROOT"/hv*; do  # a test's own hypervisors beyond N, if one was left
+    [ -d "$dir" ] && down_one "${dir##*/hv}"
+  done
+  rm -rf "$ROOT/ssh"
   rm -rf "$ROOT/shared"
   if [ -z "$(ls "$ROOT" 2>/dev/null)" ]; then
     ip link del tb0 2>/dev/null || true
@@ -273,7 +360,16 @@ case ${1:-} in
   kill) kill_one "$2" ;;
   revive) down_one "$2"; up_one "$2" >/dev/null; uri "$2" ;;
   reboot) reboot_one "$2"; uri "$2" ;;
+  up-one) switch_up; up_one "$2"; uri "$2" ;;
+  down-one) down_one "$2" ;;
+  restart) restart_one "$2" ;;
+  killd) stop_libvirtd "$2" KILL ;;
+  sshd) sshd_one "$2" ;;
+  drop) drop_one "$2" add ;;
+  undrop) drop_one "$2" delete ;;
+  exec) i=$2; shift 2; in_hv "$i" "$@" ;;
   _enter) enter "$2" ;;
   _start) start "$2" ;;
-  *) echo "usage: $0 up|down|uris|status [N] | isolate|kill|revive|reboot I" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|uris|status [N] | isolate|kill|revive|reboot|up-one|down-one|restart|killd|sshd|drop|undrop I" \
+       "| exec I CMD..." >&2; exit 2 ;;
 esac

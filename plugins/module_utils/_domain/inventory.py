@@ -61,14 +61,15 @@ def matches(guest, filters):
     return not (filters.get("managed_only") and not guest["managed"])
 
 
-def inventory_hosts(uri, guests, taken=()):
-    """[(inventory hostname, host vars, groups)] for the guests one hypervisor has.
+def inventory_hosts(uri, guests, taken=(), name=None):
+    """[(inventory hostname, host vars, groups)] for the guests one hypervisor has; ``name``: the hypervisor's name
+    (the inventory's own, when it gives one), else one made from the URI (hypervisor_name).
 
     A guest is named as it is in libvirt; when another hypervisor already has a guest of that name
     (``taken``), it is named NAME@HYPERVISOR. Groups: the hypervisor's, the state's, and one per tag
     (``tag_NAME`` and, with a value, ``tag_NAME_VALUE``).
     """
-    hypervisor = hypervisor_name(uri)
+    hypervisor = name or hypervisor_name(uri)
     hosts = []
     for guest in guests:
         hostname = guest["name"] if guest["name"] not in taken else "%s@%s" % (guest["name"], hypervisor)

@@ -32,11 +32,15 @@ def apply_profiles(guests, profiles):
     for index, guest in enumerate(guests or []):
         if not isinstance(guest, dict):
             raise UserError("guests_list[%d]: expected a dict (a guest's description), got %r" % (index, guest))
-        names = guest.get("profiles") or ([guest["profile"]] if guest.get("profile") else [])
+        key = "profiles" if guest.get("profiles") else "profile"
+        names = guest.get(key) or []
         if isinstance(names, str):
             names = [names]
         merged = {}
-        for name in names:
+        for name in names if isinstance(names, list) else [names]:
+            if not isinstance(name, str):
+                raise UserError("guests_list[%d] (%s).%s: expected a profile's name or a list of names, got %r" % (
+                    index, guest.get("name"), key, guest.get(key)))
             if name not in profiles:
                 raise UserError("guests_list[%d] (%s): profile %r is not in guests_profiles (it has: %s)" % (
                     index, guest.get("name"), name, ", ".join(sorted(profiles)) or "none"))

@@ -13,6 +13,7 @@ Values are compared parsed, so ``listen_tls = 0`` is the same as ``false``.
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 
@@ -25,15 +26,23 @@ HEADER = "# Managed by Ansible (kvmfleet.libvirt.hypervisor): the keys it sets a
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 SECRET_KEYS = ("password", "passwd", "secret")
-# Where libvirt reads its TLS files (libvirtd.conf defaults; the same for QEMU's migration over TLS
-# when default_tls_x509_cert_dir is left alone, see qemu.conf).
-TLS_FILES = {
-    "ca_cert": ("CA/cacert.pem", 0o644),
-    "server_cert": ("libvirt/servercert.pem", 0o644),
-    "server_key": ("libvirt/private/serverkey.pem", 0o600),
-    "client_cert": ("libvirt/clientcert.pem", 0o644),
-    "client_key": ("libvirt/private/clientkey.pem", 0o600),
-}
+QEMU_KEY = 0o640  # a key QEMU itself reads: root's, readable by the group QEMU runs as (0600 where QEMU runs as root)
+# Where libvirt reads its TLS files (libvirtd.conf defaults), and where QEMU reads its own for a migration stream over
+# TLS (qemu.conf default_tls_x509_cert_dir, /etc/pki/qemu: other names, one directory): (option, path, mode).
+TLS_FILES = (
+    ("ca_cert", "CA/cacert.pem", 0o644),
+    ("server_cert", "libvirt/servercert.pem", 0o644),
+    ("server_key", "libvirt/private/serverkey.pem", 0o600),
+    ("client_cert", "libvirt/clientcert.pem", 0o644),
+    ("client_key", "libvirt/private/clientkey.pem", 0o600),
+    ("ca_cert", "qemu/ca-cert.pem", 0o644),
+    ("server_cert", "qemu/server-cert.pem", 0o644),
+    ("server_key", "qemu/server-key.pem", QEMU_KEY),
+    ("client_cert", "qemu/client-cert.pem", 0o644),
+    ("client_key", "qemu/client-key.pem", QEMU_KEY),
+)
+# The group QEMU runs as where qemu.conf does not say (group = ...): the distribution's default.
+QEMU_GROUPS = ("libvirt-qemu", "qemu")
 
 
 def render(option, value):
@@ -213,10 +222,27 @@ def _read(path):
 
 
 def _mode(path):
+    """(mode, gid) of a file, None when it does not exist."""
     try:
-        return os.stat(path).st_mode & 0o7777
+        info = os.stat(path)
     except FileNotFoundError:
         return None
+    return info.st_mode & 0o7777, info.st_gid
+
+
+def qemu_gid(qemu, read, config_dir):
+    """The gid of the group QEMU runs as: the ``qemu`` option's group, else qemu.conf's, else the distribution's
+    default (QEMU_GROUPS); None when there is none (QEMU runs as root: its keys stay 0600 root)."""
+    name = (qemu or {}).get("group") or current_settings(read(os.path.join(config_dir, "qemu.conf")) or "").get("group")
+    for candidate in ([name] if name else list(QEMU_GROUPS)):
+        candidate = str(candidate)
+        if candidate.startswith("+") and candidate[1:].isdigit():
+            return int(candidate[1:]) or None
+        try:
+            return grp.getgrnam(candidate).gr_gid
+        except KeyError:
+            continue
+    return None
 
 
 def plan_configuration(params, read=_read, mode_of=_mode, exists=os.path.exists):
@@ -229,8 +255,7 @@ def plan_configuration(params, read=_read, mode_of=_mode, exists=os.path.exists)
     check_keys("qemu", qemu)
     check_keys("lockd", lockd)
     pki = params.get("pki_dir") or "/etc/pki"
-    tls_present = bool(tls) or all(exists(os.path.join(pki, TLS_FILES[name][0]))
-                                   for name in ("ca_cert", "server_cert", "server_key"))
+    tls_present = bool(tls) or all(exists(os.path.join(pki, rel)) for _name, rel, _mode in TLS_FILES[:3])
     check_transport(libvirtd, params.get("allow_insecure_tcp"), tls_present)
     if tls:
         check_tls(tls)
@@ -247,14 +272,18 @@ def plan_configuration(params, read=_read, mode_of=_mode, exists=os.path.exists)
         after, _keys = set_keys(before, settings)
         if after != (before or ""):
             writes.append(FileWrite(path, before, after, 0o644, mask=masked))
-    for name, (rel, mode) in TLS_FILES.items():
+    gid = qemu_gid(qemu, read, params.get("config_dir") or "/etc/libvirt") if tls else None
+    for name, rel, mode in TLS_FILES:
         if tls and tls.get(name):
             path = os.path.join(pki, rel)
             text = tls[name] if tls[name].endswith("\n") else tls[name] + "\n"
+            group = 0
+            if mode == QEMU_KEY:
+                mode, group = (0o640, gid) if gid else (0o600, 0)
             before = read(path)
-            mode_now = None if before is None else mode_of(path)
-            if before != text or mode_now != mode:
-                writes.append(FileWrite(path, before, text, mode, secret=mode == 0o600))
+            now = None if before is None else mode_of(path)
+            if before != text or now != (mode, group):
+                writes.append(FileWrite(path, before, text, mode, secret=mode != 0o644, gid=group))
     return writes
 
 

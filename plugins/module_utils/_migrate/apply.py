@@ -95,7 +95,8 @@ def _flags_and_params(params, running):
     elif params["copy_storage"] == "incremental":
         flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
     for option, flag in (("auto_converge", libvirt.VIR_MIGRATE_AUTO_CONVERGE), ("postcopy", libvirt.VIR_MIGRATE_POSTCOPY),
-                         ("compressed", libvirt.VIR_MIGRATE_COMPRESSED), ("unsafe", libvirt.VIR_MIGRATE_UNSAFE)):
+                         ("compressed", libvirt.VIR_MIGRATE_COMPRESSED), ("unsafe", libvirt.VIR_MIGRATE_UNSAFE),
+                         ("tls", libvirt.VIR_MIGRATE_TLS)):
         if params.get(option):
             flags |= flag
     if params.get("bandwidth"):

@@ -27,6 +27,7 @@ def migrate_argument_spec():
         "timeout": {"type": "int"},
         "timeout_action": {"type": "str", "default": "abort", "choices": ["abort", "postcopy"]},
         "unsafe": {"type": "bool", "default": False},
+        "tls": {"type": "bool", "default": False},
         "record_origin": {"type": "bool", "default": False},
         "moved_by": {"type": "str"},
     }

@@ -16,6 +16,7 @@ requirements:
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -34,6 +35,10 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self._tasks = []
+        self._started = {}
+
+    def v2_runner_on_start(self, host, task):
+        self._started[(host.get_name(), task._uuid)] = time.monotonic()
 
     def _record(self, result, status):
         task = result._task
@@ -43,6 +48,8 @@ class CallbackModule(CallbackBase):
             "action": task.action,
             "status": status,
             "result": _as_json_data(result._result),
+            "seconds": round(time.monotonic() - self._started.get((result._host.get_name(), task._uuid),
+                                                                  time.monotonic()), 2),
         })
 
     def v2_runner_on_ok(self, result):

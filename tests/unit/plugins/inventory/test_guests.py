@@ -53,7 +53,7 @@ def plugin(**options):
     """The plugin with its options given (as parse() would have read them from the inventory file) and an empty
     inventory of Ansible's own."""
     given = dict({"strict": False, "compose": {}, "groups": {}, "keyed_groups": [], "addresses": False,
-                  "parallel": 8, "filters": {}}, **options)
+                  "parallel": 8, "filters": {}, "connect_timeout": 30, "hypervisors": None}, **options)
     module = InventoryModule()
     module.inventory = InventoryData()
     module.loader = DataLoader()
@@ -139,7 +139,7 @@ def test_keyed_groups_are_made_from_the_host_vars():
 
 def test_an_unreachable_hypervisor_is_left_out_with_a_warning(private_uri):
     inventory = plugin()
-    data = inventory._read([private_uri, UNREACHABLE], {})
+    data = inventory._read([(None, private_uri), (None, UNREACHABLE)], {})
     assert [(entry["uri"], names(entry["guests"])) for entry in data] == [(private_uri, ["off1", "web1"]),
                                                                           (UNREACHABLE, [])]
     [warning] = inventory.display.warnings
@@ -151,5 +151,15 @@ def test_an_unreachable_hypervisor_is_left_out_with_a_warning(private_uri):
 def test_strict_makes_an_unreachable_hypervisor_an_error_naming_it(private_uri):
     inventory = plugin(strict=True)
     with pytest.raises(AnsibleParserError, match="kvmfleet.libvirt.guests: .*" + re.escape(UNREACHABLE)):
-        inventory._read([private_uri, UNREACHABLE], {})
+        inventory._read([(None, private_uri), (None, UNREACHABLE)], {})
     assert inventory.display.warnings == []
+
+
+def test_hypervisors_by_name_give_their_names_to_groups(private_uri):
+    """hypervisors: {hv1: uri}: the inventory's own names for the hypervisors, not the URI's host."""
+    inventory = plugin()
+    data = inventory._read([("hv1", private_uri)], {})
+    assert data[0]["name"] == "hv1"
+    inventory._populate(data)
+    assert sorted(h.name for h in inventory.inventory.groups["hypervisor_hv1"].get_hosts()) == ["off1", "web1"]
+    assert inventory.inventory.get_host("web1").vars["kvmfleet_hypervisor"] == "hv1"

@@ -123,9 +123,10 @@ def test_tls_files_are_checked_then_installed_with_libvirt_s_modes(tmp_path, pki
     predicted = configure(dict(base, tls=tls), check=True)
     assert not (tmp_path / "pki").exists()
     result = configure(dict(base, tls=tls), check=False)
-    assert result["files"] == predicted["files"] and len(result["files"]) == 4
+    assert result["files"] == predicted["files"] and len(result["files"]) == 7  # libvirtd.conf, libvirt's 3, QEMU's 3
     key_path = tmp_path / "pki" / "libvirt" / "private" / "serverkey.pem"
     assert key_path.read_text() == pki["server_key"] and os.stat(key_path).st_mode & 0o777 == 0o600
+    assert (tmp_path / "pki" / "qemu" / "server-key.pem").read_text() == pki["server_key"]  # a migration stream over TLS
     assert os.stat(tmp_path / "pki" / "CA" / "cacert.pem").st_mode & 0o777 == 0o644
     assert all(pki["server_key"] not in str(d) for d in result["diff"])
     again = configure(dict(base, tls=tls), check=False)
