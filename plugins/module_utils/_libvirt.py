@@ -277,6 +277,19 @@ def libvirt_state_name(number):
     return DOMAIN_STATES.get(number, ("unknown", None))[0]
 
 
+def each_domain(conn, flags, read):
+    """``read(dom)`` for every guest listed with ``flags``, skipping a guest that vanishes between the listing and the
+    read (another run undefined it meanwhile: guests come and go while a run reads them)."""
+    results = []
+    for dom in conn.listAllDomains(flags):
+        try:
+            results.append(read(dom))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+    return results
+
+
 def lookup_domain(conn, name):
     """The guest ``name`` on ``conn``, or None."""
     return lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
@@ -332,13 +345,33 @@ def define(kind, call, xml, flags=0, validate=True):
     The document is validated here first, and the daemon validates it again (its VALIDATE flag). Returns what
     libvirt returned (the new object). ``validate=False`` (a definition that already failed the schema, which the
     change makes no worse: _domain/schema.py) writes it as libvirt took it before, without either check."""
-    if not validate:
-        return call(xml, flags)
-    check_document(kind, xml)
-    flag = getattr(libvirt, DEFINE_KINDS[kind][1], 0)
     try:
-        return call(xml, flags | flag)
+        if not validate:
+            return call(xml, flags)
+        check_document(kind, xml)
+        flag = getattr(libvirt, DEFINE_KINDS[kind][1], 0)
+        try:
+            return call(xml, flags | flag)
+        except libvirt.libvirtError as exc:
+            if not flag or libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                raise
+        return call(xml, flags)  # a daemon older than the flag (libvirt < 7.8); the schema was checked here
     except libvirt.libvirtError as exc:
-        if not flag or libvirt_error_code(exc) not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+        if not _made_meanwhile(exc):
             raise
-    return call(xml, flags)  # a daemon older than the flag (libvirt < 7.8); the schema was checked here
+        raise UserError("%s %s was created by another writer during this run (it was not there when this run "
+                        "planned), so nothing this run made for it was kept. Run again: the next run finds it and "
+                        "converges from there (libvirt: %s)" % (kind, _name_of(xml), exc), code="conflict",
+                        cause=exc) from None
+
+
+def _made_meanwhile(exc):
+    """A create refused because the object is there now: another writer made it since the plan."""
+    code = libvirt_error_code(exc)
+    return code == getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", -1) or (
+        code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in str(exc))
+
+
+def _name_of(xml):
+    start = xml.find("<name>")
+    return xml[start + 6:xml.find("</name>", start)] if start >= 0 else "(unnamed)"

@@ -97,6 +97,12 @@ def run_guarded(module, run, what, connect=True, precheck=None):
         if libvirt is None or not isinstance(exc, libvirt.libvirtError):
             raise
         _warn(module, [])
+        if conn is not None and not _alive(conn):
+            module.fail_json(msg="the connection to libvirt at uri %s was lost during the task (the daemon restarted, "
+                                 "or the host or its network went away): %s: %s. What the task did before that stays; "
+                                 "run it again once the daemon answers, and it converges from there"
+                                 % (module.params.get("uri"), what, exc), code="unreachable",
+                             libvirt_code=exc.get_error_code())
         module.fail_json(msg="libvirt error on %s: %s" % (what, exc), code="libvirt_error",
                          libvirt_code=exc.get_error_code())
     finally:
@@ -104,6 +110,13 @@ def run_guarded(module, run, what, connect=True, precheck=None):
             conn.close()
     _warn(module, result.pop("warnings", None))
     module.exit_json(**result)
+
+
+def _alive(conn):
+    try:
+        return bool(conn.isAlive())
+    except Exception:  # pylint: disable=broad-except  # a connection that cannot even say is not alive
+        return False
 
 
 def _warn(module, warnings):

@@ -19,8 +19,8 @@ import struct
 from urllib.parse import urlsplit
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import Codec
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt, lookup_or_none
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import each_domain, libvirt, lookup_or_none
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
 POOL_SCHEMA = "storagepool.rng"  # in _xml.SCHEMA_DIR
@@ -252,18 +252,17 @@ def guests_using_volume(conn, path, pool_name=None, vol_name=None, exclude=(), a
     """Names of guests with a disk on this volume, in their persistent config or while they run
     (``active_only``: running guests only, as they run now). Guests named in ``exclude`` are skipped."""
     flags = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE if active_only else 0
-    users = []
-    for dom in conn.listAllDomains(flags):
+
+    def uses(dom):
         if dom.name() in exclude:
-            continue
+            return None
         documents = []
         if dom.isActive():
             documents.append(dom.XMLDesc(0))
         if not active_only and dom.isPersistent():
             documents.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if any(disk_uses_volume(xml, path, pool_name, vol_name) for xml in documents):
-            users.append(dom.name())
-    return sorted(users)
+        return dom.name() if any(disk_uses_volume(xml, path, pool_name, vol_name) for xml in documents) else None
+    return sorted(name for name in each_domain(conn, flags, uses) if name)
 
 
 def pool_type(pool):
@@ -360,6 +359,9 @@ def upload_data(conn, vol, data):
 
 
 def upload_stream(conn, vol, handle, length):
+    """Stream ``length`` bytes of ``handle`` into the volume, then read its last chunk back: libvirt can finish a
+    stream whose bytes never reached the disk (a small upload into a full filesystem ends without an error and leaves
+    zeros), so what was written is checked, not assumed."""
     stream = conn.newStream(0)
     try:
         vol.upload(stream, 0, length, 0)
@@ -371,3 +373,12 @@ def upload_stream(conn, vol, handle, length):
         except libvirt.libvirtError:
             pass
         raise
+    tail = min(length, CHUNK)
+    handle.seek(length - tail)
+    if tail and read_volume(conn, vol, length - tail, tail) != handle.read(tail):
+        pool = vol.storagePoolLookupByVolume()
+        free = pool.info()[3]
+        why = "No space left on device: pool %s has %d bytes free" % (pool.name(), free) if free < length else \
+            "libvirt reported no error"
+        raise UserError("the upload into volume %s did not reach its disk (its last %d bytes are not what was sent): "
+                        "%s" % (vol.path(), tail, why), code="file_error")

@@ -93,16 +93,13 @@ def write_seed(conn, task, instance_id, undo):
         previous = read_volume(conn, vol, 0, vol.info()[1])
         undo.add("the previous content of seed volume %s" % vol.path(), lambda: _put_back(conn, vol, previous))
     filling.begin()
-    try:
-        if vol is None:
-            vol = define("volume", task.pool.createXML, volume_xml(task.seed["volume"], len(data), "raw"))
-            undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
-        else:
-            _resize_to(vol, len(data))
-        upload_data(conn, vol, data)
-    except BaseException:
-        filling.failed()
-        raise
+    undo.add("the marker of seed volume %s" % task.seed["volume"], filling.failed)  # after the volume's own undo
+    if vol is None:
+        vol = define("volume", task.pool.createXML, volume_xml(task.seed["volume"], len(data), "raw"))
+        undo.add("seed volume %s" % vol.path(), lambda: vol.delete(0))
+    else:
+        _resize_to(vol, len(data))
+    upload_data(conn, vol, data)
     filling.done()
     return vol
 

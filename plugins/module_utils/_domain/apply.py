@@ -48,7 +48,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
     only_metadata,
     stored_hash,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain, renamed_document, set_uuid
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import mask_secrets, plan_domain, renamed_document, seed_disk, set_uuid
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import interfaces_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.references import check_references, named_references
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.schema import check_guest_document
@@ -235,11 +235,17 @@ class GuestRun(Runner):
     # -- absent ------------------------------------------------------------------------------------------
 
     def _disk_volumes(self, dom):
-        """The volumes of the guest's disks (device disk) that are in a storage pool; a disk image in none is kept
+        """The volumes of the guest's disks (device disk) that are in a storage pool, and its cloud-init seed's (a cdrom
+        the collection made for it; other cdroms, installer images, are never deleted); a disk image in no pool is kept
         and said so."""
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        root = parse_xml(xml)
+        seed = seed_disk(root, root.find("devices"), dom.name())
         volumes = []
-        for disk in guest_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)):
-            if (disk["device"] or "disk") != "disk" or disk["empty"] or disk["type"] not in ("volume", "file") or (
+        for disk in guest_disks(xml):
+            if seed is not None and disk["dev"] == seed[1] and not disk["empty"]:
+                pass  # the seed cdrom: its volume is the guest's own
+            elif (disk["device"] or "disk") != "disk" or disk["empty"] or disk["type"] not in ("volume", "file") or (
                     disk["type"] == "file" and not disk["path"]):
                 continue
             vol = self._volume_of(disk["type"], disk["pool"], disk["volume"], disk["path"], "disk image")

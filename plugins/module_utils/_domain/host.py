@@ -16,7 +16,7 @@ import threading
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import derives_mac
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import read_maintenance
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import each_domain, libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 
@@ -131,11 +131,10 @@ def macs_of(xml):
 
 def read_guest_macs(conn):
     """Every guest's MACs ({name: MACs}): the persistent config's, or the live XML's for a transient guest."""
-    macs = {}
-    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
-        macs[dom.name()] = set(macs_of(dom.XMLDesc(config_xml_flags())))
-    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT):
-        macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
+    macs = dict(each_domain(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
+                            lambda dom: (dom.name(), set(macs_of(dom.XMLDesc(config_xml_flags()))))))
+    macs.update(each_domain(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
+                            lambda dom: (dom.name(), set(macs_of(dom.XMLDesc(0))))))
     return macs
 
 
@@ -152,12 +151,13 @@ def gather_host(conn, read_guests=True):
     host = HostContext(aliases, host_arch=host_arch, macs_complete=read_guests)
     if read_guests:
         host.conn = conn
-        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+        for dom, xml in each_domain(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
+                                    lambda dom: (dom, dom.XMLDesc(config_xml_flags()))):
             host.domains[dom.name()] = dom
-            host.remember(dom.name(), dom.XMLDesc(config_xml_flags()))
-        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT):
+            host.remember(dom.name(), xml)
+        for dom, xml in each_domain(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT, lambda dom: (dom, dom.XMLDesc(0))):
             host.domains[dom.name()] = dom
-            host.guest_macs[dom.name()] = set(macs_of(dom.XMLDesc(0)))
+            host.guest_macs[dom.name()] = set(macs_of(xml))
     return host
 
 

@@ -255,6 +255,24 @@ def nic_macs(current_xml, spec, host):
 
 # ---- the cloud-init seed cdrom and the Ignition entry ------------------------------------------
 
+def seed_disk(root, devices, name):
+    """(element, target dev, source) of the guest's cloud-init seed cdrom: the one its seed metadata names, or, for a
+    guest seeded before the dev was recorded, the cdrom of the default seed volume (``<name>-cidata.iso``); None when
+    the guest has no seed."""
+    node = content_node(root, "cloud-init")
+    if node is None:
+        return None
+    kind = DEVICE_KIND["disks"]
+    default = "%s-cidata.iso" % name
+    for elem in devices.findall(kind.tag):
+        source = DISK_SOURCE.read(elem)
+        named = dict(source[1]).get("volume") or (dict(source[1]).get("file") or "").rsplit("/", 1)[-1]
+        dev = kind.key_of(elem)
+        if elem.get("device") == "cdrom" and (dev == node.get("dev") or (node.get("dev") is None and named == default)):
+            return elem, dev, source
+    return None
+
+
 def _drop_seed(root, devices, spec, changes, device_ops):
     """A guest whose description declares its whole disk list (``disks``) and no longer ``cloud_init`` loses its seed:
     the cdrom (its target dev is in the seed's metadata; for a guest seeded before that was recorded, the cdrom of the
@@ -263,19 +281,10 @@ def _drop_seed(root, devices, spec, changes, device_ops):
     The seed is kept when ``disks`` is not given (only what is declared is managed: a task that declares part of a
     guest must not take its seed away), and when ``disks`` names its target dev (the guest read back: its seed is one
     of its disks)."""
-    node = content_node(root, "cloud-init")
-    if spec.get("disks") is None or node is None:
+    if spec.get("disks") is None or content_node(root, "cloud-init") is None:
         return None
     kind = DEVICE_KIND["disks"]
-    default = "%s-cidata.iso" % spec["name"]
-    seed = None
-    for elem in devices.findall(kind.tag):
-        source = DISK_SOURCE.read(elem)
-        named = dict(source[1]).get("volume") or (dict(source[1]).get("file") or "").rsplit("/", 1)[-1]
-        dev = kind.key_of(elem)
-        if elem.get("device") == "cdrom" and (dev == node.get("dev") or (node.get("dev") is None and named == default)):
-            seed = (elem, dev, source)
-            break
+    seed = seed_disk(root, devices, spec["name"])
     if seed is not None and any(disk["_key"] == seed[1] for disk in spec["disks"]):
         return None
     _attrs, change = drop_content_node(root, "cloud-init")

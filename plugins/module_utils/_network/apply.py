@@ -14,6 +14,7 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     check_document,
+    each_domain,
     converge_autostart,
     define,
     libvirt,
@@ -54,11 +55,9 @@ class NetworkRunner(Runner):
             bridge = net.bridgeName()
         except libvirt.libvirtError:
             pass
-        names = []
-        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            if guest_uses_network(dom.XMLDesc(0), net.name(), bridge):
-                names.append(dom.name())
-        return sorted(names)
+        return sorted(name for name in each_domain(
+            self.conn, libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+            lambda dom: dom.name() if guest_uses_network(dom.XMLDesc(0), net.name(), bridge) else None) if name)
 
     def _refuse_if_in_use(self, net, doing):
         if not net.isActive() or self.params["force"]:

@@ -237,6 +237,7 @@ class VolumeRunner(Runner):
             return self._made(define("volume", pool.createXML, self._create_xml(spec, plan)))
         filling = Filling(pool, spec["name"])  # a run stopped before the last byte leaves the volume marked
         filling.begin()
+        self.undo.add("the marker of volume %s" % spec["name"], filling.failed)  # after the volume's own undo
         try:
             vol = self._fill(spec, pool, plan, source)
         except BaseException:
