@@ -21,7 +21,7 @@ never a traceback.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     LIBVIRT_IMPORT_ERROR,
@@ -30,7 +30,8 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     DEFAULT_CONNECT_TIMEOUT,
     open_connection,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._input import shape_problems, xml_unsafe
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import LXML_IMPORT_ERROR, etree, schema_warnings
 
 
@@ -83,6 +84,10 @@ def run_guarded(module, run, what, connect=True, precheck=None):
         module.fail_json(msg=missing_required_lib("lxml"), exception=LXML_IMPORT_ERROR, code="missing_library")
     conn = None
     try:
+        unsafe = xml_unsafe(getattr(module, "argument_spec", None) or {}, module.params)
+        if unsafe:
+            raise SpecError(unsafe[0], unsafe[1], "a character XML cannot hold (NUL or another control character); "
+                                                  "nothing was changed")
         if precheck is not None:
             precheck(module.params)
         conn = open_connection(module.params["uri"], timeout=module.params.get("connect_timeout")) if connect else None
@@ -112,6 +117,14 @@ def run_guarded(module, run, what, connect=True, precheck=None):
     module.exit_json(**result)
 
 
+def _raw_params():
+    """The task's arguments as Ansible hands them to the module, before any checking."""
+    try:
+        return _load_params() or {}
+    except (Exception, SystemExit):  # pylint: disable=broad-except  # AnsibleModule reports unreadable arguments
+        return {}
+
+
 def _alive(conn):
     try:
         return bool(conn.isAlive())
@@ -131,6 +144,15 @@ def module_main(argument_spec, runner, what, connect=True, precheck=None, **modu
     AnsibleModule's (mutually_exclusive, required_by)."""
     if "uri" in argument_spec:
         argument_spec = dict(argument_spec, connect_timeout={"type": "int", "default": DEFAULT_CONNECT_TIMEOUT})
+    problems = shape_problems(argument_spec, _raw_params())
+    if problems:  # Ansible's validator would fail on these naming nothing: refused here, naming the option
+        loose = {key: dict(spec, type="raw", options=None, elements=None) if key in _raw_params() else spec
+                 for key, spec in argument_spec.items()}
+        for spec in loose.values():
+            for key in [k for k, v in spec.items() if v is None and k in ("options", "elements")]:
+                del spec[key]
+        module = AnsibleModule(argument_spec=loose, supports_check_mode=True)
+        module.fail_json(msg="; ".join(problems), code="invalid_option", option=problems[0].split(":")[0][7:])
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
 
     def run(conn):
