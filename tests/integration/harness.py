@@ -149,8 +149,9 @@ class Ansible:
         path.write_text(yaml.safe_dump(play, sort_keys=False))
         return path
 
-    def run(self, tasks, extra_vars=None, check=False, diff=True, playbook=None, expect_rc=0, inventory=None):
-        """Run tasks (a list of task dicts) or an existing playbook file; return a PlaybookRun."""
+    def run(self, tasks, extra_vars=None, check=False, diff=True, playbook=None, expect_rc=0, inventory=None,
+            verbose=False):
+        """Run tasks (a list of task dicts) or an existing playbook file; return a PlaybookRun (``verbose``: -vvv)."""
         path = Path(playbook) if playbook else self.write_playbook(tasks)
         self._count += 1
         record = self.workdir / ("record%02d.json" % self._count)
@@ -159,6 +160,8 @@ class Ansible:
             argv.append("--check")
         if diff:
             argv.append("--diff")
+        if verbose:
+            argv.append("-vvv")
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
         started = time.monotonic()
