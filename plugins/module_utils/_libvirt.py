@@ -53,8 +53,8 @@ def connection_error_message(uri, error, why=None):
     """The message shown when ``uri`` cannot be opened: what failed, and why (``why``, found by _transport.diagnose)
     or what to check."""
     if why:
-        return "Cannot connect to libvirt at uri '%s': %s. Why: %s." % (uri, str(error).strip().rstrip("."),
-                                                                       why.rstrip("."))
+        said = str(error).strip().rstrip(".")
+        return "Cannot connect to libvirt at uri '%s': %s. Why: %s." % (uri, said, why.rstrip("."))
     return (
         "Cannot connect to libvirt at uri '%s': %s. Check that the libvirt daemon "
         "(libvirtd, or virtqemud with modular daemons) is running on the managed host, that the "
@@ -154,6 +154,7 @@ def _start_event_loop():
         libvirt.virEventRegisterDefaultImpl()
     except libvirt.libvirtError:
         return
+
     def loop():
         while True:
             libvirt.virEventRunDefaultImpl()

@@ -19,7 +19,6 @@ import libvirt
 import pytest
 import yaml
 
-import harness
 import pki
 
 pytestmark = pytest.mark.slow

@@ -85,10 +85,10 @@ def member(name):
 
 
 def fleet_play(path, guests, **extra):
-    path.write_text(yaml.safe_dump([{"name": "faults", "hosts": "localhost", "gather_facts": False, "tasks": [{
-        "name": "fleet", "kvmfleet.libvirt.fleet": dict({"uri": URI, "guests": guests, "shutdown_timeout": 20,
-                                                          "prune": True, "prune_selector": {"suite": "faults"},
-                                                          "remove_storage": True}, **extra)}]}]))
+    args = dict({"uri": URI, "guests": guests, "shutdown_timeout": 20, "prune": True,
+                 "prune_selector": {"suite": "faults"}, "remove_storage": True}, **extra)
+    path.write_text(yaml.safe_dump([{"name": "faults", "hosts": "localhost", "gather_facts": False,
+                                     "tasks": [{"name": "fleet", "kvmfleet.libvirt.fleet": args}]}]))
     return path
 
 
@@ -270,8 +270,8 @@ def test_two_runs_at_once(hv, ansible):
             if not failed:
                 outcomes["both succeeded"] += 1
             for output in failed:
-                print("a run of two at once (%s): %s" % (label, [line for line in output.splitlines()
-                                                                  if "fatal:" in line or "ERROR" in line][:1]))
+                errors = [line for line in output.splitlines() if "fatal:" in line or "ERROR" in line]
+                print("a run of two at once (%s): %s" % (label, errors[:1]))
                 if "by another writer during this run" in output:
                     outcomes["conflict"] += 1
                 else:

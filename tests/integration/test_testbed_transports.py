@@ -55,16 +55,16 @@ def local_uri(testbed, n):
 def tls_settings(root, n):
     """The libvirtd_config task that makes hvN a TLS-only hypervisor (its files in the test bed's directories)."""
     pki_dir = "%s/hv%d/pki" % (root, n)
-    return {"kvmfleet.libvirt.libvirtd_config": {
+    args = {
         "config_dir": "%s/hv%d/etc" % (root, n), "pki_dir": pki_dir,
         "libvirtd": {"listen_tls": True, "listen_tcp": False, "listen_addr": "0.0.0.0",
                      "ca_file": pki_dir + "/CA/cacert.pem", "cert_file": pki_dir + "/libvirt/servercert.pem",
                      "key_file": pki_dir + "/libvirt/private/serverkey.pem"},
         "qemu": {"default_tls_x509_cert_dir": pki_dir + "/qemu"},
         "tls": {"ca_cert": "{{ pki.ca_cert }}", "server_cert": "{{ pki.servers.hv%d.cert }}" % n,
-                "server_key": "{{ pki.servers.hv%d.key }}" % n,
-                "client_cert": "{{ pki.client_cert }}", "client_key": "{{ pki.client_key }}"}},
-        "name": "hv%d listens on TLS only" % n, "no_log": True}
+                "server_key": "{{ pki.servers.hv%d.key }}" % n, "client_cert": "{{ pki.client_cert }}",
+                "client_key": "{{ pki.client_key }}"}}
+    return {"name": "hv%d listens on TLS only" % n, "kvmfleet.libvirt.libvirtd_config": args, "no_log": True}
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,9 @@ def inventory(remote, path):
     for part in sorted((EXAMPLE / "group_vars" / "hypervisors").glob("*.yml")):
         group_vars.update(yaml.safe_load(part.read_text()) or {})
     hosts = {
-        "hv4": {"kvmfleet_uri": remote["hv4"], "guests_list": [{"name": "t1", "profiles": ["tiny", "web"],
-                                                     "serials": [{"type": "pty", "log": "/var/log/libvirt/qemu/t1-serial.log"}]}]},
+        "hv4": {"kvmfleet_uri": remote["hv4"], "guests_list": [{
+            "name": "t1", "profiles": ["tiny", "web"],
+            "serials": [{"type": "pty", "log": "/var/log/libvirt/qemu/t1-serial.log"}]}]},
         "hv5": {"kvmfleet_uri": remote["hv5"], "guests_list": [{"name": "t2", "profile": "tiny"}]},
     }
     for host in hosts.values():
