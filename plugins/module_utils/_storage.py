@@ -194,6 +194,20 @@ def volume_by_reference(conn, pool, reference, option):
                         % (pool.name(), names)) from None
 
 
+def volume_document(vol):
+    """A volume's XML; a volume that vanishes between its lookup and this read (another run is making or removing it
+    at this moment: libvirt then says 'no storage vol with matching path') is a conflict naming it, not a lookup
+    error."""
+    try:
+        return vol.XMLDesc(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+        raise UserError("volume %s was being made or removed by another writer while this run read it, so nothing "
+                        "was changed. Run again: the next run finds it as it is then (libvirt: %s)" % (vol.name(), exc),
+                        code="conflict", cause=exc) from None
+
+
 def find_volume(pool, name):
     """The volume ``name`` of an active pool, or None (also for an inactive pool)."""
     if not pool.isActive():

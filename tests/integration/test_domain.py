@@ -183,7 +183,7 @@ def test_power_states_and_absent(conn, prefix, ansible, image, lab):
     # no time to shut down gracefully: refused without force_off, powered off with it
     hurried = guest(name, image, lab, state="shutoff", shutdown_timeout=0)
     run = ansible.run([hurried], expect_rc=2)
-    assert "set force_off: true" in run.result(hurried["name"])["msg"]
+    assert "Set force_off: true" in run.result(hurried["name"])["msg"]
     assert harness.domain_state(conn, name) == "running"
     hurried["kvmfleet.libvirt.domain"]["force_off"] = True
     ansible.converge([hurried])

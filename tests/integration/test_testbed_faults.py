@@ -272,7 +272,7 @@ def test_two_runs_at_once(hv, ansible):
             for output in failed:
                 errors = [line for line in output.splitlines() if "fatal:" in line or "ERROR" in line]
                 print("a run of two at once (%s): %s" % (label, errors[:1]))
-                if "by another writer during this run" in output:
+                if "another writer" in output:
                     outcomes["conflict"] += 1
                 else:
                     outcomes["other failure"] += 1

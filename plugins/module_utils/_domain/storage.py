@@ -22,6 +22,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     pool_for_path,
     pool_type,
     volume_by_reference,
+    volume_document,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.model import plan_volume
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.table import volume_facts
@@ -67,7 +68,7 @@ def gather_disk_facts(conn, disk, check):
         facts["pool"] = {"name": pool_name, "obj": pool, "active": active, "kind": pool_type(pool), "path": target}
         vol = find_volume(pool, name) if active else None
         if vol is not None:
-            facts["volume"] = dict(volume_facts(vol.XMLDesc(0)), obj=vol)
+            facts["volume"] = dict(volume_facts(volume_document(vol)), obj=vol)
     elif kind == "volume":
         facts["pool"] = {"name": pool_name, "obj": None, "active": False, "kind": None, "path": None}
     if disk.get("backing") is not None and facts["pool"] is not None and facts["pool"]["active"]:

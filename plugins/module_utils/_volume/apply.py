@@ -39,6 +39,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import (
     Filling,
     half_made,
     volume_by_reference,
+    volume_document,
     volume_xml,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume.model import (
@@ -141,7 +142,7 @@ class VolumeRunner(Runner):
         half = None
         if vol is not None and half_made(pool, spec["name"]):
             half, vol = vol, None  # ours, never finished: made again from its source
-        current = volume_facts(vol.XMLDesc(0)) if vol is not None else None
+        current = volume_facts(volume_document(vol)) if vol is not None else None
         source = None
         if current is None:
             source = self.source_facts(spec, pool)
