@@ -1,7 +1,7 @@
 """Faults during a run, against a real daemon (issue 22): what survives, what is lost, what is left behind.
 
 A hypervisor of the test bed's own, hv6 (so no other test's daemon is disturbed), with a dir pool, a small pool on a
-24 MiB tmpfs (a disk that fills), an isolated network and a base image. Each fault is injected into real runs:
+64 MiB tmpfs (a disk that fills), an isolated network and a base image. Each fault is injected into real runs:
 
 - libvirtd killed at a random moment of a fleet run that makes guests with cloud-init seeds, overlays and disks,
   then started again;
@@ -59,7 +59,7 @@ def hv(testbed, tmp_path_factory):
     bed("up-one", HV)
     try:
         bed("exec", HV, "mkdir", "-p", "/var/lib/libvirt/images/small")
-        bed("exec", HV, "mount", "-t", "tmpfs", "-o", "size=24m", "small", "/var/lib/libvirt/images/small")
+        bed("exec", HV, "mount", "-t", "tmpfs", "-o", "size=64m", "small", "/var/lib/libvirt/images/small")
         ansible = harness.Ansible(tmp_path_factory.mktemp("faults-setup"))
         ansible.run([
             {"kvmfleet.libvirt.network": {"uri": URI, "name": NETWORK, "bridge": "faultbr0", "state": "active"}},
@@ -201,11 +201,12 @@ def test_the_playbook_killed_during_a_fleet_run(hv, ansible, whole_group):
 
 
 def test_a_disk_that_fills(hv, ansible, tmp_path):
-    """The 24 MiB pool fills during an import, a clone and a guest's creation: each fails naming the volume and the
-    cause, nothing is left, the pool works on; with room again, the same task converges."""
+    """The 64 MiB pool fills during an import, a clone, a guest's creation and a snapshot of a running guest: each
+    fails naming the cause, nothing is left (no volume, no snapshot), the guest runs on; with room again, the same task
+    converges."""
     volume = {"uri": URI, "pool": SMALL}
     image = tmp_path / "big.raw"
-    image.write_bytes(os.urandom(30 * 2 ** 20))
+    image.write_bytes(os.urandom(70 * 2 ** 20))
     cases = [
         ("import", [{"kvmfleet.libvirt.volume": dict(volume, name="imported.raw", src=str(image))}], "imported.raw"),
         ("clone", [{"kvmfleet.libvirt.volume": dict(volume, name="cloned.raw", clone="filled.raw")}], "cloned.raw"),
@@ -213,11 +214,18 @@ def test_a_disk_that_fills(hv, ansible, tmp_path):
             "uri": URI, "name": "seeded", "virt_type": "qemu", "memory": "64MiB",
             "cloud_init": {"pool": SMALL, "user_data": {"hostname": "seeded"}}}}], "seeded"),
     ]
+    # a running guest whose qcow2 disk is in the small pool: an internal snapshot writes its memory into that disk
+    runner = {"uri": URI, "name": "snapper", "virt_type": "qemu", "machine": "pc", "memory": "96MiB",
+              "boot": {"kernel": KERNEL + "vmlinuz", "initrd": KERNEL + "initrd.img", "cmdline": "console=ttyS0"},
+              "disks": [{"pool": SMALL, "volume": "snapper.qcow2", "size": "16MiB"}], "state": "running"}
+    ansible.run([{"kvmfleet.libvirt.domain": runner}])
+    snapshot = {"uri": URI, "guest": "snapper", "name": "full", "location": "internal"}
+    cases.insert(0, ("snapshot", [{"kvmfleet.libvirt.snapshot": snapshot}], "snapper.qcow2"))
     filler = {"kvmfleet.libvirt.volume": dict(volume, name="filled.raw", size="22MiB", format="raw")}
     ansible.run([filler])
     # the filler's own bytes grow it until the filesystem is full
     fill = subprocess.run(["bash", str(TESTBED), "exec", str(HV), "dd", "if=/dev/urandom",
-                           "of=/var/lib/libvirt/images/small/filled.raw", "bs=4k", "count=12800", "conv=notrunc"],
+                           "of=/var/lib/libvirt/images/small/filled.raw", "bs=4k", "count=32768", "conv=notrunc"],
                           capture_output=True, text=True, check=False)
     assert "No space left on device" in fill.stderr, fill.stderr
     for what, tasks, name in cases:
@@ -228,8 +236,11 @@ def test_a_disk_that_fills(hv, ansible, tmp_path):
         assert failed.tasks[-1]["status"] == "ignored", (what, failed.tasks[-1])
         assert "No space left on device" in message or "not enough space" in message.lower(), (what, message)
         held = state_of_hv()
-        assert [v for v in held["volumes"][SMALL] if v != "filled.raw"] == [], (what, held)
+        assert [v for v in held["volumes"][SMALL] if v not in ("filled.raw", "snapper.qcow2")] == [], (what, held)
         assert "seeded" not in held["guests"]
+        snapper = libvirt.open(URI).lookupByName("snapper")
+        assert snapper.snapshotNum(0) == 0, "a failed snapshot left its metadata"
+        assert snapper.isActive(), "the guest stopped"
     # room again: the filler goes, and each task converges
     ansible.run([{"kvmfleet.libvirt.volume": dict(volume, name="filled.raw", state="absent")}])
     ansible.run([{"kvmfleet.libvirt.volume": dict(volume, name="filled.raw", size="4MiB", format="raw")}])
@@ -240,7 +251,9 @@ def test_a_disk_that_fills(hv, ansible, tmp_path):
         assert first.changed, what
         assert ansible.run(tasks).changed == 0, what
         FIGURES["survived"] += 1
-    ansible.run([{"kvmfleet.libvirt.domain": {"uri": URI, "name": "seeded", "state": "absent", "remove_storage": True}}]
+    ansible.run([{"kvmfleet.libvirt.snapshot": {"uri": URI, "guest": "snapper", "name": "full", "state": "absent"}}]
+                + [{"kvmfleet.libvirt.domain": {"uri": URI, "name": n, "state": "absent", "remove_storage": True}}
+                   for n in ("seeded", "snapper")]
                 + [{"kvmfleet.libvirt.volume": dict(volume, name=n, state="absent")}
                    for n in ("imported.raw", "cloned.raw", "filled.raw")])
     assert state_of_hv()["volumes"][SMALL] == []

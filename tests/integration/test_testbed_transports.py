@@ -143,6 +143,17 @@ def sniffing(remote, n, out):
     summary.update(json.loads(out.read_text()))
 
 
+def migrating(remote, name):
+    """Whether the guest has a job (its migration) on hv4."""
+    conn = libvirt.open(remote["local"][4])
+    try:
+        return conn.lookupByName(name).jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
+    except libvirt.libvirtError:
+        return False
+    finally:
+        conn.close()
+
+
 def running_on(remote, n):
     conn = libvirt.open(remote["local"][n])
     try:
@@ -188,6 +199,26 @@ def test_a_fleet_over_ssh_and_tls(remote, testbed, ansible, tmp_path):
     assert wire["qemu_magic"] and not wire["tls_record"], wire
     again = ansible.run(None, playbook=SITE, inventory=inv)
     assert again.changed == 0
+
+    # hv4's libvirtd restarts while the migration runs (its job seen on hv4): t1 runs exactly once, wherever the
+    # migration got to, and evacuate then restore converge from there.
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv), str(EVACUATE), "-e",
+            json.dumps({"host": "hv4", "migration_tls": True})]
+    proc = subprocess.Popen(argv, env=ansible._env(tmp_path / "interrupted.json"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    harness.wait_for(lambda: migrating(remote, "t1") or proc.poll() is not None, timeout=120,
+                     what="t1's migration to start")
+    bed("restart", 4)
+    output, _ = proc.communicate(timeout=300)
+    where = running_on(remote, 4) + running_on(remote, 5)
+    print("hv4's libvirtd restarted during t1's migration: evacuate rc %d; t1 runs %d time(s)" % (
+        proc.returncode, where.count("t1")))
+    assert where.count("t1") == 1, (where, output[-3000:])
+    ansible.run(None, playbook=EVACUATE, inventory=inv, extra_vars={"host": "hv4", "migration_tls": True})
+    assert running_on(remote, 5) == ["t1"] and running_on(remote, 4) == []
+    ansible.run(None, playbook=RESTORE, inventory=inv, extra_vars={"host": "hv4"})
+    assert running_on(remote, 4) == ["t1"]
+    assert ansible.run(None, playbook=SITE, inventory=inv).changed == 0
 
 
 def test_a_module_on_the_hypervisor_itself_over_ssh(remote, ansible, tmp_path):
