@@ -208,6 +208,22 @@ def volume_document(vol):
                         code="conflict", cause=exc) from None
 
 
+def pools_short_of_space(conn, paths, need=0):
+    """[(pool name, bytes free)] of the pools holding ``paths`` (volumes' files) with less than ``need`` bytes free, or
+    less than 1 MiB when ``need`` is 0."""
+    short = []
+    for path in paths:
+        try:
+            pool = conn.storageVolLookupByPath(path).storagePoolLookupByVolume()
+            pool.refresh(0)
+            free = pool.info()[3]
+        except libvirt.libvirtError:
+            continue
+        if free < max(need, 2 ** 20) and (pool.name(), free) not in short:
+            short.append((pool.name(), free))
+    return short
+
+
 def find_volume(pool, name):
     """The volume ``name`` of an active pool, or None (also for an inactive pool)."""
     if not pool.isActive():

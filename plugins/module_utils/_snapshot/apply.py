@@ -39,7 +39,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.model i
     snapshot_facts,
     snapshot_xml,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._storage import is_local_uri, pools_short_of_space
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 EXTERNAL_REVERT_VERSION = 9007000  # libvirt reverts external snapshots from 9.7.0 on
@@ -195,7 +195,8 @@ class SnapshotRunner(Runner):
                 raise UserError("quiesce: the guest agent of %s did not answer (%s); nothing was taken. Install and "
                                 "start qemu-guest-agent in the guest (and give it guest_agent: true), or drop quiesce"
                                 % (spec["guest"], exc)) from None
-            raise UserError("taking %s of guest %s failed: %s" % (what, spec["guest"], exc)) from None
+            raise UserError("taking %s of guest %s failed: %s%s" % (what, spec["guest"], str(exc).strip(),
+                                                                   _space_hint(self.conn, dom, with_memory))) from None
         _set_mark(dom, spec["name"])
         if spec["location"] == "external":
             _refresh_pools(self.conn, [overlay for _dev, how, overlay in plan if how == "external"])
@@ -328,3 +329,15 @@ def _refresh_pools(conn, paths):
                 pool.refresh(0)
             except libvirt.libvirtError:
                 continue
+
+
+def _space_hint(conn, dom, with_memory):
+    """Why a snapshot failed when QEMU only says 'Input/output error': a pool of the guest's disks short of space for
+    what the snapshot writes (its memory too, with memory)."""
+    need = dom.maxMemory() * 1024 if with_memory else 0
+    short = pools_short_of_space(conn, [disk["path"] for disk in _disks(conn, dom) if disk["path"]], need)
+    if not short:
+        return ""
+    return "; the likely cause: no space left on device - %s (the snapshot writes into the guest's disks%s)" % (
+        ", ".join("pool %s has %d bytes free" % item for item in short),
+        ", its memory of %d bytes too" % need if need else "")
