@@ -195,8 +195,8 @@ class SnapshotRunner(Runner):
                 raise UserError("quiesce: the guest agent of %s did not answer (%s); nothing was taken. Install and "
                                 "start qemu-guest-agent in the guest (and give it guest_agent: true), or drop quiesce"
                                 % (spec["guest"], exc)) from None
-            raise UserError("taking %s of guest %s failed: %s%s" % (what, spec["guest"], str(exc).strip(),
-                                                                   _space_hint(self.conn, dom, with_memory))) from None
+            hint = _space_hint(self.conn, dom, with_memory)
+            raise UserError("taking %s of guest %s failed: %s%s" % (what, spec["guest"], str(exc).strip(), hint)) from None
         _set_mark(dom, spec["name"])
         if spec["location"] == "external":
             _refresh_pools(self.conn, [overlay for _dev, how, overlay in plan if how == "external"])
