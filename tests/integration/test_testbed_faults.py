@@ -165,7 +165,7 @@ def test_libvirtd_killed_and_restarted_during_a_fleet_run(hv, ansible):
         time.sleep(delay)
         killed = time.monotonic()
         bed("killd", HV)
-        output, _ = proc.communicate(timeout=120)
+        output = proc.communicate(timeout=120)[0]
         ended = time.monotonic() - killed
         FIGURES["faults"] += 1
         print("libvirtd killed %.1f s into a fleet run: the run ended %.1f s later, rc %d" % (delay, ended, proc.returncode))
@@ -342,7 +342,7 @@ def test_a_guest_that_ignores_acpi_and_a_daemon_restarted_during_the_wait(hv, an
     proc = start(ansible, play, hv["work"] / "deaf.json")
     time.sleep(3)
     bed("restart", HV)
-    output, _ = proc.communicate(timeout=120)
+    output = proc.communicate(timeout=120)[0]
     FIGURES["faults"] += 1
     print("libvirtd restarted during a shutdown wait: rc %d\n%s" % (proc.returncode, output[-1500:]))
     converges(ansible, play, "restart during a shutdown wait")

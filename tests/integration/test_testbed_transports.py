@@ -209,7 +209,7 @@ def test_a_fleet_over_ssh_and_tls(remote, testbed, ansible, tmp_path):
     harness.wait_for(lambda: migrating(remote, "t1") or proc.poll() is not None, timeout=120,
                      what="t1's migration to start")
     bed("restart", 4)
-    output, _ = proc.communicate(timeout=300)
+    output = proc.communicate(timeout=300)[0]
     where = running_on(remote, 4) + running_on(remote, 5)
     print("hv4's libvirtd restarted during t1's migration: evacuate rc %d; t1 runs %d time(s)" % (
         proc.returncode, where.count("t1")))

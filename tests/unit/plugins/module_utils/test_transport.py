@@ -96,7 +96,7 @@ def _pem_cert(subject, issuer_key, key, issuer=None, ca=False, ips=()):
 
 def _write_pki(directory, server_ips):
     """A CA, a server certificate for ``server_ips``, a client pair; returns the server's (cert, key) paths."""
-    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _key in range(3))
     ca = _pem_cert("test CA", ca_key, ca_key, ca=True)
     pem = serialization.Encoding.PEM
     raw = {"format": serialization.PrivateFormat.PKCS8, "encryption_algorithm": serialization.NoEncryption()}
@@ -121,7 +121,7 @@ def test_a_certificate_for_another_name_is_said_with_the_name(tmp_path):
 
         def serve():
             try:
-                conn, _ = server.accept()
+                conn = server.accept()[0]
                 with context.wrap_socket(conn, server_side=True):
                     pass
             except (ssl.SSLError, OSError):
