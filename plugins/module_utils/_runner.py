@@ -146,12 +146,7 @@ def module_main(argument_spec, runner, what, connect=True, precheck=None, **modu
         argument_spec = dict(argument_spec, connect_timeout={"type": "int", "default": DEFAULT_CONNECT_TIMEOUT})
     problems = shape_problems(argument_spec, _raw_params())
     if problems:  # Ansible's validator would fail on these naming nothing: refused here, naming the option
-        loose = {key: dict(spec, type="raw", options=None, elements=None) if key in _raw_params() else spec
-                 for key, spec in argument_spec.items()}
-        for spec in loose.values():
-            for key in [k for k, v in spec.items() if v is None and k in ("options", "elements")]:
-                del spec[key]
-        module = AnsibleModule(argument_spec=loose, supports_check_mode=True)
+        module = AnsibleModule(argument_spec={key: {"type": "raw"} for key in argument_spec}, supports_check_mode=True)
         module.fail_json(msg="; ".join(problems), code="invalid_option", option=problems[0].split(":")[0][7:])
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
 

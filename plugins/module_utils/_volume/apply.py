@@ -239,11 +239,7 @@ class VolumeRunner(Runner):
         filling = Filling(pool, spec["name"])  # a run stopped before the last byte leaves the volume marked
         filling.begin()
         self.undo.add("the marker of volume %s" % spec["name"], filling.failed)  # after the volume's own undo
-        try:
-            vol = self._fill(spec, pool, plan, source)
-        except BaseException:
-            filling.failed()
-            raise
+        vol = self._fill(spec, pool, plan, source)
         filling.done()
         return vol
 
