@@ -226,6 +226,19 @@ def converge_autostart(obj, wanted, check, exists=True):
     return "autostart on" if wanted else "autostart off"
 
 
+def start(obj, call):
+    """Start a guest, network or pool with ``call`` (its create). Returns False when another writer started it between
+    this run's plan and the call (libvirt: 'already active/running'): the state asked for holds, and it is not this
+    run's to take back. Any other failure is raised."""
+    try:
+        call()
+    except libvirt.libvirtError as exc:
+        if libvirt_error_code(exc) != libvirt.VIR_ERR_OPERATION_INVALID or not obj.isActive():
+            raise
+        return False
+    return True
+
+
 def xml_with(obj, wanted, fallback=()):
     """An object's XML with the flags ``wanted`` (names of libvirt constants: its persistent definition, with its
     secrets), or with those of ``fallback`` where the driver or the connection refuses them (the test driver has no

@@ -62,6 +62,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     libvirt_error_code,
     lookup_domain,
     lookup_or_none,
+    start,
     state_of,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import GUEST
@@ -224,7 +225,8 @@ class GuestRun(Runner):
         if self.check:
             return
         if not self.nvram_reset:
-            dom.createWithFlags(flags)
+            if not start(dom, lambda: dom.createWithFlags(flags)):
+                self.actions[-1] += " (already started by another writer)"
             return
         dom.createWithFlags(flags | libvirt.VIR_DOMAIN_START_RESET_NVRAM)
         root = parse_xml(dom.XMLDesc(config_xml_flags()))

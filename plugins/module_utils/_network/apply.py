@@ -14,11 +14,13 @@ from __future__ import annotations
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     check_document,
-    each_domain,
     converge_autostart,
     define,
+    each_domain,
     libvirt,
     lookup_or_none,
+    start,
+    xml_with,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import (
     guest_uses_network,
@@ -73,7 +75,7 @@ class NetworkRunner(Runner):
         if net is None:
             return {"changed": False, "state": "absent"}
         self._refuse_if_in_use(net, "removing it")
-        plan = Plan("network %s (persistent config)" % net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), "")
+        plan = Plan("network %s (persistent config)" % net.name(), xml_with(net, ("VIR_NETWORK_XML_INACTIVE",)), "")
         result = {"changed": True, "state": "absent", "actions": ["destroy", "undefine"] if net.isActive()
                   else ["undefine"], "diff": plan.diff()}
         if not self.check:
@@ -91,7 +93,7 @@ class NetworkRunner(Runner):
         net = _lookup(self.conn, name)
         if state == "absent":
             return self.finish(self.absent(net))
-        current = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) if net is not None else None
+        current = xml_with(net, ("VIR_NETWORK_XML_INACTIVE",)) if net is not None else None
         plan = plan_network(current, spec)
         if plan.changed:
             check_document("network", plan.after)
@@ -123,7 +125,7 @@ class NetworkRunner(Runner):
 
         after = plan.after
         if net is not None and not self.check:
-            after = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+            after = xml_with(net, ("VIR_NETWORK_XML_INACTIVE",))
         changed = bool(plan.changed or self.applied_live or self.actions)
         result = {
             "changed": changed,
@@ -157,8 +159,8 @@ class NetworkRunner(Runner):
     def _converge_state(self, net, state, active):
         if state == "active" and not active:
             self.actions.append("start")
-            if not self.check:
-                net.create()
+            if not self.check and not start(net, net.create):
+                self.actions[-1] = "start (already started by another writer)"
         elif state == "inactive" and active:
             self.actions.append("stop")
             if not self.check:

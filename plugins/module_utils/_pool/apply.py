@@ -22,6 +22,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     define,
     libvirt,
     libvirt_error_code,
+    start,
 )
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._plan import Plan
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.model import (
@@ -129,8 +130,8 @@ class PoolRunner(Runner):
                 self._build(pool, plan.type)
             if will_start:
                 self.actions.append("start")
-                if not self.check:
-                    pool.create(0)
+                if not self.check and not start(pool, lambda: pool.create(0)):
+                    self.actions[-1] = "start (already started by another writer)"
         except libvirt.libvirtError as exc:
             if len(self.undo):
                 failed = self.undo.rollback()
@@ -201,6 +202,9 @@ class PoolRunner(Runner):
         try:
             pool.build(flags)
         except libvirt.libvirtError as exc:
+            if libvirt_error_code(exc) == libvirt.VIR_ERR_OPERATION_INVALID and pool.isActive():
+                self.actions[-1] = "build (already built and started by another writer)"
+                return
             if libvirt_error_code(exc) != libvirt.VIR_ERR_STORAGE_POOL_BUILT:
                 raise
             self.actions[-1] = "build (already built: %s)" % str(exc).split(": ", 1)[-1]
