@@ -63,6 +63,12 @@ CODES = {
     "home_failed": "a migration to its home hypervisor failed in this run",
     "preflight_refused": "the migration's pre-flight refused it",
     "given": "the caller said it stays",
+    "rule": "a placement rule keeps it where it is: every hypervisor with room would break a strict rule (``reason`` names it)",
+    "cooldown": "it moved recently: it stays until its cooldown after a move ends",
+    "move_in_flight": "a migration or another job is in flight on a hypervisor: nothing is planned while it runs",
+    "holding": "the imbalance has not stayed above the tolerance for the hold period: nothing moves yet",
+    "reserve": "the host is kept up, empty, as a spare (consolidation's reserve)",
+    "standby": "the host was emptied and powered off by consolidation; it is woken when demand rises",
     # a guest's place in the cluster, in a fleet's result (``guests[].code``, ``guests[].placement``)
     "at_home": "the guest is on the hypervisor whose list declares it",
     "moved": "the guest is converged where it runs, away from its home (``why`` says since when and by what)",

@@ -142,12 +142,13 @@ def test_a_user_error_becomes_an_ansible_filter_error_with_the_same_message(call
 def test_the_view_reads_host_info_and_domain_info_results():
     hosts = {h["name"]: h for h in view()["hosts"]}
     assert hosts["hv1"] == {"name": "hv1", "uri": "qemu+tcp://hv1/system", "uuid": "uuid-hv1", "reachable": True,
-                            "total_mib": 16384, "free_mib": 8192, "cpus": 8, "cordoned": False, "capacity_mib": None}
+                            "total_mib": 16384, "free_mib": 8192, "cpus": 8, "cordoned": False, "capacity_mib": None,
+                            "maintenance_reason": None, "jobs": []}
     assert hosts["hv2"]["cordoned"] and not hosts["hv4"]["reachable"] and hosts["hv4"]["uri"] is None
     guests = {g["name"]: g for g in view()["guests"]}
     assert sorted(guests) == ["back-home", "big", "cordoned-guest", "huge", "off", "small"]  # nothing of hv4
     assert guests["big"] == {"name": "big", "host": "hv1", "memory_mib": 2048, "vcpus": 2, "running": True,
-                             "copy_gib": 0.0, "origin": None}
+                             "copy_gib": 0.0, "origin": None, "tags": {}, "moved_at": None}
     assert not guests["off"]["running"] and guests["back-home"]["origin"] == HOME
 
 
@@ -190,7 +191,8 @@ def test_an_evacuation_plan_moves_what_fits_and_says_why_the_others_stay():
     plan = placement.evacuation_plan(view(), "hv1", 512, stays=[{"guest": "small", "reason": "pinned by hand"}])
     assert [(m["guest"], m["to"], m["to_uri"]) for m in plan["moves"]] == [("big", "hv3", "qemu+tcp://hv3/system")]
     assert {s["guest"]: s["code"] for s in plan["stays"]} == {"small": "given", "huge": "no_room", "off": "shut_off"}
-    assert plan["lines"][0] == "big: hv1 -> hv3 (2048 MiB)"
+    assert plan["lines"][0] == "big: hv1 -> hv3 (2048 MiB): most room (5632 MiB before it)"
+    assert plan["hosts"]["hv3"]["after"]["guest_memory_mib"] == plan["hosts"]["hv3"]["before"]["guest_memory_mib"] + 2048
     assert "small stays: pinned by hand" in plan["lines"]
 
 

@@ -148,7 +148,7 @@ def test_rebalance_lowers_imbalance_with_every_move(layout):
     guests = [guest("g%d" % n, "hv%d" % on, memory) for n, (on, memory) in enumerate(layout)]
     plan = placement.rebalance_plan(hosts, guests, tolerance=0.0, min_gain=0.01, headroom_mib=0, max_moves=20)
     current, level = guests, plan["before"]["memory"]
-    for move in plan["moves"]:
+    for move in plan["steps"]:
         current = [dict(g, host=move["to"]) if g["name"] == move["guest"] else g for g in current]
         now = placement.balance(hosts, current)["memory"]
         assert now <= level - 0.01 + 1e-9
@@ -170,7 +170,7 @@ def test_view_from_registered_results():
     assert all(h["reachable"] and h["total_mib"] > h["free_mib"] > 0 and h["cpus"] >= 1 for h in view["hosts"])
     guests = {g["name"]: g for g in view["guests"]}
     assert guests["p-web"] == {"name": "p-web", "host": "hv1", "memory_mib": 160, "vcpus": 2, "running": True,
-                               "copy_gib": 0.0, "origin": None}
+                               "copy_gib": 0.0, "origin": None, "tags": {"recorded": "placement"}, "moved_at": None}
     assert not guests["p-off"]["running"] and guests["p-off"]["memory_mib"] == 256
     assert guests["p-away"]["host"] == "hv3" and guests["p-away"]["origin"]["host"] == "hv2"
     # hv2 does not answer: unreachable, its guests unknown
