@@ -7,6 +7,8 @@ one reader and writer. Other tools' metadata is never touched.
 - ``GUEST``: a guest the collection manages (the marker, the user's tags, content hashes, a pending NVRAM
   reset); its content is reconciled by _domain/metadata.py;
 - ``ORIGIN``: where an evacuated or recovered guest came from (its home), _migrate/origin.py;
+- ``MOVED``: when, by what and from where the guest last moved (a migration writes it; rebalance's cooldown reads
+  it), _migrate/origin.py;
 - ``SNAPSHOT_MARK``: when the guest's disks were last as a snapshot left them, _snapshot;
 - ``MAINTENANCE``: a hypervisor's cordon, in the metadata of a network of ours, _host/maintenance.py.
 
@@ -98,5 +100,7 @@ class Record:
 GUEST = Record("https://kvmfleet.dev/xmlns/libvirt/guest/1", "kvmfleet", "guest", ("managed", "nvram-reset"))
 ORIGIN = Record("https://kvmfleet.dev/xmlns/libvirt/origin/1", "origin", "home", ("uuid", "uri", "host", "since"),
                 optional=("recovered", "by"))
+# when the guest last moved, by what, from which host: the cooldown of rebalance (_migrate/placement.py)
+MOVED = Record("https://kvmfleet.dev/xmlns/libvirt/move/1", "kvmfleet-move", "last", ("at", "by", "from"))
 SNAPSHOT_MARK = Record("https://kvmfleet.dev/xmlns/libvirt/snapshot/1", "kvmfleet-snapshot", "mark", ("snapshot", "time"))
 MAINTENANCE = Record("https://kvmfleet.dev/xmlns/libvirt/maintenance/1", "kvmfleet", "maintenance", ("reason", "since"))

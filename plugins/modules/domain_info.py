@@ -112,6 +112,13 @@ guests:
       type: dict
       sample: {"uuid": "5ca1ab1e-0000-4000-8000-000000000001", "uri": "qemu+tcp://192.168.250.11/system", "host": "hv1",
                "since": "2026-12-02T04:00:00Z"}
+    last_move:
+      description: When the guest last moved with M(kvmfleet.libvirt.migrate) (UTC), by what (C(evacuate),
+        C(rebalance), C(consolidate), C(migrate)...) and from which host, or V(null). The cooldown of the placement
+        playbooks reads it.
+      type: dict
+      version_added: 0.2.0
+      sample: {"at": "2026-12-03T10:00:00Z", "by": "rebalance", "from": "hv1"}
     disks:
       description: Each disk of the persistent definition with its size - C(capacity_bytes), the disk's size as the
         guest sees it, and C(allocation_bytes), the space its image takes on the host (what a move that copies

@@ -15,6 +15,19 @@ description:
   - Read-only; never changes the host.
 author:
   - kvmfleet maintainers (@kvmfleet)
+options:
+  sample_seconds:
+    description:
+      - Also sample what the host and its running guests use over this many seconds (RV(load)), one bulk stats
+        call every O(sample_interval) seconds, the way virt-manager graphs a guest. V(0) reads no samples.
+      - The placement playbooks sample every hypervisor at once when they balance on measured use
+        (C(rebalance_measure=used)).
+    type: int
+    default: 0
+  sample_interval:
+    description: Seconds between two samples (1 to O(sample_seconds)).
+    type: int
+    default: 2
 extends_documentation_fragment:
   - kvmfleet.libvirt.connection
   - kvmfleet.libvirt.attributes
@@ -147,6 +160,16 @@ domains:
   returned: success
   type: dict
   sample: {"total": 3, "running": 2, "shutoff": 1}
+load:
+  description:
+    - What the host and its running guests used over the window of O(sample_seconds), one figure per interval,
+      oldest first. A guest's C(cpu) is in CPUs' worth of time (1.0 is one host CPU busy for the whole interval),
+      its C(memory_used_mib) the resident memory of its QEMU process; the host's C(cpu_use) is the share of all its
+      CPUs that was busy, its C(memory_used_mib) its memory less free, buffers and cache.
+  returned: when O(sample_seconds) is more than 0
+  type: dict
+  sample: {"samples": 2, "interval_s": 2.0, "host": {"cpu_use": [0.12, 0.10], "memory_used_mib": [3900, 3902]},
+           "guests": {"web1": {"cpu": [0.51, 0.49], "memory_used_mib": [180, 180]}}}
 guests_with_jobs:
   description: Running guests with a job in progress (a migration, a save); a daemon restart now would break it.
   returned: success
@@ -185,12 +208,22 @@ pools:
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import gather_host_facts
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.load import load_series, sample
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import info_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
-def host_facts(conn, _params, _check):
-    return dict(gather_host_facts(conn), changed=False)
+def host_facts(conn, params, _check):
+    seconds, interval = params.get("sample_seconds") or 0, params.get("sample_interval")
+    if seconds < 0 or seconds > 3600:
+        raise SpecError("sample_seconds", seconds, "expected 0 (no sampling) to 3600 seconds")
+    if seconds and not 1 <= interval <= seconds:
+        raise SpecError("sample_interval", interval, "expected 1 second or more, at most sample_seconds (%d)" % seconds)
+    facts = dict(gather_host_facts(conn), changed=False)
+    if seconds:
+        facts["load"] = load_series(sample(conn, seconds, interval), facts["cpu"]["count"])
+    return facts
 
 
 def main():

@@ -23,7 +23,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     power_state,
     xml_with,
 )
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_origin
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import read_last_move, read_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 
@@ -175,6 +175,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             "spec": spec,
             "secrets": secret_options(root),
             "origin": read_origin(root),
+            "last_move": read_last_move(root),
             "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
         }
         if want_stats:

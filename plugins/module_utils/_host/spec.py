@@ -10,7 +10,11 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import D
 
 
 def info_argument_spec():
-    return {"uri": {"type": "str", "default": DEFAULT_URI}}
+    return {
+        "uri": {"type": "str", "default": DEFAULT_URI},
+        "sample_seconds": {"type": "int", "default": 0},
+        "sample_interval": {"type": "int", "default": 2},
+    }
 
 
 def maintenance_argument_spec():

@@ -201,10 +201,11 @@ def _migrate(src, dest, params, check, runner):
     result["actions"].append(what)
     result["changed"] = True
     origin_before = read_origin(parse_xml(domain_xml))
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     origin = origin_after(origin_before, params.get("record_origin"), {
         "uuid": source_facts["uuid"], "uri": params["uri"], "host": source_facts["name"],
-        "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "by": params.get("moved_by") or "migrate"}, dest_uuid, params["destination_uri"])
+        "since": now, "by": params.get("moved_by") or "migrate"}, dest_uuid, params["destination_uri"])
+    last_move = {"at": now, "by": params.get("moved_by") or "migrate", "from": source_facts["name"]}
     result["origin"] = origin
     if origin != origin_before:
         result["actions"].append("origin recorded: %s" % origin["host"] if origin else "origin cleared: the guest is home")
@@ -214,12 +215,14 @@ def _migrate(src, dest, params, check, runner):
     if dest_dom is not None and dest_dom.UUIDString() != src_dom.UUIDString():
         dest_dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
     flags, migration = _flags_and_params(params, running)
-    if origin != origin_before:
-        # the record travels in the definitions the destination gets: no moment with the guest there and no record
-        secure = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
-        persist = with_origin(src_dom.XMLDesc(secure | libvirt.VIR_DOMAIN_XML_INACTIVE), origin)
+    # the records (its origin, this move) travel in the definitions the destination gets: no moment with the guest
+    # there and no record
+    secure = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
+    persist = with_origin(src_dom.XMLDesc(secure | libvirt.VIR_DOMAIN_XML_INACTIVE), origin, last_move)
+    if flags & libvirt.VIR_MIGRATE_PERSIST_DEST:
         migration[libvirt.VIR_MIGRATE_PARAM_PERSIST_XML] = persist
-        migration[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = with_origin(src_dom.XMLDesc(secure), origin) if running else persist
+    migration[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = with_origin(src_dom.XMLDesc(secure), origin, last_move) if running \
+        else persist
     if params.get("max_downtime") and running:
         src_dom.migrateSetMaxDowntime(int(params["max_downtime"]), 0)
     outcome = {}

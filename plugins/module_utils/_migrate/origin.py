@@ -10,7 +10,7 @@ that brings it home. ``restore.yml`` reads it, so a restore works when the play 
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import ORIGIN
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._metadata import MOVED, ORIGIN
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml, to_string
 
 NS = ORIGIN.namespace
@@ -34,8 +34,16 @@ def origin_after(current, record, source, dest_uuid, dest_uri=None):
     return current
 
 
-def with_origin(xml, origin):
-    """The domain XML with ``origin`` (None: without one); other metadata stays as it is."""
+def read_last_move(root):
+    """{"at", "by", "from"} of the guest's last migration, or None."""
+    return MOVED.read(root)
+
+
+def with_origin(xml, origin, last_move=None):
+    """The domain XML with ``origin`` (None: without one) and, when given, the record of this move
+    (``last_move``: {"at", "by", "from"}); other metadata stays as it is."""
     root = parse_xml(xml)
     ORIGIN.write(root, origin)
+    if last_move is not None:
+        MOVED.write(root, last_move)
     return to_string(root)
