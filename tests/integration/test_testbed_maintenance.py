@@ -119,8 +119,10 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     assert "give the hypervisor to evacuate: -e host=NAME" in refused.output
     # check mode: the plan, each move's pre-flight; nothing changes
     run = playbook(ansible, "evacuate.yml", evac, check=True, host="hv1")
-    assert lines(run, "The plan")[:4] == ["g3: hv1 -> hv3 (192 MiB)", "g1: hv1 -> hv3 (128 MiB)",
-                                          "g2: hv1 -> hv2 (128 MiB)", "g4 stays: shut off: stays defined on hv1"]
+    assert lines(run, "The plan")[:4] == ["g3: hv1 -> hv3 (192 MiB): most room (400 MiB before it)",
+                                          "g1: hv1 -> hv3 (128 MiB): most room (208 MiB before it)",
+                                          "g2: hv1 -> hv2 (128 MiB): most room (200 MiB before it)",
+                                          "g4 stays: shut off: stays defined on hv1"]
     assert where(testbed) == home and not cordoned(testbed, 1)
 
     counted = max(ticks(testbed, 1))
@@ -141,12 +143,12 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     print("evacuation:", summary)
 
     again = playbook(ansible, "evacuate.yml", evac, host="hv1")
-    assert again.changed == 0 and lines(again, "The plan") == ["g4 stays: shut off: stays defined on hv1"]
+    assert again.changed == 0 and lines(again, "The plan") == ["nothing to move", "g4 stays: shut off: stays defined on hv1"]
 
     # restore: from each guest's own record; check mode first
     run = playbook(ansible, "restore.yml", evac, check=True, host="hv1")
-    assert sorted(lines(run, "The plan")[:3]) == ["g1: hv3 -> hv1 (128 MiB)", "g2: hv2 -> hv1 (128 MiB)",
-                                                  "g3: hv3 -> hv1 (192 MiB)"]
+    assert sorted(lines(run, "The plan")[:3]) == ["g1: hv3 -> hv1 (128 MiB): its home", "g2: hv2 -> hv1 (128 MiB): its home",
+                                                  "g3: hv3 -> hv1 (192 MiB): its home"]
     assert where(testbed)["g1"][0] == "hv3" and cordoned(testbed, 1)
     on_hv3 = max(ticks(testbed, 3))
     run = playbook(ansible, "restore.yml", evac, host="hv1")
@@ -162,7 +164,9 @@ def test_evacuate_restore_and_rebalance(testbed, ansible, tmp_path):
     tuning = {"rebalance_tolerance": 0.25, "rebalance_min_gain": 0.05}
     run = playbook(ansible, "rebalance.yml", even, check=True, **tuning)
     planned = lines(run, "The plan")
-    assert planned[:2] == ["g1: hv1 -> hv2 (128 MiB), imbalance -0.534", "g2: hv1 -> hv3 (128 MiB), imbalance -0.679"]
+    assert planned[:2] == ["g1: hv1 -> hv2 (128 MiB): lowers the imbalance from 1.414 to 0.881",
+                           "g2: hv1 -> hv3 (128 MiB): lowers the imbalance from 0.881 to 0.202"]
+    assert "hv1: guests 3 -> 1, guest memory 448 -> 192 MiB (44% -> 19% of its capacity)" in planned
     assert planned[2].startswith("memory imbalance (coefficient of variation) 1.414 -> 0.202, tolerance 0.250")
     assert where(testbed) == home
     run = playbook(ansible, "rebalance.yml", even, **tuning)

@@ -21,6 +21,9 @@
 #                          first use); prints hvI's host key as a known_hosts line
 #   testbed.sh drop I | undrop I   hvI's firewall drops (or no longer drops) every packet to ports 22, 16509, 16514:
 #                          a host that does not answer, as opposed to one that refuses
+#   testbed.sh poweroff I  hvI is powered off, as playbooks/consolidate.yml's power action does to an emptied host:
+#                          refused while a guest runs in it; its daemons stop, its URI stops answering
+#   testbed.sh poweron I   hvI boots again (reboot: its definitions kept, what is marked autostart started)
 #   testbed.sh exec I CMD...   run CMD inside hvI's namespaces
 #
 # Each hypervisor hvX has:
@@ -319,6 +322,16 @@ kill_one() {  # $1: index. Every process of the hypervisor dies at once, as in a
   done
 }
 
+poweroff_one() {  # $1: index. A clean power-off of an emptied host: refused while a guest runs there.
+  local running
+  running=$(virsh -q -c "$(local_uri "$1")" list --name 2>/dev/null | sed '/^$/d' || true)
+  if [ -n "$running" ]; then
+    echo "hv$1 still runs $(echo "$running" | tr '\n' ' '): not powered off" >&2
+    return 1
+  fi
+  kill_one "$1"
+}
+
 reboot_one() {  # $1: index. A power cut, then the host boots again: what is on disk (/etc/libvirt, /var/lib/libvirt,
   # logs) stays, what lived in memory goes - processes, /run/libvirt (a tmpfs on a real host: pid files, sockets,
   # the status XML of running guests and active networks, and each driver's once-per-boot marker
@@ -367,6 +380,8 @@ case ${1:-} in
   sshd) sshd_one "$2" ;;
   drop) drop_one "$2" add ;;
   undrop) drop_one "$2" delete ;;
+  poweroff) poweroff_one "$2" ;;
+  poweron) reboot_one "$2"; uri "$2" ;;
   exec) i=$2; shift 2; in_hv "$i" "$@" ;;
   _enter) enter "$2" ;;
   _start) start "$2" ;;
