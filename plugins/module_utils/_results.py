@@ -64,6 +64,7 @@ CODES = {
     "preflight_refused": "the migration's pre-flight refused it",
     "given": "the caller said it stays",
     "rule": "a placement rule keeps it where it is: every hypervisor with room would break a strict rule (``reason`` names it)",
+    "not_moved": "the plan found no move for it: where it is serves the plan's goal (``reason`` says why)",
     "cooldown": "it moved recently: it stays until its cooldown after a move ends",
     "move_in_flight": "a migration or another job is in flight on a hypervisor: nothing is planned while it runs",
     "holding": "the imbalance has not stayed above the tolerance for the hold period: nothing moves yet",

@@ -222,7 +222,7 @@ def host_facts(conn, params, _check):
         raise SpecError("sample_interval", interval, "expected 1 second or more, at most sample_seconds (%d)" % seconds)
     facts = dict(gather_host_facts(conn), changed=False)
     if seconds:
-        facts["load"] = load_series(sample(conn, seconds, interval), facts["cpu"]["count"])
+        facts["load"] = load_series(sample(conn, seconds, interval))
     return facts
 
 

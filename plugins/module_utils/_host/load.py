@@ -45,9 +45,9 @@ def sample(conn, seconds, interval):
     return readings
 
 
-def load_series(readings, cpus):
+def load_series(readings):
     """{"interval_s", "samples", "host": {"cpu_use": [share], "memory_used_mib": [MiB]}, "guests": {name: {"cpu":
-    [CPUs' worth], "memory_used_mib": [MiB]}}} from readings (oldest first) of a host with ``cpus`` CPUs."""
+    [CPUs' worth], "memory_used_mib": [MiB]}}} from readings (oldest first)."""
     samples = len(readings) - 1
     result = {"samples": max(samples, 0), "interval_s": None, "host": {"cpu_use": [], "memory_used_mib": []}, "guests": {}}
     if samples < 1:
@@ -69,7 +69,6 @@ def load_series(readings, cpus):
             series = result["guests"].setdefault(name, {"cpu": [], "memory_used_mib": []})
             series["cpu"].append(round(max(now["cpu_ns"] - then["cpu_ns"], 0) / 1e9 / elapsed, 4))
             series["memory_used_mib"].append(now["rss_kib"] // 1024 if now.get("rss_kib") is not None else None)
-    del cpus  # the guests' CPU use is in CPUs' worth; the host's share already counts all of its CPUs
     return result
 
 

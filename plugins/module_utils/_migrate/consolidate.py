@@ -113,6 +113,7 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
         for move in plan["moves"]:
             after = placement.moved(after, move["guest"], move["to"])
     plan["mode"] = "consolidate" if plan["moves"] or plan["power_off"] else "steady"
+    placement.unmoved(plan, guests, "its host stays in service (above the low watermark, or it takes the others)")
     return _finish(plan, usable, guests, after, measure)
 
 
@@ -178,7 +179,7 @@ def _fit(guest, keep, current, checked, headroom_mib, high, measure):
             return None, ("rule", "every host that stays and has room would break a rule: %s" % " | ".join(refused))
         return None, ("no_room", "no host that stays takes its %d MiB under the high watermark with headroom (%s)"
                       % (guest["memory_mib"], ", ".join(full) or "none"))
-    key, host, after = min(candidates)
+    host, after = min(candidates)[1:]
     return host, "the most loaded host that takes it: %s, %.0f%% after" % (host["name"], 100 * after)
 
 

@@ -579,8 +579,19 @@ def rebalance_plan(hosts, guests, tolerance=0.1, min_gain=0.05, headroom_mib=512
                 violations=checked.violations(_running_where(current)) if checked else [])
     if waiting:
         plan["waiting"] = {"code": known_code(waiting[0]), "reason": waiting[1]}
+    else:
+        unmoved(plan, guests, "no move lowers the imbalance by the minimum gain within room and rules"
+                if not plan["balanced"] or plan["moves"] else "the hosts are balanced (within the tolerance)")
     plan["hosts"] = host_loads(usable, guests, current)
     return plan
+
+
+def unmoved(plan, guests, reason):
+    """Every running guest a plan neither moves nor already names: it stays, with ``reason`` (and its host)."""
+    named = {m["guest"] for m in plan["moves"]} | {s["guest"] for s in plan["stays"]}
+    for guest in sorted(guests, key=lambda g: (g["host"], g["name"])):
+        if guest["running"] and guest["name"] not in named:
+            plan["stays"].append(dict(stay(guest["name"], "not_moved", reason), host=guest["host"]))
 
 
 def loop_item(item):
@@ -629,7 +640,12 @@ def plan_lines(plan):
         if move.get("breaks"):
             line += "; breaks %s" % "; ".join(move["breaks"])
         lines.append(line)
-    lines.extend("%s stays: %s" % (s["guest"], s["reason"]) for s in plan.get("stays") or [])
+    lines.extend("%s stays: %s" % (s["guest"], s["reason"]) for s in plan.get("stays") or [] if s["code"] != "not_moved")
+    kept = {}
+    for entry in plan.get("stays") or []:
+        if entry["code"] == "not_moved":
+            kept.setdefault((entry.get("host"), entry["reason"]), []).append(entry["guest"])
+    lines.extend("%s keeps %s: %s" % (host, ", ".join(names), reason) for (host, reason), names in sorted(kept.items()))
     for alone in plan.get("left_alone") or []:
         lines.append("%s is left alone: it %s on %s" % (
             alone["guest"], "is defined (shut off)" if alone.get("defined") else "runs", alone["host"]))
@@ -716,7 +732,7 @@ def summary_lines(record):
                          % (entry["round"], entry["measured"], entry["expected"]))
     named = set()
     for stay in record.get("stays") or []:
-        if stay["guest"] not in named:
+        if stay["guest"] not in named and stay.get("code") != "not_moved":
             named.add(stay["guest"])
             lines.append("stays %s: %s" % (stay["guest"], stay["reason"]))
     return lines or ["nothing moved"]

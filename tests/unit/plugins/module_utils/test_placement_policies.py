@@ -231,7 +231,8 @@ def test_consolidation_honours_rules_and_pins():
                                           power=["hv1", "hv2", "hv3"])
     assert not consolidate_violations(plan, guests, rules)
     assert {m["guest"] for m in plan["moves"]} == {"web"}
-    assert [s["code"] for s in plan["stays"]] == ["rule"]
+    assert [s["code"] for s in plan["stays"] if s["code"] != "not_moved"] == ["rule"]
+    assert {s["guest"] for s in plan["stays"]} == {"db1", "db2"}  # every guest that does not move is named
     plan = consolidate.consolidation_plan(hosts, guests, reserve=0, headroom_mib=0, pinned=["web"],
                                           power=["hv1", "hv2", "hv3"])
     assert "web" not in {m["guest"] for m in plan["moves"]} and plan["stays"][0]["code"] == "given"
@@ -373,3 +374,34 @@ def test_consolidation_keeps_rules_reserve_and_watermark_and_is_stable(layout, c
     if plan["mode"] != "wake":
         assert again["moves"] == [] and again["power_off"] == [] and again["mode"] == "steady", (placement.plan_lines(plan),
                                                                                                  placement.plan_lines(again))
+
+
+# -- what host_info's samples become ----------------------------------------------------------------------------
+
+def test_samples_become_per_interval_use_and_the_view_carries_them():
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.load import load_series
+    cpu = {"kernel": 0, "user": 0, "idle": 0, "iowait": 0}
+    readings = [
+        {"t": 0.0, "host_cpu": dict(cpu), "host_memory": {"total": 4 << 20, "free": 2 << 20, "buffers": 0, "cached": 0},
+         "guests": {"busy": {"cpu_ns": 0, "rss_kib": 200 << 10}, "gone": {"cpu_ns": 0, "rss_kib": 1}}},
+        {"t": 2.0, "host_cpu": dict(cpu, user=3 * 10 ** 9, idle=10 ** 9), "host_memory": {"total": 4 << 20, "free": 1 << 20},
+         "guests": {"busy": {"cpu_ns": 2 * 10 ** 9, "rss_kib": 210 << 10}, "new": {"cpu_ns": 5, "rss_kib": 1}}},
+        {"t": 4.0, "host_cpu": dict(cpu, user=4 * 10 ** 9, idle=4 * 10 ** 9), "host_memory": {},
+         "guests": {"busy": {"cpu_ns": 3 * 10 ** 9, "rss_kib": 220 << 10}, "new": {"cpu_ns": 10 ** 9 + 5, "rss_kib": 3 << 10}}},
+    ]
+    series = load_series(readings)
+    assert series["samples"] == 2 and series["interval_s"] == 2.0
+    assert series["host"] == {"cpu_use": [0.75, 0.25], "memory_used_mib": [3072, None]}
+    # one CPU busy, then half a CPU; a guest that started during the window has the samples it ran for
+    assert series["guests"] == {"busy": {"cpu": [1.0, 0.5], "memory_used_mib": [210, 220]},
+                                "new": {"cpu": [0.5], "memory_used_mib": [3]}}
+    assert load_series(readings[:1])["samples"] == 0
+    view = placement.fleet_view(
+        [{"item": {"item": "hv1", "ansible_job_id": "1"}, "uuid": "u1", "uri": "qemu+tcp://hv1/system",
+          "memory": {"total_mib": 4096, "free_mib": 2048}, "cpu": {"count": 2}, "load": series}],
+        [{"item": "hv1", "guests": [{"name": "busy", "active": True, "spec": {"memory": "256MiB"}}]}])
+    busy = view["guests"][0]
+    assert view["hosts"][0]["name"] == "hv1" and busy["cpu_samples"] == [1.0, 0.5]
+    assert busy["memory_used_samples_mib"] == [210, 220]
+    assert placement.measured_load(view["hosts"][0], view["guests"]) == {
+        "memory_use": 215 / 4096.0, "cpu_use": 0.375, "load": (215 / 4096.0 + 0.375) / 2}
