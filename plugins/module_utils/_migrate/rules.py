@@ -172,7 +172,7 @@ class Rules:
         for rule in self.rules:
             placed = [(g, where[g]) for g in self.covered[rule["name"]] if g in where]
             reason = None
-            if rule["kind"] == "together" and len({h for _, h in placed}) > 1:
+            if rule["kind"] == "together" and len({pair[1] for pair in placed}) > 1:
                 reason = "its guests run on %s" % ", ".join(sorted("%s (%s)" % (h, g) for g, h in placed))
             elif rule["kind"] == "apart":
                 shared = {}
@@ -188,7 +188,7 @@ class Rules:
                     reason = ", ".join(wrong)
             if reason:
                 found.append({"rule": rule["name"], "kind": rule["kind"], "strict": rule["strict"],
-                              "guests": sorted(g for g, _ in placed), "reason": reason})
+                              "guests": sorted(pair[0] for pair in placed), "reason": reason})
         return found
 
 
