@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import libvirt
+import yaml
 from lxml import etree
+
+import harness
 
 TASK = {"name": "facts", "kvmfleet.libvirt.host_info": {}, "register": "host"}
 
@@ -90,6 +95,49 @@ def test_host_info_bad_uri_names_it(ansible):
     assert "qemu+unix:///system?socket=/nonexistent.sock" in result["msg"]
     assert "libvirt daemon" in result["msg"]
     assert "Traceback" not in run.output
+
+
+def test_host_info_samples_what_guests_use_and_the_balance_reads_it(conn, prefix, ansible, image, tmp_path):
+    """Two guests of 64 MiB: one spins (a kernel without its initrd panics, and panic=0 loops in a busy wait), one
+    sits idle. host_info's samples say which is which; the placement view and a rebalance on measured use read them
+    through playbooks/tasks/read_fleet.yml, every hypervisor of a group sampled at once."""
+    base = {"virt_type": "qemu", "machine": "pc", "memory": "64MiB", "vcpus": 1, "state": "running"}
+    busy = dict(base, name=prefix + "busy", boot={"kernel": image["kernel"], "cmdline": "console=ttyS0 panic=0"})
+    idle = dict(base, name=prefix + "idle", boot={"kernel": image["kernel"], "initrd": image["initrd"],
+                                                  "cmdline": image["cmdline"]})
+    ansible.run([{"kvmfleet.libvirt.domain": busy}, {"kvmfleet.libvirt.domain": idle}])
+    time.sleep(8)  # both booted: one panicked and spins, the other waits
+    facts = ansible.run([{"name": "facts", "kvmfleet.libvirt.host_info": {"sample_seconds": 6, "sample_interval": 2}}]
+                        ).result("facts")
+    load = facts["load"]
+    assert load["samples"] == 3 and 1.8 < load["interval_s"] < 3.0, load
+    spinning, waiting = load["guests"][prefix + "busy"], load["guests"][prefix + "idle"]
+    print("busy:", spinning, "idle:", waiting, "host:", load["host"])
+    # (a spinning vCPU takes a whole host CPU when it has one; this machine's two are shared with the other tests)
+    assert min(spinning["cpu"]) > max(waiting["cpu"]) + 0.2, (spinning, waiting)
+    assert all(m and m > 8 for m in spinning["memory_used_mib"] + waiting["memory_used_mib"])
+    assert all(0 <= c <= 1 for c in load["host"]["cpu_use"]) and all(m > 0 for m in load["host"]["memory_used_mib"])
+    # the same, as the placement playbooks read it: a group of one, sampled (async) and planned on measured use
+    inventory = tmp_path / "one.yml"
+    group = {"hosts": {"here": {"kvmfleet_uri": "qemu:///system"}},
+             "vars": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"hypervisors": group}}}))
+    out = tmp_path / "plan.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": {
+        "mover_group": "hypervisors", "mover_capacities": {}, "mover_copy_storage": None, "mover_sample_seconds": 4,
+        "mover_sample_interval": 2}, "tasks": [
+            {"name": "read", "ansible.builtin.include_tasks": str(harness.REPO / "playbooks" / "tasks" / "read_fleet.yml")},
+            {"name": "keep it", "ansible.builtin.copy": {"dest": str(out), "mode": "0644", "content": (
+                "{{ {'view': mover_view, 'plan': mover_view | kvmfleet.libvirt.rebalance_plan(measure='used', hold=2)}"
+                " | to_json }}")}}]}]
+    playbook = tmp_path / "read.yml"
+    playbook.write_text(yaml.safe_dump(play))
+    ansible.run(None, playbook=playbook, inventory=inventory)
+    read = json.loads(out.read_text())
+    guests = {g["name"]: g for g in read["view"]["guests"]}
+    assert min(guests[prefix + "busy"]["cpu_samples"]) > max(guests[prefix + "idle"]["cpu_samples"]) + 0.2
+    assert len(read["plan"]["samples"]) == 2 and read["plan"]["measure"] == "used"
+    assert read["plan"]["before"]["hosts"]["here"]["cpu_use"] > 0.2 / facts["cpu"]["count"]
 
 
 def version_of(number):

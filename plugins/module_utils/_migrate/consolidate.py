@@ -24,17 +24,30 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import S
 STANDBY_REASON = "standby: emptied and powered off by consolidate"
 
 
-def pressure(host, guests, measure):
+def pressure(host, guests, measure, sample=None):
+    """What bounds a host: its guests' memory over its capacity, or (``used``) the larger of its measured memory and
+    CPU use, over the window or at one ``sample``."""
     if measure == "used":
-        load = placement.measured_load(host, guests)
+        load = placement.measured_load(host, guests, sample)
         return max(load["memory_use"], load["cpu_use"])
     return placement.memory_use(host, guests)
 
 
-def _demand(hosts, guests, measure):
+def _samples(guests):
+    return max([len(g.get("cpu_samples") or []) for g in guests] + [0])
+
+
+def _peak(host, guests, measure):
+    """The highest pressure of the window (the mean when nothing was sampled): a host is emptied only when it stayed
+    under the low watermark through the window (oVirt waits for it to stay there)."""
+    count = _samples(guests) if measure == "used" else 0
+    return max([pressure(host, guests, measure, i) for i in range(count)] or [pressure(host, guests, measure)])
+
+
+def _demand(hosts, guests, measure, sample=None):
     """The in-service hosts' load over their capacity (their mean pressure, weighted by capacity)."""
     capacity = sum(placement.capacity_of(h) for h in hosts)
-    load = sum(pressure(h, guests, measure) * placement.capacity_of(h) for h in hosts)
+    load = sum(pressure(h, guests, measure, sample) * placement.capacity_of(h) for h in hosts)
     return load / float(capacity) if capacity else 0.0
 
 
@@ -79,9 +92,17 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
     if flying:
         plan.update(mode="steady", waiting={"code": "move_in_flight", "reason": "a job is in flight on %s: nothing is "
                                             "planned while a move runs" % ", ".join(flying)})
-        return _finish(plan, usable, guests, guests, measure)
+        return _finish(plan, usable, guests, guests, measure, hosts, standby_down)
+    series = [_demand(in_service, guests, measure, i) for i in range(_samples(guests))] if measure == "used" else []
+    plan["demand_samples"] = [round(d, 4) for d in series]
     if plan["demand_before"] > high and (standby_up or standby_down):
-        return _wake(plan, in_service, standby_up, standby_down, hosts, guests, measure, high, low)
+        if not series or min(series) > high:  # above the watermark through the window, not a spike (VMware DPM)
+            return _wake(plan, in_service, standby_up, standby_down, hosts, guests, measure, high, low)
+        plan["waiting"] = {"code": "holding", "reason": "the demand was above the high watermark in %d of %d samples; "
+                           "it must stay there through the window to wake a host" % (
+                               sum(1 for d in series if d > high), len(series))}
+        plan["mode"] = "steady"
+        return _finish(plan, usable, guests, guests, measure, hosts, standby_down)
     after = _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, set(pinned))
     empty = [h for h in in_service if not any(g["host"] == h["name"] and g["running"] for g in after)]
     # the spares: hosts without a power action first, then those already empty before, then the larger
@@ -114,13 +135,13 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
             after = placement.moved(after, move["guest"], move["to"])
     plan["mode"] = "consolidate" if plan["moves"] or plan["power_off"] else "steady"
     placement.unmoved(plan, guests, "its host stays in service (above the low watermark, or it takes the others)")
-    return _finish(plan, usable, guests, after, measure)
+    return _finish(plan, usable, guests, after, measure, hosts, standby_down)
 
 
 def _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, pinned):
     """Empty the hosts under ``low`` onto those that stay: the moves go into ``plan``; returns the placement after."""
     current = list(guests)
-    sources = sorted((h for h in in_service if pressure(h, guests, measure) < low),
+    sources = sorted((h for h in in_service if _peak(h, guests, measure) < low),
                      key=lambda h: (pressure(h, guests, measure), h["name"]))
     if len(sources) == len(in_service) and sources:  # all are under low: the most loaded one stays, takes the others
         keeper = min(sources, key=lambda h: (-pressure(h, guests, measure), h["name"]))
@@ -136,7 +157,7 @@ def _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, p
                 refused = placement.stay(guest["name"], "given", "pinned: it never moves, so %s is not emptied"
                                          % source["name"])
                 break
-            target, why = _fit(guest, keep, trial, checked, headroom_mib, high, measure)
+            target, why = _fit(guest, keep, trial, checked, headroom_mib, high, measure, guests)
             if target is None:
                 refused = placement.stay(guest["name"], why[0], "%s, so %s is not emptied" % (why[1], source["name"]))
                 break
@@ -154,13 +175,15 @@ def _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, p
     return current
 
 
-def _fit(guest, keep, current, checked, headroom_mib, high, measure):
+def _fit(guest, keep, current, checked, headroom_mib, high, measure, original):
     """The most loaded host of ``keep`` that takes ``guest`` and stays under ``high`` with its headroom, no strict
     rule broken (a soft one only when nothing else fits): (host, why) or (None, (code, reason))."""
     where = {g["name"]: g["host"] for g in current if g["running"] and g["name"] != guest["name"]}
     candidates, refused, full = [], [], []
     for host in keep:
-        if placement.room_on(host, current, headroom_mib) < guest["memory_mib"]:
+        # its free memory less what this plan already put on it
+        added = placement.used_by(current, host["name"]) - placement.used_by(original, host["name"])
+        if placement.room_on(dict(host, free_mib=host["free_mib"] - added), current, headroom_mib) < guest["memory_mib"]:
             full.append(host["name"])
             continue
         moved = placement.moved(current, guest["name"], host["name"])
@@ -207,8 +230,11 @@ def _wake(plan, in_service, standby_up, standby_down, hosts, guests, measure, hi
     return plan
 
 
-def _finish(plan, usable, before, after, measure):
+def _finish(plan, usable, before, after, measure, hosts, standby_down):
     serving = [h for h in usable if h["name"] not in {p["host"] for p in plan["power_off"]} and not h["cordoned"]]
+    # OpenStack Watcher reports the share of nodes a consolidation releases: the hosts in standby after the plan
+    released = len(standby_down) + len(plan["power_off"])
+    plan["released"] = {"hosts": released, "of": len(hosts), "share": round(released / float(len(hosts) or 1), 4)}
     plan["demand_after"] = round(_demand(serving, after, measure), 4)
     plan["hosts"] = placement.host_loads(usable, before, after)
     plan["pressure"] = {h["name"]: {"before": round(pressure(h, before, measure), 4),

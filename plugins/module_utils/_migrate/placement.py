@@ -102,7 +102,7 @@ def stay(guest, reason_code, reason):
     return {"guest": guest, "code": known_code(reason_code), "reason": Wording.apply(reason)}
 
 
-def _used(guests, host):
+def used_by(guests, host):
     return sum(g["memory_mib"] for g in guests if g["host"] == host and g["running"])
 
 
@@ -111,7 +111,7 @@ def room_on(host, guests, headroom_mib):
     what its running guests have."""
     room = host["free_mib"] - headroom_mib
     if host["capacity_mib"] is not None:
-        room = min(room, host["capacity_mib"] - _used(guests, host["name"]))
+        room = min(room, host["capacity_mib"] - used_by(guests, host["name"]))
     return room
 
 
@@ -129,9 +129,7 @@ def ruled(rules, hosts, guests):
     if not rules:
         return rules_of.Rules([], guests)
     names = [h["name"] for h in hosts]
-    if not all(isinstance(r, dict) and "covered" not in r and r.get("kind") in rules_of.KINDS and "strict" in r
-               and isinstance(r.get("hosts"), list) and all(isinstance(h, dict) for h in r["hosts"]) for r in rules):
-        rules = rules_of.normalize(rules, names)
+    rules = rules_of.normalize(rules, names)  # as declared, or as the placement_rules filter gave them
     checked = rules_of.Rules(rules, guests)
     problems = rules_of.feasibility(checked, guests, names)
     if problems:
@@ -158,7 +156,7 @@ def host_loads(hosts, before, after):
     """Each host's guest memory and its use of the capacity, before and after a plan:
     {host: {"before": {"guest_memory_mib", "memory_use", "guests"}, "after": {...}}}."""
     def load(host, guests):
-        return {"guest_memory_mib": _used(guests, host["name"]), "memory_use": round(memory_use(host, guests), 4),
+        return {"guest_memory_mib": used_by(guests, host["name"]), "memory_use": round(memory_use(host, guests), 4),
                 "guests": sum(1 for g in guests if g["host"] == host["name"] and g["running"])}
     return {h["name"]: {"before": load(h, before), "after": load(h, after)} for h in hosts}
 
@@ -321,7 +319,7 @@ def capacity_of(host):
 
 def memory_use(host, guests):
     capacity = capacity_of(host)
-    return _used(guests, host["name"]) / float(capacity) if capacity else 0.0
+    return used_by(guests, host["name"]) / float(capacity) if capacity else 0.0
 
 
 def _vcpu_ratio(host, guests):
@@ -379,7 +377,7 @@ def balance(hosts, guests, measure="allocated"):
         "memory": round(variation([memory_use(h, guests) for h in hosts]), 4),
         "vcpus": round(variation([_vcpu_ratio(h, guests) for h in hosts]), 4),
         "hosts": {h["name"]: {"memory_use": round(memory_use(h, guests), 4), "vcpus_per_cpu": round(_vcpu_ratio(h, guests), 4),
-                              "guest_memory_mib": _used(guests, h["name"])} for h in hosts},
+                              "guest_memory_mib": used_by(guests, h["name"])} for h in hosts},
         "measure": measure,
     }
     for name, load in loads.items():
@@ -674,6 +672,9 @@ def plan_lines(plan):
         lines.append("demand %.0f%% -> %.0f%% of the hosts in service (low %.0f%%, high %.0f%%, %s)" % (
             100 * plan["demand_before"], 100 * plan["demand_after"], 100 * plan["low"], 100 * plan["high"],
             "measured use" if plan.get("measure") == "used" else "guest memory"))
+    if plan.get("released"):
+        lines.append("hosts in standby after the plan: %d of %d (%.0f%% released)" % (
+            plan["released"]["hosts"], plan["released"]["of"], 100 * plan["released"]["share"]))
     for name, load in sorted((plan.get("hosts") or {}).items()):
         before, after = load["before"], load["after"]
         if before == after and not plan.get("moves") and "pressure" not in plan:

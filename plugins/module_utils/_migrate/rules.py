@@ -79,7 +79,7 @@ def normalize(rules, host_names=None):
 
 def _hosts(index, kind, hosts, host_names):
     if kind in ("together", "apart"):
-        if hosts is not None:
+        if hosts not in (None, []):
             raise SpecError(_option(index, "hosts"), hosts, "no hosts: a %s rule relates guests to each other" % kind)
         return []
     if not isinstance(hosts, list) or not hosts:

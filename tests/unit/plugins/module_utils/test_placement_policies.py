@@ -277,7 +277,7 @@ def fleet(layout, capacity):
     guests = [guest("g%d" % n, "hv%d" % on, memory, running=running, tags={"role": role})
               for n, (on, memory, running, role) in enumerate(layout)]
     for h in hosts:  # free memory: its capacity less what runs there
-        h["free_mib"] = h["capacity_mib"] - placement._used(guests, h["name"])  # pylint: disable=protected-access
+        h["free_mib"] = h["capacity_mib"] - placement.used_by(guests, h["name"])
     return hosts, guests
 
 
@@ -294,9 +294,9 @@ def feasible(rules, hosts, guests):
 def within_room(hosts, before, after, headroom):
     """No host took a guest that leaves it with less than ``headroom`` free or over its capacity."""
     for h in hosts:
-        taken = placement._used(after, h["name"]) - placement._used(before, h["name"])  # pylint: disable=protected-access
+        taken = placement.used_by(after, h["name"]) - placement.used_by(before, h["name"])
         if taken > 0 and (h["free_mib"] - taken < headroom
-                          or placement._used(after, h["name"]) > h["capacity_mib"]):  # pylint: disable=protected-access
+                          or placement.used_by(after, h["name"]) > h["capacity_mib"]):
             return False
     return True
 
@@ -334,7 +334,7 @@ def test_rebalance_keeps_rules_room_and_cooldowns_and_a_second_plan_is_empty(lay
     if now < 600:
         assert not {m["guest"] for m in plan["moves"]} & {g["name"] for g in guests if g["moved_at"]}
     assert len({m["guest"] for m in plan["moves"]}) == len(plan["moves"])  # never back and forth in one plan
-    freed = [dict(h, free_mib=h["capacity_mib"] - placement._used(after, h["name"])) for h in hosts]  # pylint: disable=protected-access
+    freed = [dict(h, free_mib=h["capacity_mib"] - placement.used_by(after, h["name"])) for h in hosts]
     again = placement.rebalance_plan(freed, after, tolerance=0.05, min_gain=0.01, headroom_mib=0, max_moves=20,
                                      rules=rules, measure=measure)
     if len(plan["steps"]) < 20 and now >= 600:
@@ -344,14 +344,19 @@ def test_rebalance_keeps_rules_room_and_cooldowns_and_a_second_plan_is_empty(lay
 @settings(max_examples=200, deadline=None)
 @given(layouts, st.lists(st.sampled_from([1024, 2048, 4096]), min_size=HOSTS, max_size=HOSTS), rule_sets,
        st.integers(0, 2), st.sampled_from([(0.2, 0.8), (0.3, 0.6), (0.5, 0.9)]),
-       st.lists(st.booleans(), min_size=HOSTS, max_size=HOSTS))
-def test_consolidation_keeps_rules_reserve_and_watermark_and_is_stable(layout, capacity, rules, reserve, band, powered):
+       st.lists(st.booleans(), min_size=HOSTS, max_size=HOSTS), st.integers(0, 1))
+def test_consolidation_keeps_rules_reserve_and_watermark_and_is_stable(
+        layout, capacity, rules, reserve, band, powered, measured):
     hosts, guests = fleet(layout, capacity)
+    measure = "used" if measured else "allocated"
+    if measured:  # each guest uses a steady share of a CPU (hosts have 8) and half its memory
+        guests = [dict(g, cpu_samples=[0.5 * (n % 4)] * 3, memory_used_samples_mib=[g["memory_mib"] // 2] * 3)
+                  for n, g in enumerate(guests)]
     assume(feasible(rules, hosts, guests) and not strict_broken(rules, guests))
     low, high = band
     power = ["hv%d" % i for i in range(HOSTS) if powered[i]]
     plan = consolidate.consolidation_plan(hosts, guests, reserve=reserve, headroom_mib=0, low=low, high=high,
-                                          rules=rules, power=power)
+                                          rules=rules, power=power, measure=measure)
     after = apply(guests, plan["moves"])
     assert not strict_broken(rules, after)
     assert within_room(hosts, guests, after, 0)
@@ -364,13 +369,13 @@ def test_consolidation_keeps_rules_reserve_and_watermark_and_is_stable(layout, c
                     and not any(g["host"] == h["name"] and g["running"] for g in after)]
         assert len(empty_up) >= reserve
     for h in hosts:
-        took = placement._used(after, h["name"]) > placement._used(guests, h["name"])  # pylint: disable=protected-access
-        assert not took or consolidate.pressure(h, after, "allocated") <= high + 1e-9
+        took = placement.used_by(after, h["name"]) > placement.used_by(guests, h["name"])
+        assert not took or consolidate.pressure(h, after, measure) <= high + 1e-9
     # the result, with the powered-off hosts down: nothing more to do
     down = [dict(h, reachable=False, free_mib=0) if h["name"] in off else
-            dict(h, free_mib=h["capacity_mib"] - placement._used(after, h["name"])) for h in hosts]  # pylint: disable=protected-access
+            dict(h, free_mib=h["capacity_mib"] - placement.used_by(after, h["name"])) for h in hosts]
     again = consolidate.consolidation_plan(down, after, reserve=reserve, headroom_mib=0, low=low, high=high,
-                                           rules=rules, power=power)
+                                           rules=rules, power=power, measure=measure)
     if plan["mode"] != "wake":
         assert again["moves"] == [] and again["power_off"] == [] and again["mode"] == "steady", (placement.plan_lines(plan),
                                                                                                  placement.plan_lines(again))
@@ -405,3 +410,26 @@ def test_samples_become_per_interval_use_and_the_view_carries_them():
     assert busy["memory_used_samples_mib"] == [210, 220]
     assert placement.measured_load(view["hosts"][0], view["guests"]) == {
         "memory_use": 215 / 4096.0, "cpu_use": 0.375, "load": (215 / 4096.0 + 0.375) / 2}
+
+
+def test_measured_consolidation_holds_through_the_window_and_says_what_it_releases():
+    hosts = [host("hv1", capacity=1024, free=16384, cpus=2), host("hv2", capacity=1024, free=16384, cpus=2),
+             host("hv3", capacity=1024, reachable=False, cpus=2)]
+    # the demand is 85 % over the window, but its first sample was 62.5 %: not above 80 % through the window
+    spike = [guest("a", "hv1", 256, cpu=[0.2, 2.0, 2.0]), guest("b", "hv2", 256, cpu=[2.0, 2.0, 2.0])]
+    plan = consolidate.consolidation_plan(hosts, spike, reserve=0, headroom_mib=0, measure="used", power=["hv3"])
+    assert plan["demand_before"] == 0.85 and plan["demand_samples"] == [0.625, 1.0, 1.0]
+    assert plan["mode"] == "steady" and plan["waiting"]["code"] == "holding" and plan["power_on"] == []
+    steady = [guest("a", "hv1", 256, cpu=[1.9, 1.9, 2.0]), guest("b", "hv2", 256, cpu=[1.9, 1.9, 1.9])]
+    plan = consolidate.consolidation_plan(hosts, steady, reserve=0, headroom_mib=0, measure="used", power=["hv3"])
+    assert plan["mode"] == "wake" and [p["host"] for p in plan["power_on"]] == ["hv3"]
+    # a host under the low watermark on average but not through the window is not emptied
+    up = [host("hv1", capacity=1024, free=16384, cpus=4), host("hv2", capacity=1024, free=16384, cpus=4)]
+    once = [guest("a", "hv1", 64, cpu=[0.0, 0.0, 2.0]), guest("b", "hv2", 256, cpu=[1.0, 1.0, 1.0])]
+    plan = consolidate.consolidation_plan(up, once, reserve=0, headroom_mib=0, measure="used", power=["hv1", "hv2"])
+    assert plan["moves"] == [] and plan["mode"] == "steady"
+    quiet = [guest("a", "hv1", 64, cpu=[0.0, 0.0, 0.1]), guest("b", "hv2", 256, cpu=[1.0, 1.0, 1.0])]
+    plan = consolidate.consolidation_plan(up, quiet, reserve=0, headroom_mib=0, measure="used", power=["hv1", "hv2"])
+    assert [(m["guest"], m["to"]) for m in plan["moves"]] == [("a", "hv2")]
+    assert [p["host"] for p in plan["power_off"]] == ["hv1"] and plan["released"] == {"hosts": 1, "of": 2, "share": 0.5}
+    assert "hosts in standby after the plan: 1 of 2 (50% released)" in placement.plan_lines(plan)
