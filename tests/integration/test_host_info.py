@@ -102,11 +102,17 @@ def test_host_info_samples_what_guests_use_and_the_balance_reads_it(conn, prefix
     sits idle. host_info's samples say which is which; the placement view and a rebalance on measured use read them
     through playbooks/tasks/read_fleet.yml, every hypervisor of a group sampled at once."""
     base = {"virt_type": "qemu", "machine": "pc", "memory": "64MiB", "vcpus": 1, "state": "running"}
-    busy = dict(base, name=prefix + "busy", boot={"kernel": image["kernel"], "cmdline": "console=ttyS0 panic=0"})
+    busy = dict(base, name=prefix + "busy", boot={"kernel": image["kernel"], "cmdline": "console=ttyS0 panic=0"},
+                serials=[{"type": "pty", "log": str(harness.serial_log(prefix + "busy"))}])
     idle = dict(base, name=prefix + "idle", boot={"kernel": image["kernel"], "initrd": image["initrd"],
-                                                  "cmdline": image["cmdline"]})
+                                                  "cmdline": image["cmdline"]},
+                serials=[{"type": "pty", "log": str(harness.serial_log(prefix + "idle"))}])
     ansible.run([{"kvmfleet.libvirt.domain": busy}, {"kvmfleet.libvirt.domain": idle}])
-    time.sleep(8)  # both booted: one panicked and spins, the other waits
+    # both booted: one panicked (and spins), the other reported what it sees (and waits)
+    harness.wait_for(lambda: "Kernel panic" in harness.serial_log(prefix + "busy").read_text(errors="replace"),
+                     timeout=120, what="the spinning guest to panic")
+    harness.report_where(prefix + "idle", lambda report: True, "what it sees", timeout=120)
+    time.sleep(2)
     facts = ansible.run([{"name": "facts", "kvmfleet.libvirt.host_info": {"sample_seconds": 6, "sample_interval": 2}}]
                         ).result("facts")
     load = facts["load"]
