@@ -98,10 +98,10 @@ def test_host_info_bad_uri_names_it(ansible):
 
 
 def test_host_info_samples_what_guests_use_and_the_balance_reads_it(conn, prefix, ansible, image, tmp_path):
-    """Two guests of 64 MiB: one spins (a kernel without its initrd panics, and panic=0 loops in a busy wait), one
+    """Two guests of 128 MiB: one spins (a kernel without its initrd panics, and panic=0 loops in a busy wait), one
     sits idle. host_info's samples say which is which; the placement view and a rebalance on measured use read them
     through playbooks/tasks/read_fleet.yml, every hypervisor of a group sampled at once."""
-    base = {"virt_type": "qemu", "machine": "pc", "memory": "64MiB", "vcpus": 1, "state": "running"}
+    base = {"virt_type": "qemu", "machine": "pc", "memory": "128MiB", "vcpus": 1, "state": "running"}
     busy = dict(base, name=prefix + "busy", boot={"kernel": image["kernel"], "cmdline": "console=ttyS0 panic=0"},
                 serials=[{"type": "pty", "log": str(harness.serial_log(prefix + "busy"))}])
     idle = dict(base, name=prefix + "idle", boot={"kernel": image["kernel"], "initrd": image["initrd"],
