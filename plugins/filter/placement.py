@@ -7,7 +7,7 @@ The playbooks (evacuate, restore, rebalance) only apply the plans these give."""
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.plugin_utils._filters import as_lists_and_dicts, guarded, number
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import consolidate, placement
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance, consolidate, placement
 
 
 def _capacities(results, capacities):
@@ -67,7 +67,7 @@ def recovery_plan(view, host, specs, headroom_mib=512, others=None, rules=None):
 def rebalance_plan(view, tolerance=0.1, min_gain=0.05, headroom_mib=512, max_moves=10, exclude=None, pinned=None,
                    rules=None, measure="allocated", hold=1, min_improvement=0.0, cooldown_s=0, now=None):
     view = as_lists_and_dicts(view)
-    return _lined(placement.rebalance_plan(
+    return _lined(balance.rebalance_plan(
         view["hosts"], view["guests"], number(tolerance, "tolerance", float), number(min_gain, "min_gain", float),
         number(headroom_mib, "headroom_mib"), number(max_moves, "max_moves"), exclude=as_lists_and_dicts(exclude) or (),
         pinned=as_lists_and_dicts(pinned) or (), rules=as_lists_and_dicts(rules) or (), measure=measure,

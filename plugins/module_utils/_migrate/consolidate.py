@@ -16,7 +16,7 @@ hosts in service.
 
 from __future__ import annotations
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance, placement
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 # The maintenance reason of a host consolidation emptied and powered off: what tells its standby from other
@@ -28,7 +28,7 @@ def pressure(host, guests, measure, sample=None):
     """What bounds a host: its guests' memory over its capacity, or (``used``) the larger of its measured memory and
     CPU use, over the window or at one ``sample``."""
     if measure == "used":
-        load = placement.measured_load(host, guests, sample)
+        load = balance.measured_load(host, guests, sample)
         return max(load["memory_use"], load["cpu_use"])
     return placement.memory_use(host, guests)
 
@@ -88,7 +88,7 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
     plan = {"moves": [], "stays": [], "power_off": [], "power_on": [], "uncordon": [], "reserve": [],
             "measure": measure, "low": low, "high": high, "standby_reason": STANDBY_REASON}
     plan["demand_before"] = round(_demand(in_service, guests, measure), 4)
-    flying = placement.in_flight(usable)
+    flying = balance.in_flight(usable)
     if flying:
         plan.update(mode="steady", waiting={"code": "move_in_flight", "reason": "a job is in flight on %s: nothing is "
                                             "planned while a move runs" % ", ".join(flying)})

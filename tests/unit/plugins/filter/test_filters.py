@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kvmfleet.libvirt.plugins.filter import fleet, placement
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement as placement_utils
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance as balance_utils, placement as placement_utils
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import CODES, UserError
 
 FILTERS = dict(fleet.FilterModule().filters(), **placement.FilterModule().filters())
@@ -123,7 +123,7 @@ def test_a_filter_documentation_names_its_file_and_the_filters_parameters(path):
     (lambda: placement.restore_plan(view(), "hv9"),
      lambda: placement_utils.restore_plan(view()["hosts"], view()["guests"], "hv9")),
     (lambda: placement.rebalance_plan(view(), tolerance=-0.5),
-     lambda: placement_utils.rebalance_plan(view()["hosts"], view()["guests"], tolerance=-0.5)),
+     lambda: balance_utils.rebalance_plan(view()["hosts"], view()["guests"], tolerance=-0.5)),
     (lambda: placement.placement_view(HOST_RESULTS, GUEST_RESULTS, {"hv1": "lots"}),
      lambda: placement_utils.host_view("hv1", HOST_RESULTS[0], "lots")),
     (lambda: placement.migration_outcome([{"changed": True}]), lambda: placement_utils.batch_outcome([{"changed": True}])),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance, placement
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import UserError
 
 
@@ -75,7 +75,7 @@ def test_bad_input_names_the_option():
     with pytest.raises(UserError, match="host.*one of the hypervisors: hv1"):
         placement.evacuation_plan([host("hv1")], [], "hv9")
     with pytest.raises(UserError, match="tolerance"):
-        placement.rebalance_plan([host("hv1")], [], tolerance="x")
+        balance.rebalance_plan([host("hv1")], [], tolerance="x")
     with pytest.raises(UserError, match="kvmfleet_guest_memory_mib"):
         placement.host_view("hv1", {"uuid": "u"}, capacity_mib="lots")
 
@@ -95,14 +95,14 @@ def test_restore_brings_back_only_the_guests_of_that_home():
 def test_rebalance_evens_out_and_a_second_run_moves_nothing():
     hosts = [host("hv1", capacity=4096), host("hv2", capacity=4096), host("hv3", capacity=4096)]
     guests = [guest(n, "hv1", 512) for n in "abcdef"]
-    plan = placement.rebalance_plan(hosts, guests, tolerance=0.1, min_gain=0.05, headroom_mib=0)
+    plan = balance.rebalance_plan(hosts, guests, tolerance=0.1, min_gain=0.05, headroom_mib=0)
     assert plan["before"]["memory"] == pytest.approx(1.4142, abs=1e-3)
     assert plan["balanced"] and plan["after"]["memory"] == 0.0
     assert len(plan["moves"]) == 4
     moved = guests
     for move in plan["moves"]:
         moved = [dict(g, host=move["to"]) if g["name"] == move["guest"] else g for g in moved]
-    again = placement.rebalance_plan(hosts, moved, tolerance=0.1, min_gain=0.05, headroom_mib=0)
+    again = balance.rebalance_plan(hosts, moved, tolerance=0.1, min_gain=0.05, headroom_mib=0)
     assert again["moves"] == [] and again["balanced"]
 
 
@@ -110,20 +110,20 @@ def test_rebalance_prefers_the_move_that_copies_least():
     hosts = [host("hv1", capacity=8192), host("hv2", capacity=8192)]
     guests = [guest("big", "hv1", 2048), guest("small", "hv1", 1024), guest("small2", "hv1", 1024, copy_gib=40.0)]
     # big and small remove as much imbalance per GiB (1.0 for 2 GiB, 0.5 for 1 GiB): the larger gain wins
-    assert placement.best_move(hosts, guests, headroom_mib=0, min_gain=0.05)["guest"] == "big"
+    assert balance.best_move(hosts, guests, headroom_mib=0, min_gain=0.05)["guest"] == "big"
     # with its 40 GiB of disks to copy, big removes far less per GiB than small
     guests[0]["copy_gib"] = 40.0
-    move = placement.best_move(hosts, guests, headroom_mib=0, min_gain=0.05)
+    move = balance.best_move(hosts, guests, headroom_mib=0, min_gain=0.05)
     assert move["guest"] == "small" and move["gain"] == 0.5
 
 
 def test_rebalance_never_moves_onto_a_cordoned_host_nor_below_min_gain():
     hosts = [host("hv1", capacity=4096), host("hv2", capacity=4096, cordoned=True)]
     guests = [guest("a", "hv1", 1024), guest("b", "hv1", 1024)]
-    assert placement.rebalance_plan(hosts, guests, headroom_mib=0)["moves"] == []
+    assert balance.rebalance_plan(hosts, guests, headroom_mib=0)["moves"] == []
     hosts[1]["cordoned"] = False
-    assert len(placement.rebalance_plan(hosts, guests, headroom_mib=0)["moves"]) == 1
-    assert placement.rebalance_plan(hosts, guests, headroom_mib=0, min_gain=1.5)["moves"] == []
+    assert len(balance.rebalance_plan(hosts, guests, headroom_mib=0)["moves"]) == 1
+    assert balance.rebalance_plan(hosts, guests, headroom_mib=0, min_gain=1.5)["moves"] == []
 
 
 @settings(max_examples=150, deadline=None)
@@ -146,11 +146,11 @@ def test_evacuation_never_overcommits_a_target(layout, free, headroom):
 def test_rebalance_lowers_imbalance_with_every_move(layout):
     hosts = [host("hv%d" % i, capacity=8192, free=16384) for i in range(3)]
     guests = [guest("g%d" % n, "hv%d" % on, memory) for n, (on, memory) in enumerate(layout)]
-    plan = placement.rebalance_plan(hosts, guests, tolerance=0.0, min_gain=0.01, headroom_mib=0, max_moves=20)
+    plan = balance.rebalance_plan(hosts, guests, tolerance=0.0, min_gain=0.01, headroom_mib=0, max_moves=20)
     current, level = guests, plan["before"]["memory"]
     for move in plan["steps"]:
         current = [dict(g, host=move["to"]) if g["name"] == move["guest"] else g for g in current]
-        now = placement.balance(hosts, current)["memory"]
+        now = balance.balance(hosts, current)["memory"]
         assert now <= level - 0.01 + 1e-9
         level = now
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import consolidate, placement, rules as rules_of
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance, consolidate, placement, rules as rules_of
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError
 
 
@@ -80,7 +80,7 @@ def test_rules_that_cannot_hold_are_named_before_anything_is_planned():
     contradiction = [{"name": "pair", "kind": "together", "guests": ["a", "b"]},
                      {"name": "split", "kind": "apart", "guests": ["a", "b"]}]
     with pytest.raises(UserError) as refused:
-        placement.rebalance_plan(hosts, guests, rules=contradiction)
+        balance.rebalance_plan(hosts, guests, rules=contradiction)
     assert "rule split keeps a and b apart, but rules pair keep them together" in str(refused.value)
     nowhere = [{"name": "only1", "kind": "on_hosts", "guests": ["a"], "hosts": ["hv1"], "strict": True},
                {"name": "not1", "kind": "off_hosts", "guests": ["a"], "hosts": ["hv1"], "strict": True}]
@@ -148,8 +148,8 @@ def test_recovery_places_the_lost_guests_by_the_rules():
 def test_rebalance_repairs_a_broken_strict_rule_first():
     hosts = [host("hv1", capacity=8192), host("hv2", capacity=8192)]
     guests = [guest("db1", "hv1"), guest("db2", "hv1"), guest("web", "hv2")]
-    plan = placement.rebalance_plan(hosts, guests, tolerance=0.9, headroom_mib=0,
-                                    rules=[{"name": "db-apart", "kind": "apart", "guests": ["db1", "db2"]}])
+    plan = balance.rebalance_plan(hosts, guests, tolerance=0.9, headroom_mib=0,
+                                  rules=[{"name": "db-apart", "kind": "apart", "guests": ["db1", "db2"]}])
     assert plan["moves"][0]["repairs"] == ["db-apart"] and plan["moves"][0]["to"] == "hv2"
     assert plan["violations"] == []
 
@@ -157,13 +157,13 @@ def test_rebalance_repairs_a_broken_strict_rule_first():
 def test_cooldown_pinning_and_a_move_in_flight_hold_a_rebalance():
     hosts = [host("hv1", capacity=8192), host("hv2", capacity=8192)]
     guests = [guest("a", "hv1", 2048, moved_at=1000), guest("b", "hv1", 2048)]
-    plan = placement.rebalance_plan(hosts, guests, headroom_mib=0, cooldown_s=600, now=1300)
+    plan = balance.rebalance_plan(hosts, guests, headroom_mib=0, cooldown_s=600, now=1300)
     assert [m["guest"] for m in plan["moves"]] == ["b"]
     assert {s["guest"]: s["code"] for s in plan["stays"]} == {"a": "cooldown"}
-    plan = placement.rebalance_plan(hosts, guests, headroom_mib=0, cooldown_s=600, now=1700)
+    plan = balance.rebalance_plan(hosts, guests, headroom_mib=0, cooldown_s=600, now=1700)
     assert len(plan["moves"]) == 1  # the cooldown is over: either may go
     busy = [host("hv1", capacity=8192), host("hv2", capacity=8192, jobs=["x"])]
-    plan = placement.rebalance_plan(busy, guests, headroom_mib=0)
+    plan = balance.rebalance_plan(busy, guests, headroom_mib=0)
     assert plan["moves"] == [] and plan["waiting"]["code"] == "move_in_flight"
     assert placement.plan_lines(plan)[0] == "nothing is planned: a job is in flight on hv2 (x): nothing is planned while a move runs"
 
@@ -173,16 +173,16 @@ def test_measured_load_balances_cpu_and_holds_until_the_imbalance_persists():
     # equal memory everywhere; hv1's two guests burn a CPU each, hv2's are idle
     guests = [guest("busy1", "hv1", 1024, cpu=[1.0] * 5), guest("busy2", "hv1", 1024, cpu=[1.0] * 5),
               guest("idle1", "hv2", 1024, cpu=[0.0] * 5), guest("idle2", "hv2", 1024, cpu=[0.0] * 5)]
-    allocated = placement.rebalance_plan(hosts, guests, headroom_mib=0)
+    allocated = balance.rebalance_plan(hosts, guests, headroom_mib=0)
     assert allocated["moves"] == [] and allocated["before"]["imbalance"] == 0.0
-    used = placement.rebalance_plan(hosts, guests, headroom_mib=0, measure="used", hold=3, min_improvement=0.1,
-                                    max_moves=1)
+    used = balance.rebalance_plan(hosts, guests, headroom_mib=0, measure="used", hold=3, min_improvement=0.1,
+                                  max_moves=1)
     # hv1: memory 25 %, CPU 50 % (load 0.375); hv2: 25 %, 0 % (0.125): a coefficient of variation of 0.5
     assert used["samples"] == [0.5] * 5 and used["moves"][0]["guest"].startswith("busy")
     assert used["moves"][0]["imbalance_before"] == 0.5 and used["moves"][0]["imbalance_after"] == 0.25
     # a spike in the last sample only: held
     spiky = [guest("busy1", "hv1", 1024, cpu=[0, 0, 0, 0, 2.0]), guest("idle1", "hv2", 1024, cpu=[0.0] * 5)]
-    held = placement.rebalance_plan(hosts, spiky, headroom_mib=0, measure="used", hold=3)
+    held = balance.rebalance_plan(hosts, spiky, headroom_mib=0, measure="used", hold=3)
     assert held["moves"] == [] and held["waiting"]["code"] == "holding"
     assert "above 0.100 in 1 of the last 3 samples" in held["waiting"]["reason"]
 
@@ -249,8 +249,8 @@ def consolidate_violations(plan, guests, rules):
     (lambda: consolidate.consolidation_plan([host("hv1")], [], low=0.9, high=0.8), "low"),
     (lambda: consolidate.consolidation_plan([host("hv1")], [], high=1.5), "high"),
     (lambda: consolidate.consolidation_plan([host("hv1")], [], measure="peak"), "measure"),
-    (lambda: placement.rebalance_plan([host("hv1")], [], hold=0), "hold"),
-    (lambda: placement.rebalance_plan([host("hv1")], [], cooldown_s=-5), "cooldown_s"),
+    (lambda: balance.rebalance_plan([host("hv1")], [], hold=0), "hold"),
+    (lambda: balance.rebalance_plan([host("hv1")], [], cooldown_s=-5), "cooldown_s"),
 ])
 def test_bad_policy_input_is_named(call, option):
     with pytest.raises(SpecError) as refused:
@@ -326,8 +326,8 @@ def test_rebalance_keeps_rules_room_and_cooldowns_and_a_second_plan_is_empty(lay
                   for n, g in enumerate(guests)]
     assume(feasible(rules, hosts, guests) and not strict_broken(rules, guests))
     measure = "used" if measured else "allocated"
-    plan = placement.rebalance_plan(hosts, guests, tolerance=0.05, min_gain=0.01, headroom_mib=0, max_moves=20,
-                                    rules=rules, cooldown_s=600, now=1000 + now, measure=measure)
+    plan = balance.rebalance_plan(hosts, guests, tolerance=0.05, min_gain=0.01, headroom_mib=0, max_moves=20,
+                                  rules=rules, cooldown_s=600, now=1000 + now, measure=measure)
     after = apply(guests, plan["moves"])
     assert not strict_broken(rules, after)
     assert within_room(hosts, guests, after, 0)
@@ -335,8 +335,8 @@ def test_rebalance_keeps_rules_room_and_cooldowns_and_a_second_plan_is_empty(lay
         assert not {m["guest"] for m in plan["moves"]} & {g["name"] for g in guests if g["moved_at"]}
     assert len({m["guest"] for m in plan["moves"]}) == len(plan["moves"])  # never back and forth in one plan
     freed = [dict(h, free_mib=h["capacity_mib"] - placement.used_by(after, h["name"])) for h in hosts]
-    again = placement.rebalance_plan(freed, after, tolerance=0.05, min_gain=0.01, headroom_mib=0, max_moves=20,
-                                     rules=rules, measure=measure)
+    again = balance.rebalance_plan(freed, after, tolerance=0.05, min_gain=0.01, headroom_mib=0, max_moves=20,
+                                   rules=rules, measure=measure)
     if len(plan["steps"]) < 20 and now >= 600:
         assert again["moves"] == [], (placement.plan_lines(plan), placement.plan_lines(again))
 
@@ -408,7 +408,7 @@ def test_samples_become_per_interval_use_and_the_view_carries_them():
     busy = view["guests"][0]
     assert view["hosts"][0]["name"] == "hv1" and busy["cpu_samples"] == [1.0, 0.5]
     assert busy["memory_used_samples_mib"] == [210, 220]
-    assert placement.measured_load(view["hosts"][0], view["guests"]) == {
+    assert balance.measured_load(view["hosts"][0], view["guests"]) == {
         "memory_use": 215 / 4096.0, "cpu_use": 0.375, "load": (215 / 4096.0 + 0.375) / 2}
 
 

@@ -26,7 +26,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet import spe
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.apply import converge_fleet
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host import tuning
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import Undo
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import placement
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance, placement
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool import spec as pool_spec
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._pool.apply import PoolRunner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import CODES, UserError
@@ -213,7 +213,7 @@ def scenario_private_storage_is_priced(_conn, _tmp_path):
     hosts = [dict(h, cordoned=False) for h in recorded_view(False)["hosts"]]
     # two guests of the same size on hv1, one with a disk to copy: the other one moves
     guests = [dict(private["p-web"], memory_mib=512), dict(private["p-db"], memory_mib=512)]
-    move = placement.best_move(hosts, guests, headroom_mib=0, min_gain=0.0)
+    move = balance.best_move(hosts, guests, headroom_mib=0, min_gain=0.0)
     assert move["guest"] == "p-db", move
 
 
