@@ -94,7 +94,7 @@ def converge_fleet(conn, params, check):
 
     def one(item):
         spec, opts = item
-        removing = spec["state"] == "absent" and spec["name"] in removals
+        removing = spec["state"] == "absent"  # declared absent, or pruned
         if stop.is_set():
             return _entry(spec["name"], error="not converged: fail_fast stopped the fleet at an earlier failure",
                           code="refused"), None

@@ -83,6 +83,22 @@ def test_a_fleet_converges_in_one_call_and_the_plan_is_the_run(conn):
     assert edited["summary"]["updated"] == 1
 
 
+def test_a_guest_declared_absent_is_counted_and_shown_as_removed(conn):
+    """state=absent is a removal in the result, the summary and the printed plan - not an update."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import plan_lines
+    p = prefix()
+    run(conn, [guest(p + "a"), guest(p + "b")])
+    gone = [{"name": p + "a", "state": "absent"}, guest(p + "b")]
+    plan = run(conn, gone, check=True)
+    assert plan["summary"] == {"created": 0, "updated": 0, "unchanged": 1, "removed": 1, "held": 0, "failed": 0,
+                               "total": 2}
+    assert plan_lines(plan, "hv1") == ["hv1: - %sa" % p, "hv1: 0 to create, 0 to change, 1 to remove, 1 unchanged, 0 failed"]
+    made = run(conn, gone)
+    assert plan_of(plan) == plan_of(made)
+    again = run(conn, gone)
+    assert again["changed"] is False and again["summary"]["removed"] == 0 and again["summary"]["unchanged"] == 2
+
+
 def test_every_spec_error_is_reported_at_once_and_nothing_changes(conn):
     p = prefix()
     guests = [guest(p + "ok"), guest(p + "bad1", memory="lots"), guest(p + "bad2", vcpus=4, max_vcpus=2),
