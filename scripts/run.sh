@@ -9,6 +9,8 @@
 #                    test bed up with that many hypervisors of defined guests, times a no-change site.yml over all of
 #                    them (the cluster view on) against one hypervisor's alone and against guests_cluster=false, and
 #                    takes the test bed down (it refuses to start while a test bed is up)
+#   run.sh docs      the documentation site into .build/docs/html (antsibull-docs from the collection's own docs and
+#                    docs/docsite, Sphinx with warnings as errors, offline); fails on a broken doc
 #   run.sh model [STEPS [SEED]]   the cluster's model (tests/integration/test_testbed_model.py) over a longer random
 #                    sequence than the test command's 25 steps (default 120); a seed replays a printed sequence
 set -euo pipefail
@@ -114,6 +116,48 @@ run_model() {
     --basetemp="${TMPDIR:-/tmp}/kvmfleet-model-tests" tests/integration/test_testbed_model.py
 }
 
+# The site has a page for every module, filter, inventory plugin, role and guide, each saying what it documents.
+check_docs_site() {
+  local html=$1 f name pages=0
+  grep -q 'kvmfleet.libvirt' "$html/index.html" || { echo "docs: $html/index.html does not name the collection" >&2; return 1; }
+  for f in plugins/modules/*.py plugins/filter/*.yml plugins/inventory/*.py roles/*/meta/argument_specs.yml; do
+    case $f in
+      plugins/modules/*) name=$(basename "$f" .py)_module ;;
+      plugins/filter/*) name=$(basename "$f" .yml)_filter ;;
+      plugins/inventory/*) name=$(basename "$f" .py)_inventory ;;
+      roles/*) name=$(echo "$f" | cut -d/ -f2)_role ;;
+    esac
+    grep -q "kvmfleet.libvirt.${name%_*}" "$html/$name.html" 2>/dev/null \
+      || { echo "docs: $html/$name.html is missing or does not name kvmfleet.libvirt.${name%_*}" >&2; return 1; }
+    pages=$((pages + 1))
+  done
+  for f in docs/docsite/rst/*.rst; do
+    name=$(basename "$f" .rst)
+    title=$(awk 'prev != "" && /^===+$/ {print prev; exit} {prev = $0}' "$f")
+    grep -qF "$title" "$html/docsite/$name.html" 2>/dev/null \
+      || { echo "docs: the guide $html/docsite/$name.html is missing or lacks its title '$title'" >&2; return 1; }
+    pages=$((pages + 1))
+  done
+  echo "documentation site: $pages pages checked"
+}
+
+# The documentation site: the plugins' and roles' docs linted, their reST written by antsibull-docs with the guides
+# of docs/docsite (extra-docs.yml, links.yml, rst/), rendered by Sphinx into .build/docs/html. Any markup error,
+# broken reference or Sphinx warning fails it; then the site is checked for its pages.
+run_docs() {
+  section "documentation site (antsibull-docs, Sphinx)"
+  local out="$repo/.build/docs"
+  antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs . || return
+  rm -rf "$out/rst" "$out/html"
+  mkdir -p "$out/rst"
+  chmod og-w "$out/rst"  # antsibull-docs wants its destination writable by itself only
+  antsibull-docs --config-file docs/docsite/sphinx/antsibull-docs.cfg collection --use-current --squash-hierarchy \
+    --cleanup everything --dest-dir "$out/rst" kvmfleet.libvirt || return
+  sphinx-build -q -W --keep-going -n -b html -c docs/docsite/sphinx "$out/rst" "$out/html" || return
+  check_docs_site "$out/html" || return
+  echo "documentation site: $out/html/index.html"
+}
+
 run_bench_cluster() {
   section "cluster benchmark (the test bed)"
   python tests/bench/run.py --cluster "$@"
@@ -146,5 +190,6 @@ case "$verb" in
   lint) run_lint "$@" ;;
   bench) run_bench "$@" ;;
   bench-cluster) run_bench_cluster "$@" ;;
-  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model" >&2; exit 2 ;;
+  docs) run_docs ;;
+  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model|docs" >&2; exit 2 ;;
 esac
