@@ -51,9 +51,9 @@ def apply_profiles(guests, profiles):
 
 def plan_lines(result, hypervisor=None):
     """A fleet result (check mode: the plan) as short lines: what is created, changed (live, or at the next
-    boot and why), removed, or failed; in a cluster also where each guest away from its home runs and why
-    (``@``), what is held back (``?``) and which stale copies go (``-``). Unchanged guests at home are counted,
-    not listed."""
+    boot and why), removed, or failed; an unchanged guest whose earlier change waits for its next boot (``>``); in
+    a cluster also where each guest away from its home runs and why (``@``), what is held back (``?``) and which
+    stale copies go (``-``). Other unchanged guests at home are counted, not listed."""
     lines = []
     prefix = "%s: " % hypervisor if hypervisor else ""
     for guest in result.get("guests") or []:
@@ -77,6 +77,8 @@ def plan_lines(result, hypervisor=None):
             if guest.get("reboot_required"):
                 detail += " (at next boot: %s)" % "; ".join(guest.get("reasons") or [])
             lines.append("%s~ %s: %s%s" % (prefix, name, what, detail))
+        elif guest.get("reboot_required"):  # unchanged by this run, but an earlier change waits for its next boot
+            lines.append("%s> %s: waits for its next boot: %s" % (prefix, name, "; ".join(guest.get("reasons") or [])))
         if guest.get("placement") == "moved":
             lines.append("%s@ %s: home %s, runs here: %s" % (prefix, name, guest.get("home"), guest.get("why")))
         if guest.get("held"):
@@ -87,5 +89,8 @@ def plan_lines(result, hypervisor=None):
         summary.get("unchanged", 0), summary.get("failed", 0))
     if summary.get("held"):
         line += ", %d held back" % summary["held"]
+    waiting = sum(1 for guest in result.get("guests") or [] if guest.get("reboot_required") and not guest.get("error"))
+    if waiting:
+        line += ", %d waiting for a reboot" % waiting
     lines.append(line)
     return lines

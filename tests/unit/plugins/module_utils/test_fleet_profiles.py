@@ -42,14 +42,16 @@ def test_the_plan_reads_as_short_lines():
         {"name": "cpu", "changed": True, "changes": ["machine: pc -> q35"], "reboot_required": True,
          "reasons": ["machine: pc -> q35"]},
         {"name": "same", "changed": False},
+        {"name": "waits", "changed": False, "reboot_required": True, "reasons": ["vcpus: 2 > 1 (max_vcpus)"]},
         {"name": "gone", "changed": True, "removed": True},
         {"name": "bad", "changed": False, "error": "option memory: got 'x'"},
-    ], "summary": {"created": 1, "updated": 2, "unchanged": 1, "removed": 1, "failed": 1}}
+    ], "summary": {"created": 1, "updated": 2, "unchanged": 2, "removed": 1, "failed": 1}}
     assert plan_lines(result, "hv1") == [
         "hv1: + new",
         "hv1: ~ mem: current_memory: 1GiB -> 2GiB (live: current_memory: 2GiB)",
         "hv1: ~ cpu: machine: pc -> q35 (at next boot: machine: pc -> q35)",
+        "hv1: > waits: waits for its next boot: vcpus: 2 > 1 (max_vcpus)",
         "hv1: - gone",
         "hv1: ! bad: option memory: got 'x'",
-        "hv1: 1 to create, 2 to change, 1 to remove, 1 unchanged, 1 failed",
+        "hv1: 1 to create, 2 to change, 1 to remove, 2 unchanged, 1 failed, 2 waiting for a reboot",
     ]
