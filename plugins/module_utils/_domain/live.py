@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, find_device
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import CONFIG_ONLY, LIVE_VCPUS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree, parse_xml, to_string
 
@@ -80,10 +80,15 @@ def split_live(plan, running):
             live.append(op)
         else:
             later.append((op.label, "%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes))))
+    # The running guest's vCPU maximum is fixed until it boots again: more vCPUs than it wait for the next boot.
+    running_max = next((c.before for c in plan.changes if c.what == "max_vcpus" and c.before), None)
     for change in plan.changes:
         if change.what in device_whats or change.live is CONFIG_ONLY:
             continue
-        if change.live is not None:
+        if change.live is LIVE_VCPUS and running_max is not None and change.after and change.after > running_max:
+            later.append((change.what, "%s (more than the running guest's maximum of %d vCPUs, which changes at "
+                                       "its next boot)" % (change.describe(), running_max)))
+        elif change.live is not None:
             live.append(change)
         else:
             later.append((change.what, change.describe()))

@@ -135,6 +135,19 @@ def test_live_fields_show_as_the_user_wrote_them(fixture_text):
     assert [reason for _what, reason in later] == ["memory: 1GiB -> 2GiB"]
 
 
+def test_more_vcpus_than_the_running_maximum_wait_for_the_next_boot(fixture_text):
+    """A running guest's vCPU maximum (4 here) is fixed until it boots again: check mode must not promise live
+    what libvirt refuses live (setVcpusFlags over the maximum)."""
+    xml = managed(fixture_text, "domain-all-devices.xml")
+    live, later = split_live(plan(xml, vcpus=4, max_vcpus=6), running=True)
+    assert [item.live.label(item) for item in live] == ["vcpus: 4"], "up to the running maximum: live"
+    assert [what for what, _reason in later] == ["max_vcpus"]
+    live, later = split_live(plan(xml, vcpus=6, max_vcpus=6), running=True)
+    assert live == []
+    assert sorted(what for what, _reason in later) == ["max_vcpus", "vcpus"]
+    assert any("more than the running guest's maximum of 4 vCPUs" in reason for _what, reason in later)
+
+
 # ---- the NVRAM reset mark ------------------------------------------------------------------------------------
 
 def test_a_firmware_change_marks_the_nvram_for_a_reset(fixture_text):
