@@ -49,12 +49,12 @@ run_integration() {
 # the two at once.
 run_integration_host() {
   section "integration tests (this machine's libvirtd)"
-  python -m pytest -q tests/integration --ignore-glob='*/test_testbed_*'
+  python -m pytest -q --durations=15 tests/integration --ignore-glob='*/test_testbed_*'
 }
 
 run_integration_testbed() {
   section "integration tests (the test bed: three hypervisors)"
-  python -m pytest -q -p no:cacheprovider --basetemp="${TMPDIR:-/tmp}/kvmfleet-testbed-tests" \
+  python -m pytest -q --durations=15 -p no:cacheprovider --basetemp="${TMPDIR:-/tmp}/kvmfleet-testbed-tests" \
     tests/integration/test_testbed_*.py "$@"
 }
 
