@@ -9,6 +9,8 @@
 #                    test bed up with that many hypervisors of defined guests, times a no-change site.yml over all of
 #                    them (the cluster view on) against one hypervisor's alone and against guests_cluster=false, and
 #                    takes the test bed down (it refuses to start while a test bed is up)
+#   run.sh galaxy    build the collection's tarball and import it with galaxy-importer, as Galaxy does on an upload
+#                    (fails on any warning the import shows); check the execution environment files (ansible-builder)
 #   run.sh model [STEPS [SEED]]   the cluster's model (tests/integration/test_testbed_model.py) over a longer random
 #                    sequence than the test command's 25 steps (default 120); a seed replays a printed sequence
 set -euo pipefail
@@ -114,6 +116,12 @@ run_model() {
     --basetemp="${TMPDIR:-/tmp}/kvmfleet-model-tests" tests/integration/test_testbed_model.py
 }
 
+# galaxy-importer and ansible-builder in a virtualenv of their own (.venv-galaxy): scripts/galaxy.sh.
+run_galaxy() {
+  section "ansible-galaxy collection build, galaxy-importer, ansible-builder"
+  bash "$repo/scripts/galaxy.sh" "$@"
+}
+
 run_bench_cluster() {
   section "cluster benchmark (the test bed)"
   python tests/bench/run.py --cluster "$@"
@@ -146,5 +154,6 @@ case "$verb" in
   lint) run_lint "$@" ;;
   bench) run_bench "$@" ;;
   bench-cluster) run_bench_cluster "$@" ;;
-  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model" >&2; exit 2 ;;
+  galaxy) run_galaxy "$@" ;;
+  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model|galaxy" >&2; exit 2 ;;
 esac
