@@ -111,4 +111,3 @@ def test_every_plugin_says_when_it_was_added():
             if "version_added" not in (doc.get("DOCUMENTATION") or {}):
                 missing.append(str(path))
     assert count >= 30 and not missing, missing
-
