@@ -5,12 +5,12 @@
 #                    ansible-test sanity, ansible-lint (the test bed's tests and the static checks alongside)
 #   run.sh unit | integration | testbed | molecule | sanity | lint | bench   one part only (extra args go to
 #                    the tool; integration is all of it, testbed only the test bed's)
+#   run.sh galaxy    build the collection's tarball and import it with galaxy-importer, as Galaxy does on an upload
+#                    (fails on any warning the import shows); check the execution environment files (ansible-builder)
 #   run.sh bench-cluster [--hypervisors 10 --guests-each 100 --rounds 5]   the cluster scale benchmark: brings the
 #                    test bed up with that many hypervisors of defined guests, times a no-change site.yml over all of
 #                    them (the cluster view on) against one hypervisor's alone and against guests_cluster=false, and
 #                    takes the test bed down (it refuses to start while a test bed is up)
-#   run.sh galaxy    build the collection's tarball and import it with galaxy-importer, as Galaxy does on an upload
-#                    (fails on any warning the import shows); check the execution environment files (ansible-builder)
 #   run.sh model [STEPS [SEED]]   the cluster's model (tests/integration/test_testbed_model.py) over a longer random
 #                    sequence than the test command's 25 steps (default 120); a seed replays a printed sequence
 set -euo pipefail
@@ -88,6 +88,12 @@ run_lint() {
   done
 }
 
+# galaxy-importer and ansible-builder in a virtualenv of their own (.venv-galaxy): scripts/galaxy.sh.
+run_galaxy() {
+  section "ansible-galaxy collection build, galaxy-importer, ansible-builder"
+  bash "$repo/scripts/galaxy.sh" "$@"
+}
+
 # Each part returns its failure (run.sh test calls them in an && list, where set -e does not stop a function).
 
 # Role scenarios: molecule with the delegated driver against this machine's libvirtd.
@@ -114,12 +120,6 @@ run_model() {
   section "the cluster's model: a long random sequence on the test bed"
   KVMFLEET_MODEL_STEPS=${1:-120} KVMFLEET_MODEL_SEED=${2:-} python -m pytest -q -s -p no:cacheprovider \
     --basetemp="${TMPDIR:-/tmp}/kvmfleet-model-tests" tests/integration/test_testbed_model.py
-}
-
-# galaxy-importer and ansible-builder in a virtualenv of their own (.venv-galaxy): scripts/galaxy.sh.
-run_galaxy() {
-  section "ansible-galaxy collection build, galaxy-importer, ansible-builder"
-  bash "$repo/scripts/galaxy.sh" "$@"
 }
 
 run_bench_cluster() {
@@ -152,8 +152,8 @@ case "$verb" in
   molecule) run_molecule "$@" ;;
   sanity) run_sanity "$@" ;;
   lint) run_lint "$@" ;;
+  galaxy) run_galaxy "$@" ;;
   bench) run_bench "$@" ;;
   bench-cluster) run_bench_cluster "$@" ;;
-  galaxy) run_galaxy "$@" ;;
   *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model|galaxy" >&2; exit 2 ;;
 esac
