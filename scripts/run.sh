@@ -5,6 +5,8 @@
 #                    ansible-test sanity, ansible-lint (the test bed's tests and the static checks alongside)
 #   run.sh unit | integration | testbed | molecule | sanity | lint | bench   one part only (extra args go to
 #                    the tool; integration is all of it, testbed only the test bed's)
+#   run.sh galaxy    build the collection's tarball and import it with galaxy-importer, as Galaxy does on an upload
+#                    (fails on any warning the import shows); check the execution environment files (ansible-builder)
 #   run.sh bench-cluster [--hypervisors 10 --guests-each 100 --rounds 5]   the cluster scale benchmark: brings the
 #                    test bed up with that many hypervisors of defined guests, times a no-change site.yml over all of
 #                    them (the cluster view on) against one hypervisor's alone and against guests_cluster=false, and
@@ -86,6 +88,12 @@ run_lint() {
       || { echo "ansible-doc cannot render kvmfleet.libvirt.$name" >&2; return 1; }
     echo "ok: kvmfleet.libvirt.$name"
   done
+}
+
+# galaxy-importer and ansible-builder in a virtualenv of their own (.venv-galaxy): scripts/galaxy.sh.
+run_galaxy() {
+  section "ansible-galaxy collection build, galaxy-importer, ansible-builder"
+  bash "$repo/scripts/galaxy.sh" "$@"
 }
 
 # Each part returns its failure (run.sh test calls them in an && list, where set -e does not stop a function).
@@ -188,8 +196,9 @@ case "$verb" in
   molecule) run_molecule "$@" ;;
   sanity) run_sanity "$@" ;;
   lint) run_lint "$@" ;;
+  galaxy) run_galaxy "$@" ;;
   bench) run_bench "$@" ;;
   bench-cluster) run_bench_cluster "$@" ;;
   docs) run_docs ;;
-  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model|docs" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|unit|integration|testbed|molecule|sanity|lint|bench|bench-cluster|model|docs|galaxy" >&2; exit 2 ;;
 esac

@@ -29,5 +29,6 @@ options:
     default: 30
 requirements:
   - libvirt-python >= 9.0 on the managed host
+  - lxml >= 4.9 on the managed host
   - a running libvirt daemon reachable at O(uri)
 """

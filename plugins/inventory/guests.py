@@ -7,7 +7,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: guests
 short_description: The libvirt guests of one or many hypervisors as inventory hosts
-version_added: 0.2.0
+version_added: 0.1.0
+requirements:
+  - libvirt-python >= 9.0 on the controller
+  - lxml >= 4.9 on the controller
 description:
   - Lists the guests of every hypervisor in O(hypervisors) or O(uris), read in parallel, and makes each an inventory
     host, grouped by hypervisor (C(hypervisor_HV), HV the hypervisor's name in O(hypervisors), else the URI's host),

@@ -8,7 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cluster_info
 short_description: The cluster view - every guest on every hypervisor of a group, read once, in parallel
-version_added: 0.3.0
+version_added: 0.1.0
+requirements:
+  - libvirt-python >= 9.0 on the managed host
+  - lxml >= 4.9 on the managed host
 description:
   - Reads every hypervisor in O(hypervisors) at once (one read-only connection each, up to O(parallel) at a time) -
     whether it answers, its host UUID, whether it is cordoned, and its guests - name, UUID, whether each runs, is

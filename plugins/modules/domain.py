@@ -9,6 +9,8 @@ DOCUMENTATION = r"""
 module: domain
 short_description: Declare one libvirt guest in YAML and converge it idempotently, live where possible
 version_added: 0.1.0
+requirements:
+  - pycdlib and PyYAML on the managed host, for O(cloud_init)
 description:
   - Reads the guest's current XML from libvirt, applies the declared fields to it, and writes the
     result back only when something differs. A second run with the same input changes nothing.
@@ -742,7 +744,6 @@ adopted:
       rest of its definition stays byte for byte as it was; a change to the guest itself is reported as usual.
   returned: unless state is absent
   type: bool
-  version_added: 0.4.0
 renamed_from:
   description:
     - The guest's old name, when the guest with O(uuid) was found under another name and renamed to O(name) (in check

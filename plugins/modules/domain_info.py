@@ -90,7 +90,6 @@ guests:
       description: libvirt's own name for the state, as C(virsh domstate) gives it (V(running), V(blocked),
         V(paused), V(shutdown), V(shutoff), V(crashed), V(pmsuspended), V(nostate)).
       type: str
-      version_added: 0.2.0
     active:
       description: Whether the guest is running or paused.
       type: bool
@@ -117,7 +116,6 @@ guests:
         C(rebalance), C(consolidate), C(migrate)...) and from which host, or V(null). The cooldown of the placement
         playbooks reads it.
       type: dict
-      version_added: 0.2.0
       sample: {"at": "2026-12-03T10:00:00Z", "by": "rebalance", "from": "hv1"}
     disks:
       description: Each disk of the persistent definition with its size - C(capacity_bytes), the disk's size as the
@@ -126,7 +124,6 @@ guests:
         running; V(null) where libvirt cannot say (a network disk, a missing image).
       type: list
       elements: dict
-      version_added: 0.2.0
       sample: [{"dev": "vda", "device": "disk", "path": "/var/lib/libvirt/images/web01.qcow2", "pool": null,
                 "volume": null, "readonly": false, "shareable": false, "capacity_bytes": 21474836480,
                 "allocation_bytes": 1815478272}]
@@ -142,7 +139,6 @@ guests:
           their values (a connection that may not read secrets sees none).
       type: list
       elements: str
-      version_added: 0.4.0
       sample: ["graphics[0].password"]
     stats:
       description: Runtime stats (null for a guest that is not running).

@@ -8,7 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fleet
 short_description: Converge every guest of one hypervisor in one task, with an honest plan first and optional prune
-version_added: 0.2.0
+version_added: 0.1.0
+requirements:
+  - pycdlib and PyYAML on the managed host, for guests with O(guests[].cloud_init)
 description:
   - Converges all the guests listed in O(guests) on the hypervisor at O(uri), in one call, with one connection. The
     host's guests are listed and read once, and each guest is reconciled by the same code as
@@ -698,7 +700,6 @@ options:
         hypervisor that comes back never starts a stale copy by itself). Prune keeps every guest of
         O(cluster.declared).
     type: dict
-    version_added: 0.3.0
     suboptions:
       hypervisor:
         description: This hypervisor's name in the cluster (its inventory name).
@@ -923,7 +924,6 @@ guests:
     adopted:
       description: Whether this task took a guest another tool made under management (its marker added, metadata only).
       type: bool
-      version_added: 0.4.0
     error:
       description: Why this guest failed (null when it did not).
       type: str
@@ -932,51 +932,40 @@ guests:
         V(cordoned), V(refused), V(libvirt_error), V(runs_twice), V(defined_twice), ...); or, in a cluster, why it
         was held back (V(location_unknown)) or retired (V(stale_copy)).
       type: str
-      version_added: 0.2.0
     renamed_from:
       description: The guest's name before this task renamed it (its declared C(uuid) found under that name).
       type: str
-      version_added: 0.3.0
     rename_pending:
       description: A running guest's current name, kept until it is shut off (libvirt renames only a shut-off guest).
       type: str
-      version_added: 0.3.0
     home:
       description: In a cluster, the hypervisor whose list declares the guest.
       type: str
-      version_added: 0.3.0
     runs_on:
       description: In a cluster, the hypervisor it was converged on (this one).
       type: str
-      version_added: 0.3.0
     placement:
       description: In a cluster, V(at_home), or V(moved) when it is converged away from its home.
       type: str
-      version_added: 0.3.0
     why:
       description: In a cluster, why it is where it is ("moved from hv1 since 2026-12-02T10:00:00Z by rebalance").
       type: str
-      version_added: 0.3.0
     held:
       description:
         - In a cluster, the guest was held back (not created, or not started) - C(code) V(location_unknown) and
           C(reason) say why.
       type: bool
-      version_added: 0.3.0
     retired:
       description: In a cluster, this entry is a stale copy that was (or would be) undefined here, its disks kept.
       type: bool
-      version_added: 0.3.0
     reason:
       description: Why a guest was held back or retired, in words.
       type: str
-      version_added: 0.3.0
 code:
   description: On failure, V(guests_failed) (some guests failed, the others converged; RV(guests) has each one's
     result), V(invalid_option) (a listed guest is wrong; nothing changed), V(unreachable) or V(libvirt_error).
   returned: failure
   type: str
-  version_added: 0.2.0
 summary:
   description: How many guests were (or would be) created, updated, unchanged, removed, held back and failed, and
     the total.

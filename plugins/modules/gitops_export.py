@@ -8,7 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: gitops_export
 short_description: Write the guests, networks and pools of running hypervisors into a GitOps inventory
-version_added: 0.4.0
+version_added: 0.1.0
+requirements:
+  - lxml >= 4.9 and PyYAML on the host the module runs on
 description:
   - Writes C(host_vars/<hypervisor>.yml) in the inventory directory O(dest) for each hypervisor in O(hypervisors), with
     its guests as the C(kvmfleet.libvirt.guests) role's C(guests_list) - each guest's friendly spec as

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: host_maintenance
 short_description: Cordon a hypervisor for maintenance, or put it back in service
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - O(state=present) cordons the hypervisor behind O(uri) - it is in maintenance. While it is, no placement puts
     guests on it (C(playbooks/evacuate.yml), C(playbooks/rebalance.yml) and the C(kvmfleet.libvirt.placement) filters),

@@ -8,7 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: host_tuning
 short_description: The kernel settings of a KVM hypervisor - KVM usability, nested virtualization, KSM, hugepages
-version_added: 0.2.0
+version_added: 0.1.0
+requirements:
+  - lxml >= 4.9 on the managed host
 description:
   - Says whether KVM is usable on the host it runs on, and every reason it is not (the CPU's vmx/svm flag, the kvm
     modules, C(/dev/kvm)); with O(require_kvm=true) it fails with those reasons before changing anything.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: libvirtd_config
 short_description: Settings of libvirtd and QEMU (libvirtd.conf, qemu.conf) and libvirt's TLS files
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Sets the keys it is given in C(libvirtd.conf) and C(qemu.conf), in place; every other line and comment stays as it
     is, and values are compared as libvirt reads them (V(false) is C(0)). The file says at its top that Ansible
@@ -96,6 +96,7 @@ options:
     default: /etc/pki
 requirements:
   - cryptography (Python; ansible-core's own dependency) on the hypervisor, when O(tls) is given
+  - lxml >= 4.9 on the hypervisor
 seealso:
   - module: kvmfleet.libvirt.host_tuning
   - name: libvirtd TLS setup

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: migrate
 short_description: Move a guest to another hypervisor - live when it runs, offline when it is shut off
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Migrates guest O(name) from O(uri) to O(destination_uri). A running guest moves live (peer to peer by default);
     a shut-off guest moves offline (its definition). The guest is made persistent on the destination and undefined
@@ -48,7 +48,6 @@ options:
       - What moved the guest, recorded with its origin when O(record_origin=true) records one (V(evacuate),
         V(rebalance); default V(migrate)). The fleet's plan says it ("moved from hv1 since ... by rebalance").
     type: str
-    version_added: 0.3.0
   name:
     description: The guest.
     type: str
@@ -172,7 +171,6 @@ code:
       source), V(invalid_option), V(refused) (a copy on both hypervisors), V(unreachable), V(libvirt_error).
   returned: failure
   type: str
-  version_added: 0.2.0
 problems:
   description: The pre-flight's problems, one sentence each.
   returned: failure at the pre-flight
@@ -186,7 +184,6 @@ problem_kinds:
   returned: failure at the pre-flight
   type: list
   elements: str
-  version_added: 0.2.0
   sample: ["disk_not_shared"]
 origin:
   description: The guest's recorded home afterwards (V(null) when it is home or has none).

@@ -192,7 +192,6 @@ options:
       - Left as it is when not given. A change applies when the network restarts.
     type: list
     elements: dict
-    version_added: 0.4.0
     suboptions:
       address:
         description: The host's address with its prefix length, such as V(192.168.100.1/24).
@@ -257,7 +256,6 @@ options:
         are removed); left as it is when not given.
     type: list
     elements: dict
-    version_added: 0.4.0
     suboptions:
       service:
         description: The service name (without the leading underscore), for example V(ldap).
@@ -289,7 +287,6 @@ options:
         as it is when not given.
     type: list
     elements: dict
-    version_added: 0.4.0
     suboptions:
       name:
         description: The record's name.
@@ -305,7 +302,6 @@ options:
         list; left as it is when not given. A change applies when the network restarts.
     type: list
     elements: dict
-    version_added: 0.4.0
     suboptions:
       address:
         description: The destination network's address.
@@ -335,7 +331,6 @@ options:
         existing port group are kept as they are when its options change.
     type: list
     elements: dict
-    version_added: 0.4.0
     suboptions:
       name:
         description: The port group's name.
@@ -352,7 +347,6 @@ options:
       - Quality of service of the whole network - each direction's rates in KiB/s (C(average), C(peak), C(floor)) and
         C(burst) in KiB. Only the values given are managed. A change applies when the network restarts.
     type: dict
-    version_added: 0.4.0
     suboptions:
       inbound:
         description: Traffic into the network.

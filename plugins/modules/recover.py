@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: recover
 short_description: Restart a guest of a lost hypervisor on this one, once the evidence says it is safe
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Defines and starts O(guest) - the fleet's own description of it, never a definition read from the lost host - on
     the hypervisor behind O(uri), after checking, and reporting as RV(evidence), that
@@ -101,7 +101,6 @@ outcome:
     or V(not_recovered) (with the failure; RV(failed_check) says which check refused it).
   returned: always
   type: str
-  version_added: 0.2.0
 action:
   description: "The outcome in words - V(started on HOST), V(left alone: runs here), V(left alone: runs on URI), or
     V(refused)."
@@ -111,25 +110,21 @@ runs_on:
   description: Where the guest already runs, when it is left alone.
   returned: when left alone
   type: str
-  version_added: 0.2.0
 failed_check:
   description: The C(code) of the check that refused the guest.
   returned: failure
   type: str
-  version_added: 0.2.0
 problem_kinds:
   description: What this hypervisor lacks for the guest, when that refused it (V(disk_would_be_created),
     V(disk_not_shared), V(network_missing), V(pool_missing), V(memory_short), ...).
   returned: failure at the check V(fits_here)
   type: list
   elements: str
-  version_added: 0.2.0
 code:
   description: On failure, V(not_recovered) (the evidence says why), V(invalid_option), V(unreachable) or
     V(libvirt_error).
   returned: failure
   type: str
-  version_added: 0.2.0
 state:
   description: The guest's state after it was started.
   returned: when started

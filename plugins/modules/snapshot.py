@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: snapshot
 short_description: A guest's snapshot - taken, reverted to, deleted, and a rolling set kept
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes a snapshot of a guest by name (O(state=present)); an existing snapshot of that name is left as it is and
     reported unchanged. What the task asks for that it differs in (description, memory, location) is reported as a

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: snapshot_info
 short_description: Every snapshot of a guest
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists a guest's snapshots, oldest first, each with its parent, creation time, state, whether it holds memory, its
     location (internal, external or mixed), whether it is the current one, and its disks (with the overlay files of an
