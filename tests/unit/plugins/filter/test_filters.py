@@ -243,7 +243,7 @@ def test_a_fleet_plan_renders_the_fleet_result_as_lines():
          "reasons": ["vcpus: 1 -> 2"]},
         {"name": "db1", "changed": False}], "summary": {"created": 1, "updated": 1, "unchanged": 1}}
     lines = ["hv1: + web1", "hv1: ~ web2: vcpus: 1 -> 2 (at next boot: vcpus: 1 -> 2)",
-             "hv1: 1 to create, 1 to change, 0 to remove, 1 unchanged, 0 failed"]
+             "hv1: 1 to create, 1 to change, 0 to remove, 1 unchanged, 0 failed, 1 waiting for a reboot"]
     assert fleet.fleet_plan(result, "hv1") == lines
     assert fleet.fleet_plan(as_ansible(result), "hv1") == lines
     assert fleet.fleet_plan(None) == ["0 to create, 0 to change, 0 to remove, 0 unchanged, 0 failed"]
