@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Entry point for the README's commands. Every verb runs scripts/setup.sh first.
 #   run.sh demo      set up, then run playbooks/demo.yml against this machine
-#   run.sh test      set up, then unit tests, integration tests, molecule role scenarios,
-#                    ansible-test sanity, ansible-lint (the test bed's tests and the static checks alongside)
+#   run.sh test      set up, then unit tests, integration tests, molecule role scenarios, the documentation site,
+#                    the Galaxy import, ansible-test sanity, ansible-lint (the test bed's tests and the static checks
+#                    alongside)
 #   run.sh unit | integration | testbed | molecule | sanity | lint | bench   one part only (extra args go to
 #                    the tool; integration is all of it, testbed only the test bed's)
 #   run.sh galaxy    build the collection's tarball and import it with galaxy-importer, as Galaxy does on an upload
@@ -181,12 +182,12 @@ case "$verb" in
     (run_integration_testbed && run_sanity && run_lint) >"$other_log" 2>&1 &
     other_pid=$!
     host_status=0
-    { run_unit && run_integration_host && run_molecule; } || host_status=$?
+    { run_unit && run_integration_host && run_molecule && run_docs && run_galaxy; } || host_status=$?
     other_status=0
     wait "$other_pid" || other_status=$?
     cat "$other_log"
     rm -f "$other_log"
-    [ "$host_status" -eq 0 ] || { echo "unit, integration or molecule failed (exit $host_status)" >&2; exit "$host_status"; }
+    [ "$host_status" -eq 0 ] || { echo "unit, integration, molecule, the docs site or the Galaxy import failed (exit $host_status)" >&2; exit "$host_status"; }
     [ "$other_status" -eq 0 ] || { echo "the test bed, sanity or lint failed (exit $other_status)" >&2; exit "$other_status"; }
     ;;
   unit) run_unit "$@" ;;
