@@ -161,16 +161,18 @@ guests:
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import gather
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import info_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import writable_on_demand
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def list_guests(conn, params, _check):
-    return {"changed": False, "guests": gather(conn, params["name"], params["tags"], params["managed_only"],
-                                               params["stats"], params["addresses"])}
+    with writable_on_demand(params["uri"], params.get("connect_timeout")) as writable:
+        return {"changed": False, "guests": gather(conn, params["name"], params["tags"], params["managed_only"],
+                                                   params["stats"], params["addresses"], writable=writable)}
 
 
 def main():
-    module_main(info_argument_spec(), list_guests, lambda params: "the guests of %s" % params["uri"])
+    module_main(info_argument_spec(), list_guests, lambda params: "the guests of %s" % params["uri"], readonly=True)
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def host_facts(conn, params, _check):
 
 
 def main():
-    module_main(info_argument_spec(), host_facts, lambda params: "host %s" % params["uri"])
+    module_main(info_argument_spec(), host_facts, lambda params: "host %s" % params["uri"], readonly=True)
 
 
 if __name__ == "__main__":

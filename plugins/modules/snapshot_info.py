@@ -67,7 +67,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec im
 
 
 def main():
-    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["guest"])
+    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["guest"], readonly=True)
 
 
 if __name__ == "__main__":
