@@ -123,9 +123,11 @@ options:
   state:
     description:
       - V(active) defines the pool and starts it. V(inactive) defines it and stops it if it runs.
+      - V(present) defines it (or converges its definition) and leaves it running or stopped as it is; a new pool is
+        defined, not started (as C(community.libvirt.virt_pool) does with V(present)). RV(state) says which it is.
       - V(absent) stops and undefines it. Volumes and data stay on disk unless O(remove_storage=true).
     type: str
-    choices: [active, inactive, absent]
+    choices: [active, inactive, present, absent]
     default: active
   autostart:
     description: Start the pool when libvirt starts. Left as it is when not given.
@@ -263,7 +265,7 @@ refreshed:
   returned: unless state is absent
   type: bool
 state:
-  description: State of the pool after the task.
+  description: State of the pool after the task (V(active), V(inactive) or V(absent); with O(state=present), the one it is in).
   returned: always
   type: str
   sample: active

@@ -20,10 +20,12 @@ extends_documentation_fragment:
   - kvmfleet.libvirt.attributes
   - kvmfleet.libvirt.attributes.INFO_MODULE
 options:
-  guest:
+  name:
     description: The guest's name.
     type: str
     required: true
+    aliases:
+      - guest
 seealso:
   - module: kvmfleet.libvirt.snapshot
 """
@@ -31,7 +33,7 @@ seealso:
 EXAMPLES = r"""
 - name: The snapshots of db01
   kvmfleet.libvirt.snapshot_info:
-    guest: db01
+    name: db01
   register: db01_snapshots
 
 - name: The names of its pre-upgrade snapshots
@@ -67,7 +69,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec im
 
 
 def main():
-    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["guest"], readonly=True)
+    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["name"], readonly=True)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_info_modules_open_read_only(name, monkeypatch):
     asked = {}
 
     class Module:
-        params = {"uri": TEST_URI, "guest": "test", "name": None}
+        params = {"uri": TEST_URI, "name": "test"}
         check_mode = False
         tmpdir = None
 
@@ -196,7 +196,7 @@ def test_writable_on_demand_opens_once_and_gives_none_when_refused():
 def test_snapshot_info_and_the_cluster_view_read_only():
     conn = _libvirt.open_connection(TEST_URI, readonly=True)
     try:
-        assert list_snapshots(conn, {"guest": "test"}) == {"changed": False, "guest": "test", "snapshots": [],
+        assert list_snapshots(conn, {"name": "test"}) == {"changed": False, "guest": "test", "snapshots": [],
                                                            "current": None}
         assert gather_host_facts(conn)["uri"] == TEST_URI
     finally:
