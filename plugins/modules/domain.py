@@ -699,10 +699,12 @@ changed:
   description: Whether anything changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the guest was defined by this task.
   returned: unless state is absent
   type: bool
+  sample: false
 changes:
   description: Each change the task made (or would make), as C(field - before -> after).
   returned: unless state is absent
@@ -719,6 +721,7 @@ reboot_required:
   description: Whether changes wait for the next boot of the running guest.
   returned: unless state is absent
   type: bool
+  sample: false
 reasons:
   description: The changes that wait for the next boot.
   returned: unless state is absent
@@ -735,6 +738,7 @@ uuid:
   description: The guest's UUID (for a guest that check mode would create, O(uuid), or null when not given).
   returned: unless state is absent
   type: str
+  sample: 6799c32a-781c-4cdf-94ac-4be95963fc49
 adopted:
   description:
     - Whether this task took a guest the collection did not manage under management (another tool made it). Adopting
@@ -743,6 +747,7 @@ adopted:
   returned: unless state is absent
   type: bool
   version_added: 0.4.0
+  sample: false
 renamed_from:
   description:
     - The guest's old name, when the guest with O(uuid) was found under another name and renamed to O(name) (in check
@@ -773,6 +778,7 @@ removed_volumes:
   returned: when state is absent
   type: list
   elements: str
+  sample: ["/var/lib/libvirt/images/web01.qcow2"]
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.module import converge_domain

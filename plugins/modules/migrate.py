@@ -154,6 +154,7 @@ preflight:
   returned: always
   type: list
   elements: str
+  sample: ["the destination has network default (active)", "the disks are on shared storage"]
 progress:
   description: The completed migration's statistics (bytes total, processed, remaining; downtime and time in ms).
   returned: after a live migration
@@ -165,6 +166,7 @@ stage:
     (tried and failed or timed out; the guest runs on, on the source).
   returned: failure
   type: str
+  sample: preflight
 code:
   description:
     - On failure, what failed, for playbooks to decide on (never the message) - V(preflight) (the pre-flight found
@@ -173,11 +175,13 @@ code:
   returned: failure
   type: str
   version_added: 0.2.0
+  sample: preflight
 problems:
   description: The pre-flight's problems, one sentence each.
   returned: failure at the pre-flight
   type: list
   elements: str
+  sample: ["network lab is not defined on qemu+tls://hv2.example.com/system"]
 problem_kinds:
   description:
     - The kind of each of RV(problems), in the same order - V(same_host), V(network_missing), V(network_inactive),
@@ -198,10 +202,12 @@ source_state:
   description: The guest on the source afterwards (V(absent) once it has moved).
   returned: always
   type: str
+  sample: absent
 destination_state:
   description: The guest on the destination afterwards.
   returned: always
   type: str
+  sample: running
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.apply import MigrateRunner, check_params

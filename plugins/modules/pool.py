@@ -240,10 +240,12 @@ changed:
   description: Whether anything changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the pool was defined by this task.
   returned: unless state is absent
   type: bool
+  sample: true
 changes:
   description: Each definition change, as C(field - before -> after).
   returned: unless state is absent
@@ -260,10 +262,12 @@ restart_required:
   description: Whether the active pool runs with an older definition; the new one applies when it is next started.
   returned: unless state is absent
   type: bool
+  sample: false
 refreshed:
   description: Whether the pool's volumes were rescanned (O(refresh)).
   returned: unless state is absent
   type: bool
+  sample: false
 state:
   description: State of the pool after the task (V(active), V(inactive) or V(absent); with O(state=present), the one it is in).
   returned: always
@@ -273,6 +277,7 @@ autostart:
   description: Whether the pool starts with libvirt.
   returned: unless state is absent
   type: bool
+  sample: true
 type:
   description: Pool type.
   returned: unless state is absent
@@ -287,6 +292,7 @@ uuid:
   description: UUID of the pool (null for a pool that check mode would define).
   returned: unless state is absent
   type: str
+  sample: 192b3773-940e-4a5d-86c1-4bd2a9e0c6f1
 removed_volumes:
   description: Paths of the volumes deleted with O(remove_storage=true).
   returned: when state is absent

@@ -13,6 +13,7 @@ description:
   - Lists a guest's snapshots, oldest first, each with its parent, creation time, state, whether it holds memory, its
     location (internal, external or mixed), whether it is the current one, and its disks (with the overlay files of an
     external one).
+  - Reads through a read-only libvirt connection.
 author:
   - kvmfleet maintainers (@kvmfleet)
 extends_documentation_fragment:
@@ -46,6 +47,7 @@ current:
   description: The name of the current snapshot (V(null) when there is none).
   returned: always
   type: str
+  sample: pre-upgrade-20261202
 snapshots:
   description: The snapshots, oldest first.
   returned: always
