@@ -143,7 +143,8 @@ reasons:
   returned: always
   type: list
   elements: str
-  sample: ["nested virtualization: kvm_amd is loaded with nested=N; it takes the new value when reloaded with no guest running (modprobe -r, then modprobe), or at the next boot"]
+  sample: ["nested virtualization: kvm_amd is loaded with nested=N; it takes the new value when reloaded with no guest
+            running (modprobe -r, then modprobe), or at the next boot"]
 actions:
   description: What was (or in check mode would be) written.
   returned: always

@@ -60,12 +60,12 @@ def config_xml(pool):
         return pool.XMLDesc(0)
 
 
-
 def effective_state(wanted, active):
     """The state a task converges a pool to: ``wanted``, or for V(present) the one it is in (a new pool: inactive)."""
     if wanted == "present":
         return "active" if active else "inactive"
     return wanted
+
 
 class PoolRunner(Runner):
     """Converge one storage pool (``params``: the pool module's) on ``conn``."""
