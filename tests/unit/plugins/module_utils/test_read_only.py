@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils import _libvirt, _runner
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import gather
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.view import read_cluster
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.info import gather_host_facts
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.apply import list_snapshots
 from ansible_collections.kvmfleet.libvirt.plugins.modules.host_info import host_facts
@@ -201,3 +202,6 @@ def test_snapshot_info_and_the_cluster_view_read_only():
         assert gather_host_facts(conn)["uri"] == TEST_URI
     finally:
         conn.close()
+    view = read_cluster([{"name": "t", "uri": TEST_URI}])  # cluster_info: read-only connections of its own
+    assert view["hypervisors"][0]["reachable"] and view["hypervisors"][0]["error"] is None
+    assert "test" in [g["name"] for g in view["guests"]]
