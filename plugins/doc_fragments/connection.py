@@ -27,6 +27,12 @@ options:
         URI's C(keyfile=PATH) or an ssh agent) and a known host key.
     type: int
     default: 30
+attributes:
+  action_group:
+    description: Use C(group/kvmfleet.libvirt.all) in C(module_defaults) to set O(uri) and O(connect_timeout) once.
+    support: full
+    membership:
+      - kvmfleet.libvirt.all
 requirements:
   - libvirt-python >= 9.0 on the managed host
   - lxml >= 4.9 on the managed host

@@ -64,7 +64,8 @@ def connection_error_message(uri, error, why=None):
 
 
 def open_connection(uri=DEFAULT_URI, readonly=False, timeout=None):
-    """Open and return a libvirt connection within ``timeout`` seconds (DEFAULT_CONNECT_TIMEOUT when None); raise
+    """Open and return a libvirt connection (read-only with ``readonly``: what the _info modules, the cluster view
+    and the inventory plugin read through) within ``timeout`` seconds (DEFAULT_CONNECT_TIMEOUT when None); raise
     LibvirtConnectionError with the reason (_transport.diagnose: the port that refused or did not answer, the TLS file
     missing, the certificate's names). A remote connection sends keepalives: a peer that vanishes during a long wait
     fails the next call within seconds instead of waiting out TCP's retries."""
@@ -76,8 +77,7 @@ def open_connection(uri=DEFAULT_URI, readonly=False, timeout=None):
     if transport.remote:
         _start_event_loop()
     try:
-        conn = _bounded(lambda: libvirt.openReadOnly(_transport.for_libvirt(uri)) if readonly
-                        else libvirt.open(_transport.for_libvirt(uri)), max(1.0, timeout - PROBE_TIME))
+        conn = _bounded(lambda: _open(_transport.for_libvirt(uri), readonly), max(1.0, timeout - PROBE_TIME))
     except _Timeout:
         _end_stuck_transport()
         why = _transport.diagnose(uri, "", PROBE_TIME) or "the host answered but the connection did not come up (a " \
@@ -93,6 +93,41 @@ def open_connection(uri=DEFAULT_URI, readonly=False, timeout=None):
         except libvirt.libvirtError:
             pass  # a daemon without keepalive: TCP's own timeouts apply
     return conn
+
+
+# No credential may be asked for: a connection never prompts (libvirt's default callback would read a password or a
+# host key's acceptance from the module's stdin). An ssh transport's own prompts are off through no_tty (_transport).
+NO_PROMPT_AUTH = [[], None, None]
+
+
+def _open(uri, readonly):
+    """The one libvirt open: read-write like virConnectOpen, or read-only (VIR_CONNECT_RO: the daemon refuses every
+    change, and a user who may only read is let in, e.g. on libvirt's read-only socket), with the same non-prompting
+    authentication over every transport."""
+    if readonly:
+        return libvirt.openAuth(uri, NO_PROMPT_AUTH, libvirt.VIR_CONNECT_RO)
+    return libvirt.open(uri)
+
+
+@contextmanager
+def writable_on_demand(uri, timeout=None):
+    """For a reader on a read-only connection that needs, for a few reads, a read-write one (a guest's secure XML,
+    its guest agent): yields ``writable()``, which opens it on the first call (later calls return the same one), or
+    returns None where it cannot be opened (a user who may only read); closed at the end."""
+    opened = []
+
+    def writable():
+        if not opened:
+            try:
+                opened.append(open_connection(uri, timeout=timeout))
+            except UserError:
+                opened.append(None)
+        return opened[0]
+    try:
+        yield writable
+    finally:
+        if opened and opened[0] is not None:
+            opened[0].close()
 
 
 class _Timeout(Exception):
@@ -312,6 +347,26 @@ def lookup_domain(conn, name):
 def state_of(dom):
     """'running', 'paused', 'shutoff', or 'absent' for None."""
     return "absent" if dom is None else power_state(dom.state(0)[0])
+
+
+# What a driver says when it cannot do a call at all (the test driver has no node memory stats, another no job info):
+# a fact it cannot give is unknown (None), not a failure of the read.
+UNSUPPORTED = ("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED", "VIR_ERR_ARGUMENT_UNSUPPORTED")
+
+
+def unsupported(exc):
+    """Whether a libvirtError says the driver (or the daemon) does not support the call."""
+    return libvirt_error_code(exc) in {getattr(libvirt, name, None) for name in UNSUPPORTED} - {None}
+
+
+def if_supported(call, *args, default=None):
+    """``call(*args)``, or ``default`` (None: unknown) where the driver does not support it; other errors propagate."""
+    try:
+        return call(*args)
+    except libvirt.libvirtError as exc:
+        if not unsupported(exc):
+            raise
+        return default
 
 
 def libvirt_error_code(exc):

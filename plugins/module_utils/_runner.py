@@ -67,7 +67,7 @@ class Runner:
         raise NotImplementedError
 
 
-def run_guarded(module, run, what, connect=True, precheck=None):
+def run_guarded(module, run, what, connect=True, precheck=None, readonly=False):
     """Open the connection (unless ``connect`` is false), ``run(conn)`` and exit with its result; every
     failure becomes a message with data. The one entry of every module.
 
@@ -75,7 +75,9 @@ def run_guarded(module, run, what, connect=True, precheck=None):
     code, the partial result, its warnings) go with it; a libvirt error or an OS error is prefixed with ``what``
     ('network lab'). The connection is closed either way. Never a traceback. ``run`` returns the result dict
     (with ``changed``); its ``warnings`` are given as the task's warnings. ``precheck(params)`` checks the
-    input before the connection is opened (bad input fails the same with the daemon down).
+    input before the connection is opened (bad input fails the same with the daemon down). ``readonly``: the
+    connection is read-only (the _info modules: the daemon itself refuses any change, and a user who may only read
+    can run them).
     """
     if connect and libvirt is None:
         module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR,
@@ -90,7 +92,8 @@ def run_guarded(module, run, what, connect=True, precheck=None):
                                                   "nothing was changed")
         if precheck is not None:
             precheck(module.params)
-        conn = open_connection(module.params["uri"], timeout=module.params.get("connect_timeout")) if connect else None
+        conn = open_connection(module.params["uri"], readonly=readonly,
+                               timeout=module.params.get("connect_timeout")) if connect else None
         result = run(conn)
     except UserError as exc:
         fields = exc.fields()
@@ -137,10 +140,10 @@ def _warn(module, warnings):
         module.warn(warning)
 
 
-def module_main(argument_spec, runner, what, connect=True, precheck=None, **module_options):
+def module_main(argument_spec, runner, what, connect=True, precheck=None, readonly=False, **module_options):
     """A module's ``main()``: its argument spec, its runner (``runner(conn, params, check)`` with a ``run()``,
     or a function of (conn, params, check) that returns the result), and ``what(params)``, the object's name
-    for a libvirt error's message ('guest web01'). ``precheck``: see run_guarded; ``module_options``: more of
+    for a libvirt error's message ('guest web01'). ``precheck``, ``readonly``: see run_guarded; ``module_options``: more of
     AnsibleModule's (mutually_exclusive, required_by)."""
     if "uri" in argument_spec:
         argument_spec = dict(argument_spec, connect_timeout={"type": "int", "default": DEFAULT_CONNECT_TIMEOUT})
@@ -155,4 +158,4 @@ def module_main(argument_spec, runner, what, connect=True, precheck=None, **modu
             return runner(conn, module.params, module.check_mode, tmpdir=module.tmpdir).run()
         return runner(conn, module.params, module.check_mode)
 
-    run_guarded(module, run, what(module.params), connect, precheck)
+    run_guarded(module, run, what(module.params), connect, precheck, readonly)

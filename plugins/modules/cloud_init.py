@@ -97,10 +97,12 @@ changed:
   description: Whether the seed volume was (or would be, in check mode) created, rewritten or deleted.
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the volume was created by this task.
   returned: always
   type: bool
+  sample: true
 actions:
   description: What the task did (or would do).
   returned: always

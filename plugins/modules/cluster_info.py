@@ -76,6 +76,10 @@ cluster:
   description: The cluster view.
   returned: success
   type: dict
+  sample: {"hypervisors": [{"name": "hv1", "uri": "qemu+tls://hv1.example.com/system", "reachable": true,
+          "error": null, "host_uuid": "6b4ff789-c4dc-4405-80fc-70d3957eaeab", "cordoned": false}],
+          "guests": [{"name": "web1", "uuid": "6799c32a-781c-4cdf-94ac-4be95963fc49", "hypervisor": "hv1",
+                      "active": true, "persistent": true, "autostart": true, "managed": true, "origin": null}]}
   contains:
     hypervisors:
       description:

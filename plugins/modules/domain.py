@@ -701,10 +701,12 @@ changed:
   description: Whether anything changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the guest was defined by this task.
   returned: unless state is absent
   type: bool
+  sample: false
 changes:
   description: Each change the task made (or would make), as C(field - before -> after).
   returned: unless state is absent
@@ -721,6 +723,7 @@ reboot_required:
   description: Whether changes wait for the next boot of the running guest.
   returned: unless state is absent
   type: bool
+  sample: false
 reasons:
   description: The changes that wait for the next boot.
   returned: unless state is absent
@@ -737,6 +740,7 @@ uuid:
   description: The guest's UUID (for a guest that check mode would create, O(uuid), or null when not given).
   returned: unless state is absent
   type: str
+  sample: 6799c32a-781c-4cdf-94ac-4be95963fc49
 adopted:
   description:
     - Whether this task took a guest the collection did not manage under management (another tool made it). Adopting
@@ -744,6 +748,7 @@ adopted:
       rest of its definition stays byte for byte as it was; a change to the guest itself is reported as usual.
   returned: unless state is absent
   type: bool
+  sample: false
 renamed_from:
   description:
     - The guest's old name, when the guest with O(uuid) was found under another name and renamed to O(name) (in check
@@ -774,6 +779,7 @@ removed_volumes:
   returned: when state is absent
   type: list
   elements: str
+  sample: ["/var/lib/libvirt/images/web01.qcow2"]
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.module import converge_domain

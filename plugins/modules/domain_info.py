@@ -16,6 +16,8 @@ description:
     (a guest another tool made is adopted then - its marker added with C(virDomainSetMetadata), reported as a
     change). Values and devices the module's options cannot express are left out, and kept as they are.
   - Runtime stats of all running guests come from one bulk libvirt stats call.
+  - Reads through a read-only libvirt connection (the daemon refuses any change on it, and a user allowed only to
+    read can run the module); see RV(guests[].secrets) for the two reads that need more.
 author:
   - kvmfleet maintainers (@kvmfleet)
 extends_documentation_fragment:
@@ -75,36 +77,48 @@ guests:
   returned: always
   type: list
   elements: dict
+  sample: [{"name": "web01", "uuid": "6799c32a-781c-4cdf-94ac-4be95963fc49", "state": "running",
+          "libvirt_state": "running", "active": true, "persistent": true, "autostart": false, "managed": true,
+          "tags": {"role": "web"}, "secrets": [], "origin": null, "last_move": null}]
   contains:
     name:
       description: Guest name.
       type: str
+      sample: web01
     uuid:
       description: Guest UUID.
       type: str
+      sample: 6799c32a-781c-4cdf-94ac-4be95963fc49
     state:
       description: The power state, as M(kvmfleet.libvirt.domain) names it - V(running) (libvirt's running, blocked
         and shutting down), V(paused) (paused, pmsuspended) or V(shutoff) (shut off, crashed).
       type: str
+      sample: running
     libvirt_state:
       description: libvirt's own name for the state, as C(virsh domstate) gives it (V(running), V(blocked),
         V(paused), V(shutdown), V(shutoff), V(crashed), V(pmsuspended), V(nostate)).
       type: str
+      sample: running
     active:
       description: Whether the guest is running or paused.
       type: bool
+      sample: true
     persistent:
       description: Whether the guest has a persistent definition.
       type: bool
+      sample: true
     autostart:
       description: Whether the guest starts with the host.
       type: bool
+      sample: false
     managed:
       description: Whether the guest carries the kvmfleet marker.
       type: bool
+      sample: true
     tags:
       description: The guest's kvmfleet tags.
       type: dict
+      sample: {"role": "web", "env": "prod"}
     origin:
       description: The guest's recorded home while it is away from it (evacuated with M(kvmfleet.libvirt.migrate)
         O(kvmfleet.libvirt.migrate#module:record_origin=true)), or V(null).
@@ -136,7 +150,9 @@ guests:
     secrets:
       description:
         - The options of the guest's secrets that are set, by their place in RV(guests[].spec), which never holds
-          their values (a connection that may not read secrets sees none).
+          their values. libvirt shows secrets only to a read-write connection - the module reads through a
+          read-only one and opens a read-write one for this only when a guest has a graphics device (and for the guest
+          agent's addresses); V(null) (unknown) where the user may only read.
       type: list
       elements: str
       sample: ["graphics[0].password"]
@@ -157,16 +173,18 @@ guests:
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.info import gather
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import info_argument_spec
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import writable_on_demand
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main
 
 
 def list_guests(conn, params, _check):
-    return {"changed": False, "guests": gather(conn, params["name"], params["tags"], params["managed_only"],
-                                               params["stats"], params["addresses"])}
+    with writable_on_demand(params["uri"], params.get("connect_timeout")) as writable:
+        return {"changed": False, "guests": gather(conn, params["name"], params["tags"], params["managed_only"],
+                                                   params["stats"], params["addresses"], writable=writable)}
 
 
 def main():
-    module_main(info_argument_spec(), list_guests, lambda params: "the guests of %s" % params["uri"])
+    module_main(info_argument_spec(), list_guests, lambda params: "the guests of %s" % params["uri"], readonly=True)
 
 
 if __name__ == "__main__":

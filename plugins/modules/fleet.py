@@ -878,6 +878,7 @@ changed:
   description: Whether any guest changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 guests:
   description:
     - One entry per listed guest (in list order), then one per pruned guest. Each carries what a
@@ -885,87 +886,113 @@ guests:
   returned: always
   type: list
   elements: dict
+  sample: [{"name": "web1", "changed": true, "created": false, "removed": false, "changes": ["vcpus: 1 -> 2"],
+          "actions": [], "applied_live": ["vcpus: 1 -> 2"], "reboot_required": false, "reasons": [],
+          "adopted": false, "error": null}]
   contains:
     name:
       description: The guest's name.
       type: str
+      sample: web1
     changed:
       description: Whether the guest changed (or would).
       type: bool
+      sample: true
     created:
       description: Whether the guest was (or would be) defined by this task.
       type: bool
+      sample: false
     removed:
       description: Whether the guest was (or would be) removed, by its C(state=absent) or by O(prune).
       type: bool
+      sample: false
     changes:
       description: Each change, as C(field - before -> after).
       type: list
       elements: str
+      sample: ["vcpus: 1 -> 2", "attach disk vdb"]
     actions:
       description: Storage and power actions taken (or planned).
       type: list
       elements: str
+      sample: ["create volume vdb", "start"]
     applied_live:
       description: Changes applied (or to be applied) to the running guest without a restart.
       type: list
       elements: str
+      sample: ["vcpus: 1 -> 2"]
     reboot_required:
       description: Whether changes wait for the guest's next boot.
       type: bool
+      sample: true
     reasons:
       description: The changes that wait for the next boot.
       type: list
       elements: str
+      sample: ["machine: pc-i440fx-7.2 -> pc-q35-7.2"]
     interfaces:
       description: The guest's NICs with their MAC addresses.
       type: list
       elements: dict
+      sample: [{"mac": "52:54:00:3f:a2:19", "type": "network", "source": "default", "model": "virtio"}]
     adopted:
       description: Whether this task took a guest another tool made under management (its marker added, metadata only).
       type: bool
+      sample: false
     error:
       description: Why this guest failed (null when it did not).
       type: str
+      sample: null
     code:
       description: What failed for this guest, for playbooks to decide on (V(rolled_back), V(start_failed),
         V(cordoned), V(refused), V(libvirt_error), V(runs_twice), V(defined_twice), ...); or, in a cluster, why it
         was held back (V(location_unknown)) or retired (V(stale_copy)).
       type: str
+      sample: rolled_back
     renamed_from:
       description: The guest's name before this task renamed it (its declared C(uuid) found under that name).
       type: str
+      sample: web01
     rename_pending:
       description: A running guest's current name, kept until it is shut off (libvirt renames only a shut-off guest).
       type: str
+      sample: web01
     home:
       description: In a cluster, the hypervisor whose list declares the guest.
       type: str
+      sample: hv1
     runs_on:
       description: In a cluster, the hypervisor it was converged on (this one).
       type: str
+      sample: hv2
     placement:
       description: In a cluster, V(at_home), or V(moved) when it is converged away from its home.
       type: str
+      sample: moved
     why:
       description: In a cluster, why it is where it is ("moved from hv1 since 2026-12-02T10:00:00Z by rebalance").
       type: str
+      sample: "moved from hv1 since 2026-12-02T10:00:00Z by rebalance"
     held:
       description:
         - In a cluster, the guest was held back (not created, or not started) - C(code) V(location_unknown) and
           C(reason) say why.
       type: bool
+      sample: false
     retired:
       description: In a cluster, this entry is a stale copy that was (or would be) undefined here, its disks kept.
       type: bool
+      sample: false
     reason:
       description: Why a guest was held back or retired, in words.
       type: str
+      sample: "hv3 does not answer: web2 may run there"
 code:
   description: On failure, V(guests_failed) (some guests failed, the others converged; RV(guests) has each one's
     result), V(invalid_option) (a listed guest is wrong; nothing changed), V(unreachable) or V(libvirt_error).
   returned: failure
   type: str
+  sample: guests_failed
 summary:
   description: How many guests were (or would be) created, updated, unchanged, removed, held back and failed, and
     the total.

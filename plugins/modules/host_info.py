@@ -12,7 +12,9 @@ version_added: 0.1.0
 description:
   - Reads versions, CPU and NUMA topology, memory, hugepages, KVM usability, KSM, guest counts by
     state, networks and storage pools from a libvirt daemon.
-  - Read-only; never changes the host.
+  - Read-only; never changes the host. It reads through a read-only libvirt connection.
+  - Works on every libvirt driver; what a driver cannot report (node memory stats, KSM, domain capabilities) is
+    V(null) (unknown) instead of a failure.
 author:
   - kvmfleet maintainers (@kvmfleet)
 options:
@@ -79,10 +81,13 @@ uuid:
   description: Host UUID as libvirt reports it.
   returned: success
   type: str
+  sample: 6b4ff789-c4dc-4405-80fc-70d3957eaeab
 cpu:
   description: Host CPU.
   returned: success
   type: dict
+  sample: {"arch": "x86_64", "model": "EPYC-Rome", "vendor": "AMD", "sockets": 1, "dies": 1, "cores": 2, "threads": 1,
+          "count": 2, "mhz": 2596, "numa_nodes": 1, "features": ["3dnowprefetch", "abm", "adx", "aes", "arat"]}
   contains:
     arch:
       description: Architecture.
@@ -95,31 +100,40 @@ cpu:
     vendor:
       description: CPU vendor.
       type: str
+      sample: AMD
     sockets:
       description: Sockets per NUMA node.
       type: int
+      sample: 1
     dies:
       description: Dies per socket.
       type: int
+      sample: 1
     cores:
       description: Cores per die.
       type: int
+      sample: 2
     threads:
       description: Threads per core.
       type: int
+      sample: 1
     count:
       description: Number of logical CPUs.
       type: int
+      sample: 2
     mhz:
       description: Clock rate.
       type: int
+      sample: 2596
     numa_nodes:
       description: Number of NUMA nodes.
       type: int
+      sample: 1
     features:
       description: CPU feature flags.
       type: list
       elements: str
+      sample: ["3dnowprefetch", "abm", "adx", "aes", "arat"]
 numa_cells:
   description: NUMA cells with their memory, CPUs and hugepages (count per page size in KiB).
   returned: success
@@ -127,7 +141,9 @@ numa_cells:
   elements: dict
   sample: [{"id": 0, "memory_mib": 32000, "cpus": [0, 1], "hugepages": {"2048": 0, "1048576": 0}}]
 memory:
-  description: Host memory in MiB.
+  description:
+    - Host memory in MiB. A value the driver cannot give is V(null) (libvirt's test driver has no node memory stats;
+      the total then comes from the node's info).
   returned: success
   type: dict
   sample: {"total_mib": 24105, "free_mib": 23268, "buffers_mib": 14, "cached_mib": 615}
@@ -140,6 +156,7 @@ iommu:
   description: Whether the host IOMMU is enabled (needed for PCI passthrough).
   returned: success
   type: bool
+  sample: false
 kvm:
   description: Whether KVM acceleration is usable, and if not, why.
   returned: success
@@ -227,7 +244,7 @@ def host_facts(conn, params, _check):
 
 
 def main():
-    module_main(info_argument_spec(), host_facts, lambda params: "host %s" % params["uri"])
+    module_main(info_argument_spec(), host_facts, lambda params: "host %s" % params["uri"], readonly=True)
 
 
 if __name__ == "__main__":

@@ -139,11 +139,14 @@ reboot_required:
   description: Whether a setting waits for a reboot (1G hugepages).
   returned: always
   type: bool
+  sample: false
 reasons:
   description: What waits for a reboot or a module reload, and what to do.
   returned: always
   type: list
   elements: str
+  sample: ["nested virtualization: kvm_amd is loaded with nested=N; it takes the new value when reloaded with no guest
+            running (modprobe -r, then modprobe), or at the next boot"]
 actions:
   description: What was (or in check mode would be) written.
   returned: always
@@ -155,6 +158,7 @@ files:
   returned: always
   type: list
   elements: str
+  sample: ["/etc/modprobe.d/kvmfleet-nested.conf", "/etc/tmpfiles.d/kvmfleet-ksm.conf"]
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.spec import tuning_argument_spec

@@ -127,6 +127,7 @@ restart_required:
   description: Whether libvirtd must restart to read what was written.
   returned: always
   type: bool
+  sample: true
 files:
   description: The files written (or, in check mode, that would be).
   returned: always

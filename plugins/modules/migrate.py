@@ -153,6 +153,7 @@ preflight:
   returned: always
   type: list
   elements: str
+  sample: ["the destination has network default (active)", "the disks are on shared storage"]
 progress:
   description: The completed migration's statistics (bytes total, processed, remaining; downtime and time in ms).
   returned: after a live migration
@@ -164,6 +165,7 @@ stage:
     (tried and failed or timed out; the guest runs on, on the source).
   returned: failure
   type: str
+  sample: preflight
 code:
   description:
     - On failure, what failed, for playbooks to decide on (never the message) - V(preflight) (the pre-flight found
@@ -171,11 +173,13 @@ code:
       source), V(invalid_option), V(refused) (a copy on both hypervisors), V(unreachable), V(libvirt_error).
   returned: failure
   type: str
+  sample: preflight
 problems:
   description: The pre-flight's problems, one sentence each.
   returned: failure at the pre-flight
   type: list
   elements: str
+  sample: ["network lab is not defined on qemu+tls://hv2.example.com/system"]
 problem_kinds:
   description:
     - The kind of each of RV(problems), in the same order - V(same_host), V(network_missing), V(network_inactive),
@@ -195,10 +199,12 @@ source_state:
   description: The guest on the source afterwards (V(absent) once it has moved).
   returned: always
   type: str
+  sample: absent
 destination_state:
   description: The guest on the destination afterwards.
   returned: always
   type: str
+  sample: running
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.apply import MigrateRunner, check_params

@@ -123,9 +123,11 @@ options:
   state:
     description:
       - V(active) defines the pool and starts it. V(inactive) defines it and stops it if it runs.
+      - V(present) defines it (or converges its definition) and leaves it running or stopped as it is; a new pool is
+        defined, not started (as C(community.libvirt.virt_pool) does with V(present)). RV(state) says which it is.
       - V(absent) stops and undefines it. Volumes and data stay on disk unless O(remove_storage=true).
     type: str
-    choices: [active, inactive, absent]
+    choices: [active, inactive, present, absent]
     default: active
   autostart:
     description: Start the pool when libvirt starts. Left as it is when not given.
@@ -238,10 +240,12 @@ changed:
   description: Whether anything changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the pool was defined by this task.
   returned: unless state is absent
   type: bool
+  sample: true
 changes:
   description: Each definition change, as C(field - before -> after).
   returned: unless state is absent
@@ -258,12 +262,14 @@ restart_required:
   description: Whether the active pool runs with an older definition; the new one applies when it is next started.
   returned: unless state is absent
   type: bool
+  sample: false
 refreshed:
   description: Whether the pool's volumes were rescanned (O(refresh)).
   returned: unless state is absent
   type: bool
+  sample: false
 state:
-  description: State of the pool after the task.
+  description: State of the pool after the task (V(active), V(inactive) or V(absent); with O(state=present), the one it is in).
   returned: always
   type: str
   sample: active
@@ -271,6 +277,7 @@ autostart:
   description: Whether the pool starts with libvirt.
   returned: unless state is absent
   type: bool
+  sample: true
 type:
   description: Pool type.
   returned: unless state is absent
@@ -285,6 +292,7 @@ uuid:
   description: UUID of the pool (null for a pool that check mode would define).
   returned: unless state is absent
   type: str
+  sample: 192b3773-940e-4a5d-86c1-4bd2a9e0c6f1
 removed_volumes:
   description: Paths of the volumes deleted with O(remove_storage=true).
   returned: when state is absent

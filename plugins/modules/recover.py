@@ -101,34 +101,41 @@ outcome:
     or V(not_recovered) (with the failure; RV(failed_check) says which check refused it).
   returned: always
   type: str
+  sample: started
 action:
   description: "The outcome in words - V(started on HOST), V(left alone: runs here), V(left alone: runs on URI), or
     V(refused)."
   returned: always
   type: str
+  sample: "started on hv2"
 runs_on:
   description: Where the guest already runs, when it is left alone.
   returned: when left alone
   type: str
+  sample: qemu+tls://hv1.example.com/system
 failed_check:
   description: The C(code) of the check that refused the guest.
   returned: failure
   type: str
+  sample: fits_here
 problem_kinds:
   description: What this hypervisor lacks for the guest, when that refused it (V(disk_would_be_created),
     V(disk_not_shared), V(network_missing), V(pool_missing), V(memory_short), ...).
   returned: failure at the check V(fits_here)
   type: list
   elements: str
+  sample: ["network_missing"]
 code:
   description: On failure, V(not_recovered) (the evidence says why), V(invalid_option), V(unreachable) or
     V(libvirt_error).
   returned: failure
   type: str
+  sample: not_recovered
 state:
   description: The guest's state after it was started.
   returned: when started
   type: str
+  sample: running
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.recover import RecoverRunner, check_request

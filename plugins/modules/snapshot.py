@@ -150,16 +150,21 @@ snapshot:
   description: The snapshot as M(kvmfleet.libvirt.snapshot_info) reports it (absent in check mode for a new one).
   returned: when it exists
   type: dict
+  sample: {"name": "pre-upgrade-20261202", "description": null, "parent": null, "creation_time": 1796288367,
+          "state": "shutoff", "memory": false, "location": "internal", "current": true,
+          "disks": [{"dev": "vda", "snapshot": "internal", "file": null}]}
 deleted:
   description: The snapshots deleted (or that would be).
   returned: always
   type: list
   elements: str
+  sample: ["pre-upgrade-20261120"]
 differences:
   description: What the task asked for that the existing snapshot of that name differs in.
   returned: always
   type: list
   elements: str
+  sample: ["memory: false (asked: true)"]
 running_state:
   description: With O(state=current), what the revert does to the running state.
   returned: when a revert is (or would be) made

@@ -13,6 +13,7 @@ description:
   - Lists a guest's snapshots, oldest first, each with its parent, creation time, state, whether it holds memory, its
     location (internal, external or mixed), whether it is the current one, and its disks (with the overlay files of an
     external one).
+  - Reads through a read-only libvirt connection.
 author:
   - kvmfleet maintainers (@kvmfleet)
 extends_documentation_fragment:
@@ -20,10 +21,12 @@ extends_documentation_fragment:
   - kvmfleet.libvirt.attributes
   - kvmfleet.libvirt.attributes.INFO_MODULE
 options:
-  guest:
+  name:
     description: The guest's name.
     type: str
     required: true
+    aliases:
+      - guest
 seealso:
   - module: kvmfleet.libvirt.snapshot
 """
@@ -31,7 +34,7 @@ seealso:
 EXAMPLES = r"""
 - name: The snapshots of db01
   kvmfleet.libvirt.snapshot_info:
-    guest: db01
+    name: db01
   register: db01_snapshots
 
 - name: The names of its pre-upgrade snapshots
@@ -44,6 +47,7 @@ current:
   description: The name of the current snapshot (V(null) when there is none).
   returned: always
   type: str
+  sample: pre-upgrade-20261202
 snapshots:
   description: The snapshots, oldest first.
   returned: always
@@ -67,7 +71,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._snapshot.spec im
 
 
 def main():
-    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["guest"])
+    module_main(info_argument_spec(), list_snapshots, lambda params: "guest %s" % params["name"], readonly=True)
 
 
 if __name__ == "__main__":

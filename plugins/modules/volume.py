@@ -190,10 +190,12 @@ changed:
   description: Whether anything changed (or would, in check mode).
   returned: always
   type: bool
+  sample: true
 created:
   description: Whether the volume was created by this task.
   returned: always
   type: bool
+  sample: true
 actions:
   description: What the task did (or would do).
   returned: always
@@ -219,10 +221,12 @@ backing:
   description: Path of the backing image, or null.
   returned: when state is present
   type: str
+  sample: /var/lib/libvirt/images/debian-12-base.qcow2
 removed:
   description: Path of the volume deleted with O(state=absent), or null when there was none.
   returned: when state is absent
   type: str
+  sample: /var/lib/libvirt/images/scratch.qcow2
 """
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._runner import module_main

@@ -94,7 +94,7 @@ def test_children_keep_and_bad_input(ansible, conn, prefix, lab, image):
             run = ansible.run([task], check=check, expect_rc=2)
             assert words in run.result("snapshot")["msg"], run.result("snapshot")["msg"]
     assert snapshot_names(conn, name) == ["base", "pre-2", "pre-3"]
-    info = ansible.run([{"name": "info", "kvmfleet.libvirt.snapshot_info": {"guest": name}, "register": "info"}])
+    info = ansible.run([{"name": "info", "kvmfleet.libvirt.snapshot_info": {"name": name}, "register": "info"}])
     listed = info.result("info")
     assert [s["name"] for s in listed["snapshots"]] == ["base", "pre-2", "pre-3"]
     assert listed["current"] == "pre-3" and listed["snapshots"][1]["parent"] == "base"

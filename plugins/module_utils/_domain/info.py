@@ -13,6 +13,7 @@ what placement needs to price a move that copies storage.
 
 from __future__ import annotations
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KINDS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata import tags_match
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.readback import read_spec, secret_options
@@ -55,14 +56,15 @@ def shape_stats(flat):
     }
 
 
-def _addresses(dom):
-    """IP addresses per MAC, from DHCP leases and, where it answers, the guest agent."""
+def _addresses(dom, agent_dom=None):
+    """IP addresses per MAC, from DHCP leases and, where it answers, the guest agent (asked through ``agent_dom``, the
+    guest on a read-write connection, when ``dom``'s is read-only: libvirt does not ask an agent read-only)."""
     result = {}
-    sources = (("lease", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE),
-               ("agent", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT))
-    for source, flag in sources:
+    sources = (("lease", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, dom),
+               ("agent", libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, agent_dom or dom))
+    for source, flag, asked in sources:
         try:
-            found = dom.interfaceAddresses(flag, 0) or {}
+            found = asked.interfaceAddresses(flag, 0) or {}
         except libvirt.libvirtError:
             continue  # no agent in the guest, or no lease source for this NIC type
         for nic in found.values():
@@ -127,12 +129,49 @@ def _listed(conn, flag):
     return {dom.UUIDString() for dom in conn.listAllDomains(getattr(libvirt, flag))}
 
 
-def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want_addresses=True):
+AGENT_CHANNEL = "devices/channel/target[@name='org.qemu.guest_agent.0']"
+
+
+def _may_hold_secrets(root):
+    """Whether the guest has a device of a kind with a secret field (graphics): only then is its secure XML read."""
+    devices = root.find("devices")
+    return devices is not None and any(kind.select(devices) for kind in DEVICE_KINDS
+                                       if any(field.secret for field in kind.fields))
+
+
+def _secure(dom, writable):
+    """The guest on the read-write connection ``writable()`` opens (None where there is none, or it is gone)."""
+    rw = writable()
+    return None if rw is None else lookup_or_none(rw.lookupByUUIDString, dom.UUIDString(), "VIR_ERR_NO_DOMAIN")
+
+
+def _guest_root(dom, writable):
+    """(the guest's inactive XML, parsed; the secure one's root for its secrets, or None when they are unknown)."""
+    if writable is None:  # with its secrets where the connection may read them, so that "secrets" can name them
+        root = parse_xml(xml_with(dom, ["VIR_DOMAIN_XML_INACTIVE", "VIR_DOMAIN_XML_SECURE"],
+                                  ["VIR_DOMAIN_XML_INACTIVE"]))
+        return root, root
+    root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if not _may_hold_secrets(root):
+        return root, root
+    secure = _secure(dom, writable)
+    if secure is None:
+        return root, None
+    return root, parse_xml(secure.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+
+
+def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want_addresses=True, writable=None):
     """Every selected guest, sorted by name.
 
     Bulk reads: the host's guests are listed once per kind (all, running, persistent, autostart) and
     their states and stats come in one stats call; per guest only its XML is read (and, for a running
     guest, its addresses).
+
+    ``conn`` may be read-only. Two reads need a read-write connection then: a guest's secure XML (which of its
+    options hold a secret: ``secrets``) and its guest agent's addresses. ``writable()`` returns one (opened once, on
+    the first guest that has a graphics device or an agent channel), or None where the user may only read: their
+    ``secrets`` are None (unknown) and only leases give addresses. Without ``writable``, ``conn`` reads them where it
+    may.
     """
     if name:
         dom = lookup_or_none(conn.lookupByName, name, "VIR_ERR_NO_DOMAIN")
@@ -151,9 +190,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
     guests = []
     for dom in domains:
-        # with its secrets where the connection may read them, so that "secrets" can name them
-        root = parse_xml(xml_with(dom, ["VIR_DOMAIN_XML_INACTIVE", "VIR_DOMAIN_XML_SECURE"],
-                                       ["VIR_DOMAIN_XML_INACTIVE"]))
+        root, secure_root = _guest_root(dom, writable)
         spec = read_spec(root)  # never a secret's value: their options are listed in "secrets"
         managed = spec.pop("managed")
         if managed_only and not managed:
@@ -173,7 +210,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
             "managed": managed,
             "tags": spec["tags"],
             "spec": spec,
-            "secrets": secret_options(root),
+            "secrets": None if secure_root is None else secret_options(secure_root),
             "origin": read_origin(root),
             "last_move": read_last_move(root),
             "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
@@ -181,6 +218,7 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
         if want_stats:
             guest["stats"] = shape_stats(flat) if guest["active"] else None
         if want_addresses:
-            guest["addresses"] = _addresses(dom) if guest["active"] else {}
+            agent = writable is not None and root.find(AGENT_CHANNEL) is not None
+            guest["addresses"] = _addresses(dom, _secure(dom, writable) if agent else None) if guest["active"] else {}
         guests.append(guest)
     return sorted(guests, key=lambda g: g["name"])

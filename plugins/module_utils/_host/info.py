@@ -10,8 +10,11 @@ unit-tested without a daemon; ``gather_host_facts`` is the only function that ca
 from __future__ import annotations
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
+    if_supported,
     libvirt,
+    libvirt_error_code,
     libvirt_state_name,
+    unsupported,
     version_string,
     xml_with,
 )
@@ -141,11 +144,27 @@ def _guests_with_jobs(domains):
 
 
 def _domcaps_error(conn, arch):
+    """libvirt's refusal of KVM domain capabilities for ``arch``, or None. A read-only connection may not ask
+    (OPERATION_DENIED) and some drivers cannot: then the capabilities' domain types alone decide (kvm_status)."""
     try:
         conn.getDomainCapabilities(None, arch, None, "kvm", 0)
     except libvirt.libvirtError as exc:
+        if unsupported(exc) or libvirt_error_code(exc) == libvirt.VIR_ERR_OPERATION_DENIED:
+            return None
         return str(exc)
     return None
+
+
+def _memory(conn, total_mib):
+    """The host's memory in MiB; what the driver cannot say is None (the total then comes from virNodeGetInfo)."""
+    mem = if_supported(conn.getMemoryStats, libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0, default={})
+    free = if_supported(conn.getFreeMemory) if mem.get("free") is None else None
+    return {
+        "total_mib": _kib_to_mib(mem.get("total")) if mem.get("total") is not None else total_mib,
+        "free_mib": _kib_to_mib(mem.get("free")) if free is None else free // (1024 * 1024),
+        "buffers_mib": _kib_to_mib(mem.get("buffers")),
+        "cached_mib": _kib_to_mib(mem.get("cached")),
+    }
 
 
 def _read_back(reader, xml):
@@ -206,7 +225,6 @@ def gather_host_facts(conn):
     caps = parse_capabilities(conn.getCapabilities())
     arch = caps["cpu"]["arch"]
     model, memory_mib, cpus, mhz, nodes, sockets, cores, threads = conn.getInfo()
-    mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
     domains = conn.listAllDomains(0)
     maintenance = {"cordoned": False, "reason": None, "since": None}
     networks = _networks(conn, maintenance)
@@ -219,12 +237,7 @@ def gather_host_facts(conn):
         "uuid": caps["uuid"],
         "cpu": dict(caps["cpu"], count=cpus, mhz=mhz, numa_nodes=nodes),
         "numa_cells": caps["numa_cells"],
-        "memory": {
-            "total_mib": _kib_to_mib(mem.get("total")),
-            "free_mib": _kib_to_mib(mem.get("free")),
-            "buffers_mib": _kib_to_mib(mem.get("buffers")),
-            "cached_mib": _kib_to_mib(mem.get("cached")),
-        },
+        "memory": _memory(conn, memory_mib),
         "hugepages": caps["hugepages"],
         "iommu": caps["iommu"],
         "kvm": kvm_status(caps, arch, _domcaps_error(conn, arch)),

@@ -60,6 +60,13 @@ def config_xml(pool):
         return pool.XMLDesc(0)
 
 
+def effective_state(wanted, active):
+    """The state a task converges a pool to: ``wanted``, or for V(present) the one it is in (a new pool: inactive)."""
+    if wanted == "present":
+        return "active" if active else "inactive"
+    return wanted
+
+
 class PoolRunner(Runner):
     """Converge one storage pool (``params``: the pool module's) on ``conn``."""
 
@@ -91,11 +98,14 @@ class PoolRunner(Runner):
                 if not os.path.exists(device):
                     raise SpecError("source.devices[%d]" % index, device, "no such device on the managed host")
 
-    # -- present: active / inactive ---------------------------------------------------------------------
+    # -- present: active / inactive / present ------------------------------------------------------------
 
     def present(self, pool):
         name = self.params["name"]
-        state = self.params["state"]
+        active = pool is not None and bool(pool.isActive())
+        # present: defined, and left running or stopped as it is (community.libvirt's virt_pool); a new pool is
+        # defined only. From here it is the state the pool is in.
+        state = effective_state(self.params["state"], active)
         spec = normalize_pool_spec(self.params)
         current_xml = config_xml(pool) if pool is not None else None
         plan = plan_pool(current_xml, spec, name)
@@ -107,7 +117,6 @@ class PoolRunner(Runner):
             plan = plan_pool(with_permissions(current_xml, directory), spec, name)
         if plan.changed:
             check_document("pool", plan.after)
-        active = pool is not None and bool(pool.isActive())
         will_start = state == "active" and not active
         will_build = self.params["build"] and (plan.created or will_start)
         self.check_host_paths(plan, will_build, will_start)

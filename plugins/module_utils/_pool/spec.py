@@ -16,7 +16,7 @@ def argument_spec():
         "uri": {"type": "str", "default": DEFAULT_URI},
         "name": {"type": "str", "required": True},
         "type": {"type": "str", "choices": list(POOL_TYPES)},
-        "state": {"type": "str", "default": "active", "choices": ["active", "inactive", "absent"]},
+        "state": {"type": "str", "default": "active", "choices": ["active", "inactive", "present", "absent"]},
         "autostart": {"type": "bool"},
         "build": {"type": "bool", "default": False},
         "refresh": {"type": "bool", "default": False},

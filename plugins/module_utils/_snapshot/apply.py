@@ -63,9 +63,9 @@ def _snapshots(dom):
 
 
 def list_snapshots(conn, params, _check=False):
-    """snapshot_info's result: every snapshot of the guest ``params['guest']``, oldest first, with the current
-    one named."""
-    guest = params["guest"]
+    """snapshot_info's result: every snapshot of the guest ``params['name']``, oldest first, with the current
+    one named (the guest's name is returned as ``guest``)."""
+    guest = params["name"]
     dom = _guest(conn, guest)
     facts = sorted((f for _snap, f in _snapshots(dom).values()), key=lambda f: (f["creation_time"] or 0, f["name"]))
     current = next((f["name"] for f in facts if f["current"]), None)

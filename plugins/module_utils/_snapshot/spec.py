@@ -29,4 +29,7 @@ def argument_spec():
 
 
 def info_argument_spec():
-    return {"uri": {"type": "str", "default": DEFAULT_URI}, "guest": {"type": "str", "required": True}}
+    """``name`` names the guest, as in every module whose object is a guest; ``guest`` (its name before 0.3) stays an
+    alias. (The snapshot module keeps ``guest``: its ``name`` is the snapshot's.)"""
+    return {"uri": {"type": "str", "default": DEFAULT_URI},
+            "name": {"type": "str", "required": True, "aliases": ["guest"]}}

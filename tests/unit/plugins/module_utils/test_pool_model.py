@@ -315,6 +315,26 @@ def test_runner_check_mode_predicts_and_writes_nothing(conn, tmp_path):
     assert "p-check" not in pool_names(conn)
 
 
+def test_present_defines_and_leaves_the_running_state_as_it_is(conn, tmp_path):
+    """state: present (community.libvirt's virt_pool's): defined, never started or stopped; the result's state says
+    which it is. A definition change still applies, and a second run changes nothing."""
+    spec = dict(name="p-present", type="dir", path=str(tmp_path / "pool"), build=True, state="present")
+    predicted = run(conn, check=True, **spec)
+    made = run(conn, **spec)
+    assert (predicted["changed"], predicted["actions"]) == (made["changed"], made["actions"])
+    assert made["actions"] == ["define", "build"] and made["state"] == "inactive"  # build: when it defines
+    assert not conn.storagePoolLookupByName("p-present").isActive()
+    assert run(conn, **spec)["changed"] is False
+    redefined = run(conn, **{**spec, "mode": "0750"})  # a definition change applies; the pool stays stopped
+    assert redefined["actions"] == ["redefine"] and redefined["state"] == "inactive"
+    assert run(conn, **{**spec, "mode": "0750"})["changed"] is False
+    assert run(conn, **{**spec, "mode": "0750", "state": "active"})["actions"] == ["build", "start"]
+    kept = run(conn, **{**spec, "mode": "0750"})  # present on a running pool: left running
+    assert kept["changed"] is False and kept["state"] == "active" and kept["actions"] == []
+    assert conn.storagePoolLookupByName("p-present").isActive()
+    run(conn, name="p-present", state="absent")
+
+
 def test_runner_refuses_a_path_that_is_a_file_before_defining(conn, tmp_path):
     afile = tmp_path / "file"
     afile.write_text("x")

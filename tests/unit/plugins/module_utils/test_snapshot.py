@@ -46,7 +46,7 @@ def snap(conn, check=False, **given):
 
 
 def names(conn, guest="g1"):
-    return [s["name"] for s in list_snapshots(conn, {"guest": guest})["snapshots"]]
+    return [s["name"] for s in list_snapshots(conn, {"name": guest})["snapshots"]]
 
 
 def test_a_snapshot_is_taken_once_and_check_mode_predicts_it(conn):
@@ -142,7 +142,7 @@ def test_external_snapshots_are_not_reverted_by_libvirt_9_0(conn, monkeypatch):
         "<disk name='vda' snapshot='internal'/>",
         "<disk name='vda' snapshot='external'><source file='/images/g1.ext.qcow2'/></disk>", 1)
     dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
-    assert [s for s in list_snapshots(conn, {"guest": "g1"})["snapshots"] if s["name"] == "ext"][0]["location"] == "external"
+    assert [s for s in list_snapshots(conn, {"name": "g1"})["snapshots"] if s["name"] == "ext"][0]["location"] == "external"
     for check in (True, False):
         with pytest.raises(SpecError) as info:
             snap(conn, check, name="ext", state="current")
