@@ -103,7 +103,7 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
                                sum(1 for d in series if d > high), len(series))}
         plan["mode"] = "steady"
         return _finish(plan, usable, guests, guests, measure, hosts, standby_down)
-    after = _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, set(pinned))
+    after = _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, set(pinned), power)
     empty = [h for h in in_service if not any(g["host"] == h["name"] and g["running"] for g in after)]
     # the spares: hosts without a power action first, then those already empty before, then the larger
     was_empty = {h["name"] for h in in_service if not any(g["host"] == h["name"] and g["running"] for g in guests)}
@@ -138,10 +138,12 @@ def consolidation_plan(hosts, guests, reserve=1, headroom_mib=512, low=0.2, high
     return _finish(plan, usable, guests, after, measure, hosts, standby_down)
 
 
-def _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, pinned):
-    """Empty the hosts under ``low`` onto those that stay: the moves go into ``plan``; returns the placement after."""
+def _pack(plan, in_service, guests, checked, headroom_mib, low, high, measure, pinned, power):
+    """Empty the hosts under ``low`` that have a power action onto those that stay: the moves go into ``plan``;
+    returns the placement after. A host without a power action stays up whatever it holds: it is never emptied
+    (that would power nothing off), and it takes guests first when it is the most loaded with room."""
     current = list(guests)
-    sources = sorted((h for h in in_service if _peak(h, guests, measure) < low),
+    sources = sorted((h for h in in_service if _peak(h, guests, measure) < low and h["name"] in power),
                      key=lambda h: (pressure(h, guests, measure), h["name"]))
     if len(sources) == len(in_service) and sources:  # all are under low: the most loaded one stays, takes the others
         keeper = min(sources, key=lambda h: (-pressure(h, guests, measure), h["name"]))
