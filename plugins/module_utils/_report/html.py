@@ -128,9 +128,9 @@ def host_card(host):
                                     "?" if p["free"] is None else p["free"], p["total"]) for p in host["hugepages"]]
     facts.append("<span>hugepages: %s</span>" % _esc("; ".join(pages) if pages else "none"))
     if host["cordoned"]:
+        since = " since %s" % host["maintenance_since"] if host.get("maintenance_since") else ""
         facts.append("<span>maintenance: %s%s</span>" % (_esc(host.get("maintenance_reason") or "no reason given"),
-                                                        _esc(" since %s" % host["maintenance_since"])
-                                                        if host.get("maintenance_since") else ""))
+                                                        _esc(since)))
     pressure = host.get("pressure")
     if pressure:
         facts.append("<span>pressure stall (avg): cpu %s %%, memory %s %%, io %s %%</span>" % tuple(
