@@ -10,16 +10,14 @@ import subprocess
 import time
 from html.parser import HTMLParser
 
-import pytest
 import yaml
+from PIL import Image
 
 import harness
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PALETTE = [(0x3b, 0x82, 0xc4), (0xe4, 0x57, 0x2e), (0x29, 0xa3, 0x6a), (0x9b, 0x5d, 0xe5), (0xf3, 0xa7, 0x12)]
 WINDOW = (1400, 2200)
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (bindep.txt)")
 
 
 class Elements(HTMLParser):
@@ -38,6 +36,7 @@ class Elements(HTMLParser):
 
 def chromium(page, tmp_path, *args):
     """Run headless Chromium on the page, offline (every request goes to a proxy that is not there)."""
+    assert CHROMIUM, "Debian's chromium is not installed (bindep.txt; scripts/setup.sh installs it)"
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--force-device-scale-factor=1",
             "--window-size=%d,%d" % WINDOW, "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0",
             "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
@@ -129,7 +128,6 @@ def test_report_page_offline_charts_and_figures(conn, prefix, ansible, image, la
     assert len(rects) == 2 and all(w > 300 and h > 100 for _x, _y, w, h in rects), rects
     shot = tmp_path / "report.png"
     chromium(page, tmp_path, "--screenshot=%s" % shot)
-    from PIL import Image
     picture = Image.open(shot).convert("RGB")
     assert picture.size == WINDOW
     for x, y, width, height in rects:

@@ -168,8 +168,8 @@ def _table(table_id, headers, rows, css="static"):
     head = "".join('<th class="text">%s</th>' % _esc(h) if i < 1 or css == "static" else "<th>%s</th>" % _esc(h)
                    for i, h in enumerate(headers))
     body = "".join(rows)
-    return '<table id="%s" class="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (
-        table_id, css, head, body)
+    return ('<div class="scroll"><table id="%s" class="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>'
+            % (table_id, css, head, body))
 
 
 def _drift(drift):

@@ -304,3 +304,14 @@ def test_filters_name_bad_input():
         report_filter.fleet_report_data({"hosts": []}, [], [])
     with pytest.raises(AnsibleFilterError, match="fleet_report_data returns"):
         report_filter.fleet_report_html({"hosts": []})
+
+
+def test_without_samples_the_page_has_the_figures_and_no_series():
+    view, hosts, guests = synthetic_fleet(hosts=2, guests=4, samples=2)
+    for result in hosts:
+        result.pop("load", None)
+    data = report_data.report_data(placement.fleet_view(hosts, guests), hosts, guests, None)
+    assert data["window"] == {"samples": 0, "interval_s": None, "seconds": None}
+    assert all("s" not in g for g in data["guests"]) and data["hosts"][0]["series"] == {"cpu": None, "mem": None}
+    assert data["hosts"][0]["memory_used_mib"] == 262144 - 100000 - 100 - 2000
+    assert 'data-samples="0"' in report_html.render(data)
