@@ -123,7 +123,7 @@ def _free_hugepages(conn, sizes):
     for pages in (per_cell or {}).values():
         for size, count in pages.items():
             free[str(size)] = free.get(str(size), 0) + count
-    return free
+    return free or None  # asked for sizes and told of none: libvirt cannot say
 
 
 def read(conn, local=None, hugepage_sizes=()):

@@ -132,6 +132,10 @@ def test_one_bulk_call_reads_cpu_memory_disks_and_interfaces(monkeypatch):
     series = load.load_series(readings)
     assert series["hugepages_free"] == {"2048": 3, "1048576": 0} and series["host"]["pressure"] is None
     assert series["guests"]["web"]["net_rx_bytes_per_s"] == [0, 0] and len(series["guests"]["web"]["cpu"]) == 2
+    # a driver that has no free page counts (libvirt's test driver answers with none): unknown
+    monkeypatch.setattr(conn, "getFreePages", lambda *args: {}, raising=False)
+    assert load.read(conn, False, ["2048"])["hugepages_free"] is None
+    assert load.read(conn, False, [])["hugepages_free"] == {}
 
 
 # -- the report's data --------------------------------------------------------------------------------------------
