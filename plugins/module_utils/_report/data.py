@@ -214,8 +214,9 @@ def report_data(view, host_results, guest_results, plans=None, title="Fleet repo
                           "error": _error(info) or "did not answer", "cordoned": view_host["cordoned"]})
             continue
         hosts.append(_host_entry(view_host, info, mine, length))
-        if _error(guests_read.get(name)):
-            hosts[-1]["error"] = "guests not read: %s" % _error(guests_read.get(name))
+        listed = guests_read.get(name) or {}
+        if _error(listed) or "guests" not in listed:  # (a loop with failed_when false registers failed: false)
+            hosts[-1]["error"] = "guests not read: %s" % (_error(listed) or listed.get("msg") or "no answer")
         series = (info.get("load") or {}).get("guests") or {}
         for guest in sorted(mine, key=lambda g: g["name"]):
             read = states.get((name, guest["name"])) or {}

@@ -319,3 +319,13 @@ def test_without_samples_the_page_has_the_figures_and_no_series():
     assert all("s" not in g for g in data["guests"]) and data["hosts"][0]["series"] == {"cpu": None, "mem": None}
     assert data["hosts"][0]["memory_used_mib"] == 262144 - 100000 - 100 - 2000
     assert 'data-samples="0"' in report_html.render(data)
+
+
+def test_a_host_whose_guests_were_not_read_says_so():
+    view, hosts, guests = synthetic_fleet(hosts=2, guests=4, samples=2)
+    # what read_fleet.yml registers when domain_info failed (failed_when: false)
+    guests[0] = {"item": "hv000", "failed": False, "failed_when_result": False, "code": "libvirt_error",
+                 "msg": "libvirt error on the guests of qemu:///system: Domain not found"}
+    data = report_data.report_data(placement.fleet_view(hosts, guests), hosts, guests, None)
+    assert data["hosts"][0]["error"] == "guests not read: libvirt error on the guests of qemu:///system: Domain not found"
+    assert "guests not read" in report_html.render(data)
