@@ -129,8 +129,8 @@ def host_card(host):
     facts.append("<span>hugepages: %s</span>" % _esc("; ".join(pages) if pages else "none"))
     if host["cordoned"]:
         since = " since %s" % host["maintenance_since"] if host.get("maintenance_since") else ""
-        facts.append("<span>maintenance: %s%s</span>" % (_esc(host.get("maintenance_reason") or "no reason given"),
-                                                        _esc(since)))
+        reason = host.get("maintenance_reason") or "no reason given"
+        facts.append("<span>maintenance: %s%s</span>" % (_esc(reason), _esc(since)))
     pressure = host.get("pressure")
     if pressure:
         facts.append("<span>pressure stall (avg): cpu %s %%, memory %s %%, io %s %%</span>" % tuple(
