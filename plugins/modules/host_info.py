@@ -183,10 +183,25 @@ load:
       oldest first. A guest's C(cpu) is in CPUs' worth of time (1.0 is one host CPU busy for the whole interval),
       its C(memory_used_mib) the resident memory of its QEMU process; the host's C(cpu_use) is the share of all its
       CPUs that was busy, its C(memory_used_mib) its memory less free, buffers and cache.
+    - A guest's C(disk_read_bytes_per_s), C(disk_write_bytes_per_s), C(net_rx_bytes_per_s) and C(net_tx_bytes_per_s)
+      are the bytes all its disks read and wrote and all its interfaces received and sent, per second of the interval
+      (from the same bulk stats call).
+    - C(pressure) (the host's and each guest's) is the share of each interval in which some task stalled for C(cpu),
+      C(memory) and C(io) (Linux pressure-stall information, the C(total) of the C(some) line), read from
+      C(/proc/pressure) and the guest's cgroup (cgroup v2) only when the connection is local (a C(qemu:///) URI);
+      V(null) where it is unknown (a remote connection, a kernel without PSI, cgroup v1).
+    - C(hugepages_free) is the free hugepages per page size in KiB summed over NUMA cells (virNodeGetFreePages) at
+      the end of the window, V(null) where libvirt cannot say.
   returned: when O(sample_seconds) is more than 0
   type: dict
-  sample: {"samples": 2, "interval_s": 2.0, "host": {"cpu_use": [0.12, 0.10], "memory_used_mib": [3900, 3902]},
-           "guests": {"web1": {"cpu": [0.51, 0.49], "memory_used_mib": [180, 180]}}}
+  sample: {"samples": 2, "interval_s": 2.0,
+           "host": {"cpu_use": [0.12, 0.10], "memory_used_mib": [3900, 3902],
+                    "pressure": {"cpu": [0.05, 0.04], "memory": [0.0, 0.0], "io": [0.01, 0.0]}},
+           "guests": {"web1": {"cpu": [0.51, 0.49], "memory_used_mib": [180, 180],
+                               "disk_read_bytes_per_s": [0, 40960], "disk_write_bytes_per_s": [8192, 0],
+                               "net_rx_bytes_per_s": [310, 120], "net_tx_bytes_per_s": [90, 42],
+                               "pressure": null}},
+           "hugepages_free": {"2048": 512, "1048576": 0}}
 guests_with_jobs:
   description: Running guests with a job in progress (a migration, a save); a daemon restart now would break it.
   returned: success
@@ -239,7 +254,7 @@ def host_facts(conn, params, _check):
         raise SpecError("sample_interval", interval, "expected 1 second or more, at most sample_seconds (%d)" % seconds)
     facts = dict(gather_host_facts(conn), changed=False)
     if seconds:
-        facts["load"] = load_series(sample(conn, seconds, interval))
+        facts["load"] = load_series(sample(conn, seconds, interval, sorted(facts.get("hugepages") or {})))
     return facts
 
 

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kvmfleet.libvirt.plugins.filter import fleet, placement
+from ansible_collections.kvmfleet.libvirt.plugins.filter import fleet, placement, report
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate import balance as balance_utils, placement as placement_utils
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import CODES, UserError
 
-FILTERS = dict(fleet.FilterModule().filters(), **placement.FilterModule().filters())
+FILTERS = dict(fleet.FilterModule().filters(), **placement.FilterModule().filters(), **report.FilterModule().filters())
 DOCS = Path(fleet.__file__).parent
 GIB = 1024 ** 3
 
