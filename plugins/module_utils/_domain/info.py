@@ -187,38 +187,65 @@ def gather(conn, name=None, tags=None, managed_only=False, want_stats=True, want
     if want_stats:
         for name_ in STATS:
             flags |= getattr(libvirt, name_)
-    stats = {dom.UUIDString(): flat for dom, flat in conn.domainListGetStats(domains, flags, 0)}
+    stats = {dom.UUIDString(): flat for dom, flat in _stats(conn, domains, flags, name is None)}
     guests = []
     for dom in domains:
-        root, secure_root = _guest_root(dom, writable)
-        spec = read_spec(root)  # never a secret's value: their options are listed in "secrets"
-        managed = spec.pop("managed")
-        if managed_only and not managed:
-            continue
-        if not tags_match(spec["tags"] if managed else None, tags):
-            continue
-        uuid = dom.UUIDString()
-        flat = stats.get(uuid, {})
-        guest = {
-            "name": dom.name(),
-            "uuid": uuid,
-            "state": power_state(flat.get("state.state")),
-            "libvirt_state": libvirt_state_name(flat.get("state.state")),
-            "active": uuid in active,
-            "persistent": uuid in persistent,
-            "autostart": uuid in autostart,
-            "managed": managed,
-            "tags": spec["tags"],
-            "spec": spec,
-            "secrets": None if secure_root is None else secret_options(secure_root),
-            "origin": read_origin(root),
-            "last_move": read_last_move(root),
-            "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
-        }
-        if want_stats:
-            guest["stats"] = shape_stats(flat) if guest["active"] else None
-        if want_addresses:
-            agent = writable is not None and root.find(AGENT_CHANNEL) is not None
-            guest["addresses"] = _addresses(dom, _secure(dom, writable) if agent else None) if guest["active"] else {}
-        guests.append(guest)
+        try:
+            guest = _guest(conn, dom, stats, (active, persistent, autostart), (managed_only, tags),
+                           (want_stats, want_addresses), writable)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            continue  # it vanished after the listing (another run removed it): guests come and go while we read
+        if guest is not None:
+            guests.append(guest)
     return sorted(guests, key=lambda g: g["name"])
+
+
+def _stats(conn, domains, flags, every):
+    """The bulk stats of ``domains``: of every guest in one call that lists them itself (``every``), so a guest that
+    vanished after our listing cannot fail it; for one named guest, nothing once it is gone."""
+    try:
+        return conn.getAllDomainStats(flags, 0) if every else conn.domainListGetStats(domains, flags, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
+        return []
+
+
+def _guest(conn, dom, stats, lists, selector, wants, writable):
+    """One guest's entry, or None when the selector leaves it out."""
+    active, persistent, autostart = lists
+    managed_only, tags = selector
+    want_stats, want_addresses = wants
+    root, secure_root = _guest_root(dom, writable)
+    spec = read_spec(root)  # never a secret's value: their options are listed in "secrets"
+    managed = spec.pop("managed")
+    if managed_only and not managed:
+        return None
+    if not tags_match(spec["tags"] if managed else None, tags):
+        return None
+    uuid = dom.UUIDString()
+    flat = stats.get(uuid, {})
+    guest = {
+        "name": dom.name(),
+        "uuid": uuid,
+        "state": power_state(flat.get("state.state")),
+        "libvirt_state": libvirt_state_name(flat.get("state.state")),
+        "active": uuid in active,
+        "persistent": uuid in persistent,
+        "autostart": uuid in autostart,
+        "managed": managed,
+        "tags": spec["tags"],
+        "spec": spec,
+        "secrets": None if secure_root is None else secret_options(secure_root),
+        "origin": read_origin(root),
+        "last_move": read_last_move(root),
+        "disks": disk_sizes(root, flat, None if uuid in active else _block_info(conn, dom)),
+    }
+    if want_stats:
+        guest["stats"] = shape_stats(flat) if guest["active"] else None
+    if want_addresses:
+        agent = writable is not None and root.find(AGENT_CHANNEL) is not None
+        guest["addresses"] = _addresses(dom, _secure(dom, writable) if agent else None) if guest["active"] else {}
+    return guest

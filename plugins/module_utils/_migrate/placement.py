@@ -339,7 +339,9 @@ def loop_item(item):
 def fleet_view(host_results, guest_results, capacities=None, shared_storage=True):
     """{"hosts": [...], "guests": [...]} from the registered results of a ``host_info`` loop and a ``domain_info``
     loop over the hypervisors' inventory names (each result's ``item``); a hypervisor whose host_info failed
-    is unreachable, and its guests are unknown."""
+    is unreachable, and its guests are unknown. So is one whose guests were not read (its domain_info result
+    failed, or has no ``guests``, as a loop with ``failed_when: false`` registers a failure): an unread host is
+    never taken for an empty one."""
     capacities = capacities or {}
     guests_of = {r.get("item"): r for r in guest_results or []}
     hosts, guests = [], []
@@ -348,9 +350,10 @@ def fleet_view(host_results, guest_results, capacities=None, shared_storage=True
         if not isinstance(name, str):
             raise SpecError("host_results", name, "the registered results of a host_info loop over inventory names")
         capacity = capacities.get(name)
-        hosts.append(host_view(name, None if result.get("failed") else result, capacity))
         listed = guests_of.get(name) or {}
-        if result.get("failed") or listed.get("failed"):
+        unread = guest_results is not None and (listed.get("failed") or not isinstance(listed.get("guests"), list))
+        hosts.append(host_view(name, None if result.get("failed") or unread else result, capacity))
+        if result.get("failed") or unread:
             continue
         series = (result.get("load") or {}).get("guests") or {}
         for guest in listed.get("guests") or []:

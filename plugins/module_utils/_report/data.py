@@ -210,8 +210,13 @@ def report_data(view, host_results, guest_results, plans=None, title="Fleet repo
         info = hosts_read.get(name) or {}
         mine = view_guests.get(name, [])
         if not view_host["reachable"]:
-            hosts.append({"name": name, "uri": view_host["uri"], "reachable": False,
-                          "error": _error(info) or "did not answer", "cordoned": view_host["cordoned"]})
+            # host_info failed, or it answered but its guests were not read (the placement view then takes the
+            # host as unreachable too: its guests are unknown)
+            listed = guests_read.get(name) or {}
+            unread = None if _error(info) or not info else "guests not read: %s" % (
+                _error(listed) or listed.get("msg") or "no answer")
+            hosts.append({"name": name, "uri": view_host["uri"] or info.get("uri"), "reachable": False,
+                          "error": _error(info) or unread or "did not answer", "cordoned": view_host["cordoned"]})
             continue
         hosts.append(_host_entry(view_host, info, mine, length))
         listed = guests_read.get(name) or {}

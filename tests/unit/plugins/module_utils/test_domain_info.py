@@ -56,6 +56,27 @@ def test_gather_reads_states_in_bulk(conn):
         dom.undefine()
 
 
+def test_a_guest_that_vanishes_while_it_is_read_is_left_out(conn):
+    """Guests come and go while a run reads them: one undefined between the listing and its read is not an error
+    (it failed the whole read before)."""
+    from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import info
+    conn.defineXML("<domain type='test'><name>vanishing</name><memory>131072</memory><os><type>hvm</type></os></domain>")
+    listed = conn.listAllDomains(0)
+
+    class Listing:  # the listing is taken, then another writer undefines the guest
+        def __getattr__(self, attr):
+            return getattr(conn, attr)
+
+        def listAllDomains(self, flags=0):
+            if flags == 0:  # the first listing, of every guest
+                conn.lookupByName("vanishing").undefine()
+                return listed
+            return conn.listAllDomains(flags)
+
+    assert "vanishing" in [d.name() for d in listed]
+    assert [g["name"] for g in info.gather(Listing())] == ["test"]
+
+
 DISKS = """<domain type='kvm'><name>g</name><devices>
   <disk type='volume' device='disk'><source pool='p' volume='g.raw'/><target dev='vda'/></disk>
   <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/i/g2.qcow2'/><target dev='vdb'/>

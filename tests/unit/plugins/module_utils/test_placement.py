@@ -178,6 +178,15 @@ def test_view_from_registered_results():
     view = placement.fleet_view(lost, fleet["guests"])
     assert not {h["name"]: h for h in view["hosts"]}["hv2"]["reachable"]
     assert "p-cache" not in {g["name"] for g in view["guests"]}
+    # hv2 answers host_info but its guests are not read (read_fleet.yml's failed_when: false registers failed: false
+    # and no guests): unread is never empty - unreachable, and no evacuation takes it as a target
+    unread = [{"item": "hv2", "failed": False, "failed_when_result": False, "msg": "Domain not found"}
+              if r["item"] == "hv2" else r for r in fleet["guests"]]
+    view = placement.fleet_view(fleet["hosts"], unread)
+    assert not {h["name"]: h for h in view["hosts"]}["hv2"]["reachable"]
+    assert "p-cache" not in {g["name"] for g in view["guests"]}
+    evacuation = placement.evacuation_plan(view["hosts"], view["guests"], "hv1", headroom_mib=0)
+    assert all(m["to"] != "hv2" for m in evacuation["moves"]), evacuation
     assert placement.plan_lines({"moves": [], "stays": []}) == ["nothing to move"]
 
 
