@@ -111,19 +111,19 @@ def check_spec(spec, caps, seed_bus=None):
     libvirt judges at define."""
     if caps is None:
         return
-    where = "%s %s (%s)" % (caps["arch"], caps["machine"], caps["virt_type"])
+    where = "a guest of %s %s (%s)" % (caps["arch"], caps["machine"], caps["virt_type"])
     buses = caps["disk_buses"]
     if buses is not None:
         for index, disk in enumerate(spec.get("disks") or []):
             if disk.get("bus") and disk["bus"] not in buses:
                 raise SpecError("disks[%d].bus" % index, disk["bus"],
-                                "a %s guest accepts the disk buses %s" % (where, _accepted(buses)))
+                                "%s accepts the disk buses %s" % (where, _accepted(buses)))
         if seed_bus and seed_bus not in buses:
             raise SpecError("cloud_init", "bus %s" % seed_bus,
-                            "the seed cdrom's bus is not one a %s guest accepts (%s)" % (where, _accepted(buses)))
+                            "the seed cdrom's bus is not one %s accepts (%s)" % (where, _accepted(buses)))
     models = caps["video_models"]
     if spec.get("video") and models is not None and spec["video"] not in models:
-        raise SpecError("video", spec["video"], "a %s guest accepts the video models %s" % (where, _accepted(models)))
+        raise SpecError("video", spec["video"], "%s accepts the video models %s" % (where, _accepted(models)))
     if spec.get("firmware") == "efi" and "efi" not in caps["firmware"]:
-        raise SpecError("firmware", "efi", "a %s guest has no UEFI firmware to select here (firmware: bios, or a "
+        raise SpecError("firmware", "efi", "%s has no UEFI firmware to select here (firmware: bios, or a "
                         "loader through xml_edits)" % where)
