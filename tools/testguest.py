@@ -429,14 +429,15 @@ def _write_atomic(dest: Path, data: bytes) -> None:
 
 
 def build(dest_dir: str | None = None, arch: str | None = None) -> dict:
-    """Build (or reuse) the guest's kernel and initrd in dest_dir (default: DEFAULT_DEST, with ``-<arch>`` for
+    """Build (or reuse) the guest's kernel and initrd in dest_dir (default: DEFAULT_DEST, with ``guest-<arch>`` for
     another architecture than the host's, whose Debian packages fetch_foreign fetches once).
 
     Returns {"kernel": path, "initrd": path, "cmdline": str, "arch": str, "machine": str, "console": str}.
     """
     arch = arch or HOST_ARCH
     foreign = arch != HOST_ARCH
-    dest = Path(dest_dir or (DEFAULT_DEST + (f"-{arch}" if foreign else "")))
+    # kvmfleet-testguest-<arch>, not kvmfleet-test-<arch>: the tests sweep what starts with their prefix kvmfleet-test-
+    dest = Path(dest_dir or (DEFAULT_DEST + (f"guest-{arch}" if foreign else "")))
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(0o755)  # the qemu process runs as libvirt-qemu
     kernel_dest, initrd_dest, stamp = dest / "vmlinuz", dest / "initrd.img", dest / "stamp"

@@ -98,7 +98,8 @@ def test_a_foreign_guest_is_idempotent_after_libvirt_canonicalises_its_machine(f
 def test_aarch64_gets_no_acpi_without_uefi_and_a_64_bit_cpu(fixture_text):
     doc = root_of(plan(host(fixture_text), arch="aarch64", machine="virt"))
     assert doc.find("features") is None  # libvirt refuses ACPI without UEFI on aarch64
-    assert doc.find("cpu").get("mode") == "maximum"  # the domain capabilities support it under TCG
+    cpu = doc.find("cpu")  # a 64-bit model the domain capabilities list (QEMU's default is a 32-bit cortex-a15)
+    assert cpu.get("mode") == "custom" and cpu.findtext("model") == "cortex-a57"
     assert doc.find("os/type").get("arch") == "aarch64"
 
 
@@ -107,12 +108,13 @@ def test_aarch64_with_uefi_has_acpi(fixture_text):
     assert [f.tag for f in doc.find("features")] == ["acpi"]
 
 
-def test_aarch64_without_the_maximum_mode_gets_cortex_a57(fixture_text):
+def test_aarch64_without_cortex_a57_gets_the_maximum_mode(fixture_text):
     context = host(fixture_text)
-    caps = dict(context.caps_for(("aarch64", "virt-7.2", "qemu")), cpu_modes=["custom"])
+    caps = dict(context.caps_for(("aarch64", "virt-7.2", "qemu")), cpu_models=["cortex-a15"])
     context.remember_caps(("aarch64", "virt-7.2", "qemu"), caps)
-    cpu = root_of(plan(context, arch="aarch64", machine="virt")).find("cpu")
-    assert cpu.get("mode") == "custom" and cpu.findtext("model") == "cortex-a57"
+    assert root_of(plan(context, arch="aarch64", machine="virt")).find("cpu").get("mode") == "maximum"
+    context.remember_caps(("aarch64", "virt-7.2", "qemu"), dict(caps, cpu_modes=["custom"]))
+    assert root_of(plan(context, arch="aarch64", machine="virt")).find("cpu") is None  # nothing better known
 
 
 def test_a_declared_cpu_is_not_overridden(fixture_text):
