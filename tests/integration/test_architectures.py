@@ -106,10 +106,10 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
         harness.wait_for(lambda: len(clock.init) == len(ARCHES), timeout=10, what="the boot clock")
     finally:
         clock.stop.set()
+    first_line = {arch: clock.seconds(names[arch]) for arch in ARCHES}
+    init = {arch: clock.seconds(names[arch], "init") for arch in ARCHES}
     print("seconds from start to the first console line: %s; to init (KVMFLEET-BOOTED): %s; from the check run "
-          "to every report: %.0f" % ({arch: clock.seconds(names[arch]) for arch in ARCHES},
-                                      {arch: clock.seconds(names[arch], "init") for arch in ARCHES},
-                                      time.monotonic() - started))
+          "to every report: %.0f" % (first_line, init, time.monotonic() - started))
     for arch in ARCHES:
         print("%s reports: uname -m %s, %s KiB, %s CPU, disks %s, NICs %s" % (
             arch, reports[arch]["machine"], reports[arch]["mem_total_kib"], reports[arch]["cpus_online"],
@@ -144,8 +144,7 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
     assert spec["machine"] == "s390-ccw-virtio-7.2"
 
 
-def test_a_device_the_architecture_cannot_have_is_refused_before_anything_is_written(conn, prefix, ansible, images,
-                                                                                      lab):
+def test_a_device_the_architecture_cannot_have_is_refused_first(conn, prefix, ansible, images, lab):
     name = prefix + "ide"
     task = arch_guest(name, images["aarch64"], lab, {"network": lab["network"]})
     task["kvmfleet.libvirt.domain"]["disks"][0]["bus"] = "ide"

@@ -118,8 +118,8 @@ def test_aarch64_without_cortex_a57_gets_the_maximum_mode(fixture_text):
 
 
 def test_a_declared_cpu_is_not_overridden(fixture_text):
-    cpu = root_of(plan(host(fixture_text), arch="aarch64", machine="virt", cpu={"mode": "custom",
-                                                                                  "model": "cortex-a72"})).find("cpu")
+    declared = {"mode": "custom", "model": "cortex-a72"}
+    cpu = root_of(plan(host(fixture_text), arch="aarch64", machine="virt", cpu=declared)).find("cpu")
     assert cpu.get("mode") == "custom" and cpu.findtext("model") == "cortex-a72"
 
 
