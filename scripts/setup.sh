@@ -3,6 +3,7 @@
 #   - Debian packages from bindep.txt
 #   - a virtualenv in .venv with requirements-dev.txt
 #   - the checkout importable as the collection kvmfleet.libvirt
+#   - the Debian kernel and busybox of the other architectures' test guests (tools/testguest.py fetch)
 #   - virtlogd and libvirtd running, qemu:///system answering
 # Needs nothing but apt and python3. Safe to run again: it only does what is missing.
 set -euo pipefail
@@ -132,12 +133,21 @@ start_daemons() {
   exit 1
 }
 
+# --- test guests of other architectures ----------------------------------------
+fetch_foreign_guests() {
+  # Debian's kernel and busybox for aarch64, ppc64le and s390x (dpkg --add-architecture, apt-get download), cached
+  # in /var/cache/kvmfleet-testguest: fetched once, a no-op afterwards.
+  python3 "$repo/tools/testguest.py" fetch aarch64 ppc64le s390x >/dev/null
+  log "test guests of other architectures: fetched (/var/cache/kvmfleet-testguest)"
+}
+
 main() {
   need_root
   install_packages
   install_python
   install_get_pip_standin
   link_collection
+  fetch_foreign_guests
   start_daemons
 }
 

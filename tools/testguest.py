@@ -34,6 +34,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -133,6 +134,7 @@ setup_nics() {
 }
 
 report() {
+    printf 'arch machine=%s\n' "$(uname -m)"
     printf 'mem total_kib=%s\n' "$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
     printf 'cpus online=%s\n' "$(cat /sys/devices/system/cpu/online)"
     fw=bios; sb=0
@@ -255,11 +257,12 @@ def _version_key(version: str) -> list:
     return [int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", version))]
 
 
-def _pick_kernel() -> tuple[str, Path]:
+def _pick_kernel(root: Path = Path("/")) -> tuple[str, Path]:
     candidates = []
-    for kernel in Path("/boot").glob("vmlinuz-*"):
+    # vmlinux: the ELF image Debian installs on ppc64el (QEMU's pseries boots it directly)
+    for kernel in [*Path(root, "boot").glob("vmlinuz-*"), *Path(root, "boot").glob("vmlinux-*")]:
         version = kernel.name[len("vmlinuz-"):]
-        if Path("/lib/modules", version, "modules.dep").is_file():
+        if Path(root, "lib/modules", version, "modules.dep").is_file():
             candidates.append((_version_key(version), version, kernel))
     if not candidates:
         raise RuntimeError("no /boot/vmlinuz-* with a matching /lib/modules/<version>")
@@ -270,8 +273,9 @@ def _module_name(relpath: str) -> str:
     return Path(relpath).name.removesuffix(".ko").replace("-", "_")
 
 
-def _resolve_modules(moddir: Path, wanted=MODULES) -> list[str]:
-    """Module paths (relative to moddir), dependencies before dependants."""
+def _resolve_modules(moddir: Path, wanted=MODULES, optional=False) -> list[str]:
+    """Module paths (relative to moddir), dependencies before dependants. ``optional``: a wanted module the
+    kernel has neither as a module nor built in is left out (another architecture's kernel lacks some)."""
     deps = {}
     for line in (moddir / "modules.dep").read_text().splitlines():
         path, requires = line.split(":", 1)
@@ -294,7 +298,7 @@ def _resolve_modules(moddir: Path, wanted=MODULES) -> list[str]:
     for name in wanted:
         if name in by_name:
             visit(by_name[name])
-        elif name not in builtin:
+        elif name not in builtin and not optional:
             raise RuntimeError(f"module {name} not found in {moddir}")
     return order
 
@@ -319,7 +323,78 @@ def _cpio_newc(entries) -> bytes:
     return bytes(out)
 
 
-def _initrd_entries(version: str, modules: list[str]) -> list[tuple[str, int, bytes]]:
+# ---- other architectures ----------------------------------------------------------------------------------
+# A guest of another architecture is built the same way from Debian's packages for it (dpkg --add-architecture,
+# apt-get download, dpkg-deb -x into a cache; nothing else is downloaded): its kernel flavour, the console its
+# machine gives (aarch64 virt: PL011 ttyAMA0; ppc64le pseries: the spapr-vty hvc0; s390x: the SCLP ttysclp0), the
+# libvirt machine and the modules to load where the kernel has them as modules (virtio may be built in).
+FOREIGN_CACHE = "/var/cache/kvmfleet-testguest"
+ARCHES = {
+    "x86_64": {"deb": "amd64", "flavour": "amd64", "console": "ttyS0", "machine": "pc", "modules": MODULES},
+    "aarch64": {"deb": "arm64", "flavour": "arm64", "console": "ttyAMA0", "machine": "virt",
+                "modules": ("virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_console",
+                            "sd_mod", "sr_mod", "isofs", "virtio_rng", "virtio_balloon", "qemu_fw_cfg")},
+    "ppc64le": {"deb": "ppc64el", "flavour": "powerpc64le", "console": "hvc0", "machine": "pseries",
+                "modules": ("virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_console", "sd_mod",
+                            "sr_mod", "isofs", "virtio_rng", "virtio_balloon")},
+    "s390x": {"deb": "s390x", "flavour": "s390x", "console": "ttysclp0", "machine": "s390-ccw-virtio",
+              "modules": ("virtio_ccw", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_console", "sd_mod",
+                          "sr_mod", "isofs", "virtio_rng", "virtio_balloon")},
+}
+HOST_ARCH = os.uname().machine
+
+
+def _run(*cmd: str, **kwargs) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout
+
+
+def _kernel_package(deb_arch: str, flavour: str) -> str:
+    """The versioned kernel package the metapackage linux-image-<flavour>:<arch> depends on."""
+    for line in _run("apt-cache", "depends", f"linux-image-{flavour}:{deb_arch}").splitlines():
+        m = re.match(r"\s*Depends: (linux-image-\S+-%s)(?::\S+)?$" % re.escape(flavour), line)
+        if m:
+            return m[1]
+    raise RuntimeError(f"no kernel package behind linux-image-{flavour}:{deb_arch}")
+
+
+def fetch_foreign(arch: str, cache: str = FOREIGN_CACHE) -> Path:
+    """The root (kernel, modules, busybox) of ``arch``'s Debian packages, extracted into ``cache/arch``; made once
+    (a stamp names the packages), later calls reuse it. Adds the dpkg architecture and updates apt's lists only when
+    apt does not know the packages yet."""
+    spec = ARCHES[arch]
+    root = Path(cache, arch)
+    stamp = root / ".packages"
+    if stamp.is_file():
+        return root
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    deb_arch = spec["deb"]
+    if deb_arch not in _run("dpkg", "--print-foreign-architectures").split():
+        _run("dpkg", "--add-architecture", deb_arch)
+    try:
+        kernel_pkg = _kernel_package(deb_arch, spec["flavour"])
+    except (subprocess.CalledProcessError, RuntimeError):
+        _run("apt-get", "update", "-q")
+        kernel_pkg = _kernel_package(deb_arch, spec["flavour"])
+    packages = [f"{kernel_pkg}:{deb_arch}", f"busybox-static:{deb_arch}"]
+    debs = Path(cache, "debs", arch)
+    debs.mkdir(parents=True, exist_ok=True)
+    _run("apt-get", "download", "-q", *packages, cwd=debs)
+    work = Path(tempfile.mkdtemp(dir=cache, prefix=f".{arch}."))
+    for deb in sorted(debs.glob("*.deb")):
+        _run("dpkg-deb", "-x", str(deb), str(work))
+        deb.unlink()  # extracted: the root is the cache
+    for version in os.listdir(work / "lib/modules"):  # the package leaves modules.dep to its postinst
+        _run("depmod", "-b", str(work), version)
+    (work / ".packages").write_text("".join(f"{p}\n" for p in packages))
+    work.chmod(0o755)
+    if root.exists():
+        subprocess.run(("rm", "-rf", str(root)), check=True)
+    os.replace(work, root)
+    return root
+
+
+def _initrd_entries(version: str, modules: list[str], root: Path = Path("/"),
+                    busybox: Path = BUSYBOX) -> list[tuple[str, int, bytes]]:
     moddir = f"lib/modules/{version}"
     module_paths = [f"{moddir}/{m}" for m in modules]
     dirs = set(_DIRS)
@@ -329,13 +404,13 @@ def _initrd_entries(version: str, modules: list[str]) -> list[tuple[str, int, by
     entries = [(d, stat.S_IFDIR | 0o755, b"") for d in sorted(dirs)]
     entries += [
         ("init", stat.S_IFREG | 0o755, INIT.encode()),
-        ("bin/busybox", stat.S_IFREG | 0o755, BUSYBOX.read_bytes()),
+        ("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()),
         ("etc/acpi/PWRF/00000080", stat.S_IFREG | 0o755, POWER_BUTTON.encode()),
         ("etc/udhcpc.script", stat.S_IFREG | 0o755, UDHCPC_SCRIPT.encode()),
         ("etc/kvmfleet-modules", stat.S_IFREG | 0o644,
          "".join(f"/{p}\n" for p in module_paths).encode()),
     ]
-    entries += [(p, stat.S_IFREG | 0o644, Path("/", p).read_bytes()) for p in module_paths]
+    entries += [(p, stat.S_IFREG | 0o644, Path(root, p).read_bytes()) for p in module_paths]
     return entries
 
 
@@ -353,20 +428,29 @@ def _write_atomic(dest: Path, data: bytes) -> None:
         raise
 
 
-def build(dest_dir: str = DEFAULT_DEST) -> dict:
-    """Build (or reuse) the guest's kernel and initrd in dest_dir.
+def build(dest_dir: str | None = None, arch: str | None = None) -> dict:
+    """Build (or reuse) the guest's kernel and initrd in dest_dir (default: DEFAULT_DEST, with ``guest-<arch>`` for
+    another architecture than the host's, whose Debian packages fetch_foreign fetches once).
 
-    Returns {"kernel": path, "initrd": path, "cmdline": str}.
+    Returns {"kernel": path, "initrd": path, "cmdline": str, "arch": str, "machine": str, "console": str}.
     """
-    dest = Path(dest_dir)
+    arch = arch or HOST_ARCH
+    foreign = arch != HOST_ARCH
+    # kvmfleet-testguest-<arch>, not kvmfleet-test-<arch>: the tests sweep what starts with their prefix kvmfleet-test-
+    dest = Path(dest_dir or (DEFAULT_DEST + (f"guest-{arch}" if foreign else "")))
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(0o755)  # the qemu process runs as libvirt-qemu
     kernel_dest, initrd_dest, stamp = dest / "vmlinuz", dest / "initrd.img", dest / "stamp"
-    result = {"kernel": str(kernel_dest), "initrd": str(initrd_dest), "cmdline": CMDLINE}
+    spec = ARCHES[arch]
+    result = {"kernel": str(kernel_dest), "initrd": str(initrd_dest),
+              "cmdline": CMDLINE if not foreign else f"console={spec['console']} quiet",
+              "arch": arch, "machine": spec["machine"], "console": spec["console"]}
 
-    version, kernel = _pick_kernel()
+    root = fetch_foreign(arch) if foreign else Path("/")
+    version, kernel = _pick_kernel(root)
     kernel_data = kernel.read_bytes()
-    entries = _initrd_entries(version, _resolve_modules(Path("/lib/modules", version)))
+    modules = _resolve_modules(Path(root, "lib/modules", version), spec["modules"], optional=foreign)
+    entries = _initrd_entries(version, modules, root, Path(root, "bin/busybox") if foreign else BUSYBOX)
     # The stamp covers every byte that goes into either file.
     digest = hashlib.sha256(kernel_data)
     for name, mode, data in entries:
@@ -388,6 +472,7 @@ _END = re.compile(r"KVMFLEET-REPORT-END seq=(\d+)$")
 _DISK = re.compile(r"disk name=(\S+) size_bytes=(\d+) ro=([01]) serial=(.*)$")
 _NIC = re.compile(r"nic name=(\S+) mac=(\S+) operstate=(\S+) ipv4=(\S+)$")
 _MEM = re.compile(r"mem total_kib=(\d+)$")
+_ARCH = re.compile(r"arch machine=(\S+)$")
 _CPUS = re.compile(r"cpus online=(\S+)$")
 _PLATFORM = re.compile(r"platform firmware=(\S+) secure_boot=([01]) tpm=([01]) rng=(\S+)$")
 
@@ -409,7 +494,7 @@ def parse_reports(text: str) -> list[dict]:
     for line in text.splitlines():  # also drops the console's \r
         if m := _BEGIN.search(line):
             current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None, "marks": {},
-                       "mem_total_kib": None, "cpus_online": None, "platform": None, "fwcfg": {}}
+                       "mem_total_kib": None, "cpus_online": None, "machine": None, "platform": None, "fwcfg": {}}
             seed_file = None
             continue
         if current is None:
@@ -421,6 +506,8 @@ def parse_reports(text: str) -> list[dict]:
             current = None
         elif m := _MEM.match(line):
             current["mem_total_kib"] = int(m[1])
+        elif m := _ARCH.match(line):
+            current["machine"] = m[1]
         elif m := _CPUS.match(line):
             current["cpus_online"] = _cpu_count(m[1])
         elif m := _PLATFORM.match(line):
@@ -560,15 +647,23 @@ def domain_xml(name: str, image: dict, disks=(), nics=(), serial_log: str | None
 
 
 def main(argv):
-    """`testguest.py build [DEST]` prints the image paths as JSON; `testguest.py report LOG` the last report."""
+    """`testguest.py build [--arch ARCH] [DEST]` prints the image paths as JSON; `fetch ARCH...` fetches the Debian
+    packages of other architectures' guests; `testguest.py report LOG` the last report."""
     if len(argv) >= 1 and argv[0] == "build":
-        print(json.dumps(build(*argv[1:2])))
+        arch = None
+        if "--arch" in argv:  # --arch ARCH: a guest of another architecture (ARCHES)
+            at = argv.index("--arch")
+            arch, argv = argv[at + 1], argv[:at] + argv[at + 2:]
+        print(json.dumps(build(*argv[1:2], arch=arch)))
+        return 0
+    if len(argv) >= 2 and argv[0] == "fetch":  # fetch ARCH...: the foreign packages, into FOREIGN_CACHE
+        print(json.dumps({arch: str(fetch_foreign(arch)) for arch in argv[1:]}))
         return 0
     if len(argv) == 2 and argv[0] == "report":
         text = Path(argv[1]).read_text(errors="replace") if Path(argv[1]).exists() else ""
         print(json.dumps(last_report(text)))
         return 0
-    print("usage: testguest.py build [DEST] | report CONSOLE_LOG", file=sys.stderr)
+    print("usage: testguest.py build [--arch ARCH] [DEST] | fetch ARCH... | report CONSOLE_LOG", file=sys.stderr)
     return 2
 
 

@@ -167,6 +167,39 @@ guest_domain_types:
   returned: success
   type: dict
   sample: {"x86_64": ["kvm", "qemu"], "i686": ["kvm", "qemu"]}
+architectures:
+  description:
+    - Every guest architecture the hypervisor can run (from the capabilities' C(guest) entries), by name, and how.
+    - C(acceleration) is C(kvm) when libvirt offers KVM guests of that architecture, C(emulation) when only QEMU's
+      software emulation (TCG, domain type C(qemu)) runs them; C(domain_types) lists both as libvirt names them.
+    - C(emulator) is the QEMU binary, C(wordsize) the bits of the architecture, C(machines) every machine type
+      libvirt accepts for it (aliases and the versioned types), C(machine_aliases) each alias's canonical type
+      (what libvirt stores in a guest that declares the alias).
+  returned: success
+  type: dict
+  version_added: 0.2.0
+  sample:
+    x86_64:
+      acceleration: kvm
+      domain_types: [kvm, qemu]
+      emulator: /usr/bin/qemu-system-x86_64
+      wordsize: 64
+      machines: [pc, pc-i440fx-7.2, pc-q35-7.2, q35]
+      machine_aliases: {pc: pc-i440fx-7.2, q35: pc-q35-7.2}
+    aarch64:
+      acceleration: emulation
+      domain_types: [qemu]
+      emulator: /usr/bin/qemu-system-aarch64
+      wordsize: 64
+      machines: [virt, virt-7.2]
+      machine_aliases: {virt: virt-7.2}
+    s390x:
+      acceleration: emulation
+      domain_types: [qemu]
+      emulator: /usr/bin/qemu-system-s390x
+      wordsize: 64
+      machines: [s390-ccw-virtio, s390-ccw-virtio-7.2]
+      machine_aliases: {s390-ccw-virtio: s390-ccw-virtio-7.2}
 ksm:
   description: Kernel samepage merging counters; null where libvirt cannot read them.
   returned: success

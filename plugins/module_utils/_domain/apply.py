@@ -28,7 +28,7 @@ from types import SimpleNamespace
 # bytecode, so a run that has no disks, seed or Ignition file does not compile it (_lazy below).
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import guest_disks
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_macs_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import config_xml_flags, read_facts_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.identity import (
     ELSEWHERE,
     KEEP,
@@ -372,7 +372,7 @@ class GuestRun(Runner):
         if self.identity.what == RENAME:  # planned as the renamed guest, in check mode as in a real run
             renamed_from, current_xml = current_xml, renamed_document(current_xml, name)
             self.actions.append("rename %s to %s" % (self.current_name, name))
-        read_macs_for(conn, self.host, current_xml, spec)  # a new NIC's MAC must avoid every guest's on the host
+        read_facts_for(conn, self.host, current_xml, spec)  # a new NIC's MAC must avoid every guest's on the host
         plan = plan_domain(current_xml, spec, self.host, formats)
         # --diff shows the rename too (the plan's own before is the renamed document)
         diff = plan.diff() if renamed_from is None else Plan(plan.header, renamed_from, plan.after, mask=mask_secrets).diff()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import derives_mac
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import parse_domain_caps, parse_guest_arches
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import caps_key, derives_mac
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import read_maintenance
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import each_domain, libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
@@ -30,12 +31,18 @@ class HostContext:
     arch, each guest's MACs and (when read) its persistent XML. Pure data: tests build it by hand.
 
     ``macs_complete``: whether every guest's MACs are in it (gather_host without the guests leaves them out,
-    and ``load_macs`` puts them in when a MAC is to be derived).
+    and ``load_macs`` puts them in when a MAC is to be derived). ``arches``: every architecture the hypervisor
+    runs (arch.parse_guest_arches: machines and their aliases per arch); ``machine_aliases`` are the host arch's
+    when ``arches`` does not give them. ``domain_caps``: {(arch, machine, virt_type): arch.parse_domain_caps or
+    None}, read before planning (read_domain_caps_for) and only looked up by the plan.
     """
 
-    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None, macs_complete=True):
+    def __init__(self, machine_aliases=None, guest_macs=None, host_arch="x86_64", guest_xml=None, macs_complete=True,
+                 arches=None, domain_caps=None):
         self.machine_aliases = dict(machine_aliases or {})
         self.host_arch = host_arch
+        self.arches = dict(arches or {})
+        self.domain_caps = dict(domain_caps or {})
         self.guest_macs = {name: {m.lower() for m in macs} for name, macs in (guest_macs or {}).items()}
         self.guest_xml = dict(guest_xml or {})
         self.macs_complete = macs_complete
@@ -47,6 +54,27 @@ class HostContext:
         self._lock = threading.RLock()  # guests converged in parallel share one context
         self.serial = threading.RLock()  # held while a guest is planned and written (apply.py)
         self._maintenance = None
+
+    def canonical_machine(self, arch, machine):
+        """The machine type libvirt stores for ``machine`` of a guest of ``arch`` (None: the host's arch):
+        'pseries' of a ppc64le guest comes back as 'pseries-7.2'."""
+        arch = arch or self.host_arch
+        if arch in self.arches:
+            return self.arches[arch]["machine_aliases"].get(machine, machine)
+        return self.machine_aliases.get(machine, machine) if arch == self.host_arch else machine
+
+    def caps_for(self, key):
+        """The domain capabilities read for ``key`` (plan.caps_key), None when unknown."""
+        with self._lock:
+            return self.domain_caps.get(key)
+
+    def caps_known(self, key):
+        with self._lock:
+            return key in self.domain_caps
+
+    def remember_caps(self, key, caps):
+        with self._lock:
+            self.domain_caps[key] = caps
 
     def load_macs(self, macs):
         """Every guest's MACs ({name: MACs}, read_guest_macs), read when a MAC is to be derived."""
@@ -144,11 +172,9 @@ def gather_host(conn, read_guests=True):
     when a plan derives a MAC."""
     caps = parse_xml(conn.getCapabilities())
     host_arch = caps.findtext("host/cpu/arch") or "x86_64"
-    aliases = {}
-    for machine in caps.iterfind("guest/arch[@name='%s']/machine" % host_arch):
-        if machine.get("canonical"):
-            aliases[machine.text] = machine.get("canonical")
-    host = HostContext(aliases, host_arch=host_arch, macs_complete=read_guests)
+    arches = parse_guest_arches(caps)
+    aliases = arches.get(host_arch, {}).get("machine_aliases", {})
+    host = HostContext(aliases, host_arch=host_arch, macs_complete=read_guests, arches=arches)
     if read_guests:
         host.conn = conn
         for dom, xml in each_domain(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
@@ -159,6 +185,28 @@ def gather_host(conn, read_guests=True):
             host.domains[dom.name()] = dom
             host.guest_macs[dom.name()] = set(macs_of(xml))
     return host
+
+
+def read_domain_caps_for(conn, host, current_xml, spec):
+    """Before a guest is planned: read the domain capabilities of its (arch, machine, virt type) into ``host``,
+    once per key for every guest of the run. Where libvirt cannot answer (no emulator for that arch, KVM asked on a
+    host without it) the key holds None: the plan falls back to the architecture's rules and libvirt judges at
+    define."""
+    key = caps_key(current_xml, spec, host)
+    if host.caps_known(key):
+        return
+    try:
+        caps = parse_domain_caps(conn.getDomainCapabilities(None, key[0], key[1], key[2], 0))
+    except libvirt.libvirtError:
+        caps = None
+    host.remember_caps(key, caps)
+
+
+def read_facts_for(conn, host, current_xml, spec):
+    """Everything planning a guest reads from libvirt, read into ``host`` first: its arch's domain capabilities
+    and, when a MAC is derived, every guest's MACs."""
+    read_domain_caps_for(conn, host, current_xml, spec)
+    read_macs_for(conn, host, current_xml, spec)
 
 
 def read_macs_for(conn, host, current_xml, spec):

@@ -41,8 +41,9 @@ def normalize_guest(params, host):
         return spec
     spec.update(parse_fields(DOMAIN_FIELDS, params))
     if spec.get("machine"):
-        # libvirt stores the canonical machine type: 'pc' comes back as 'pc-i440fx-7.2'.
-        spec["machine"] = host.machine_aliases.get(spec["machine"], spec["machine"])
+        # libvirt stores the canonical machine type of the guest's arch: 'pc' comes back as 'pc-i440fx-7.2',
+        # a ppc64le guest's 'pseries' as 'pseries-7.2'.
+        spec["machine"] = host.canonical_machine(spec.get("arch"), spec["machine"])
     if spec.get("memory") is not None and spec.get("current_memory") is None:
         spec["current_memory"] = spec["memory"]
     if spec.get("current_memory") is not None and spec.get("memory") is not None \

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import IGNITION_FWCFG
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import check_spec, default_cpu, default_features
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_kind import LIVE_ATTACH, LIVE_DETACH, LIVE_UPDATE
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS, AnyOf
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
@@ -180,6 +181,8 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     declares none. The spec is not changed.
     """
     created = current_xml is None
+    key = caps_key(current_xml, spec, host)
+    check_spec(spec, host.caps_for(key), _seed_disk_spec(spec, None)["bus"] if spec.get("cloud_init") else None)
     root = new_domain(spec, host) if created else parse_xml(current_xml)
     before = "" if created else to_string(copy.deepcopy(root))
     changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
@@ -224,6 +227,18 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
         changes = [Change(c.what, None, c.after, c.live, c.secret, c.field) for c in changes]
     return GuestPlan(before, root, changes, device_ops, created, seed_disk["_key"] if seed_disk else None, macs,
                      dropped_seed)
+
+
+def caps_key(current_xml, spec, host):
+    """The (arch, machine, virt type) whose domain capabilities a guest's plan reads: the spec's, else the guest's
+    (or its ``xml``'s), else the host's arch, libvirt's default machine (None) and kvm."""
+    source = current_xml if current_xml is not None else spec.get("xml")
+    root = parse_xml(source) if source is not None else None
+    os_type = root.find("os/type") if root is not None else None
+    arch = spec.get("arch") or (os_type.get("arch") if os_type is not None else None) or host.host_arch
+    machine = spec.get("machine") or (os_type.get("machine") if os_type is not None else None)
+    virt_type = spec.get("virt_type") or (root.get("type") if root is not None else None) or "kvm"
+    return arch, machine, virt_type
 
 
 def _current_nics(current_xml, spec):
@@ -360,18 +375,28 @@ def new_domain(spec, host):
         set_uuid(root, spec.get("uuid"))
         return root
     virt_type = spec.get("virt_type") or "kvm"
+    arch = spec.get("arch") or host.host_arch
     root = etree.Element("domain", type=virt_type)
     etree.SubElement(root, "name").text = spec["name"]
     set_uuid(root, spec.get("uuid"))
     etree.SubElement(root, "memory", unit="KiB").text = str(1024 * 1024)
     etree.SubElement(root, "vcpu", placement="static").text = "1"
     os_elem = etree.SubElement(root, "os")
-    etree.SubElement(os_elem, "type", arch=spec.get("arch") or host.host_arch).text = "hvm"
-    features = etree.SubElement(root, "features")
-    etree.SubElement(features, "acpi")
-    etree.SubElement(features, "apic")
+    etree.SubElement(os_elem, "type", arch=arch).text = "hvm"
+    # the features and CPU of the guest's architecture (arch.py), not the host's: x86 has ACPI and the APIC
+    names = default_features(arch, spec.get("firmware"))
+    if names:
+        features = etree.SubElement(root, "features")
+        for name in names:
+            etree.SubElement(features, name)
     if virt_type == "kvm":
         etree.SubElement(root, "cpu", mode="host-model")
+    elif not (spec.get("cpu.mode") or spec.get("cpu.model")):
+        cpu = default_cpu(arch, virt_type, host.caps_for(caps_key(None, spec, host)))
+        if cpu is not None:
+            cpu_elem = etree.SubElement(root, "cpu", mode=cpu["mode"])
+            if cpu.get("model"):
+                etree.SubElement(cpu_elem, "model", fallback="forbid").text = cpu["model"]
     etree.SubElement(root, "clock", offset="utc")
     devices = etree.SubElement(root, "devices")
     if spec.get("serials") is None:

@@ -18,6 +18,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     version_string,
     xml_with,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import parse_guest_arches
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import NAME as MAINTENANCE_NAME
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._host.maintenance import parse_mark
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._network.model import managed_spec as network_spec
@@ -80,6 +81,8 @@ def parse_capabilities(xml):
             continue
         types = sorted({d.get("type") for d in arch.iterfind("domain")})
         facts["guest_domain_types"][arch.get("name")] = types
+    # every architecture the hypervisor runs, how (kvm or emulation), with its emulator and machine types
+    facts["architectures"] = parse_guest_arches(root)
     return facts
 
 
@@ -242,6 +245,7 @@ def gather_host_facts(conn):
         "iommu": caps["iommu"],
         "kvm": kvm_status(caps, arch, _domcaps_error(conn, arch)),
         "guest_domain_types": caps["guest_domain_types"],
+        "architectures": caps["architectures"],
         "ksm": _ksm(conn),
         "domains": summarize_domain_states(d.state(0)[0] for d in domains),
         "guests_with_jobs": _guests_with_jobs(domains),

@@ -23,7 +23,7 @@ import datetime
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.apply import options_of, converge_guest, undefine
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host, read_macs_for
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.host import gather_host, read_facts_for
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.normalize import normalize_guest
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.plan import plan_domain
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.spec import guest_options
@@ -198,7 +198,7 @@ class RecoverRunner(Runner):
                 pool.refresh(0)
         tasks, formats = plan_storage(conn, spec, True)
         current = None if target is None else target.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        read_macs_for(conn, host, current, spec)
+        read_facts_for(conn, host, current, spec)
         xml = plan_domain(current, spec, host, formats).after
         needs = guest_needs(xml)
         facts = host_facts(conn, needs)

@@ -19,6 +19,19 @@ def test_parse_capabilities_cpu_and_numa(fixture_text):
     assert caps["guest_domain_types"]["x86_64"] == ["kvm", "qemu"]
 
 
+def test_the_architectures_the_hypervisor_runs_and_how(fixture_text):
+    """This machine's capabilities with QEMU for four architectures: KVM for its own, emulation for the others."""
+    arches = hostinfo.parse_capabilities(fixture_text("capabilities-arches.xml"))["architectures"]
+    assert sorted(arches) == ["aarch64", "ppc64le", "s390x", "x86_64"]
+    assert arches["x86_64"]["acceleration"] == "kvm" and arches["x86_64"]["domain_types"] == ["kvm", "qemu"]
+    assert arches["ppc64le"] == dict(arches["ppc64le"], acceleration="emulation", domain_types=["qemu"],
+                                     emulator="/usr/bin/qemu-system-ppc64le", wordsize=64)
+    assert arches["ppc64le"]["machine_aliases"]["pseries"] == "pseries-7.2"
+    assert {"pseries", "pseries-7.2", "powernv9"} <= set(arches["ppc64le"]["machines"])
+    assert hostinfo.parse_capabilities(fixture_text("capabilities-x86_64-amd.xml"))["architectures"]["x86_64"][
+        "acceleration"] == "kvm"
+
+
 def test_hugepages_are_summed_over_cells():
     xml = """<capabilities><host><cpu><arch>x86_64</arch></cpu><topology><cells num='2'>
       <cell id='0'><memory unit='KiB'>2097152</memory><pages unit='KiB' size='4'>1</pages>
