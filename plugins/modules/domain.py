@@ -290,7 +290,7 @@ options:
         type: str
         choices: [passthrough, mapped, squash]
       readonly:
-        description: Share the directory read-only.
+        description: Share the directory read-only (9p only; libvirt 9.0 refuses it for virtiofs).
         type: bool
   boot:
     description: Direct kernel boot.

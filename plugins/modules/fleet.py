@@ -344,7 +344,7 @@ options:
             - mapped
             - squash
           readonly:
-            description: Share the directory read-only.
+            description: Share the directory read-only (9p only; libvirt 9.0 refuses it for virtiofs).
             type: bool
       boot:
         description: Direct kernel boot.

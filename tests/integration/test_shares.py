@@ -8,11 +8,19 @@ from __future__ import annotations
 import pytest
 
 import harness
+import testguest
 from harness import IMAGE_DIR, guest, inactive_xml, report_where
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import parse_xml
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def image():
+    """The test guest (with its share modules) in a directory of its own: a test run of another branch rebuilding the
+    shared image at the same time never swaps the initrd under this guest."""
+    return testguest.build(str(IMAGE_DIR / "shares"))
 
 
 def _share_dir(prefix, what, line):

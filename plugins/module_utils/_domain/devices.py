@@ -275,6 +275,10 @@ class Filesystems(DeviceKind):
             if spec["driver"] == "virtiofs" and spec.get("accessmode") not in (None, "passthrough"):
                 raise SpecError(option + "accessmode", spec["accessmode"],
                                 "virtiofs shares run as passthrough only (mapped and squash are 9p's: driver: path)")
+            if spec["driver"] == "virtiofs" and spec.get("readonly"):
+                raise SpecError(option + "readonly", True,
+                                "libvirt 9.0 cannot share read-only through virtiofs (\"virtiofs does not yet support "
+                                "read-only mode\"): use driver: path (9p), or mount the share read-only in the guest")
             result.append(dict(spec, _key=tag))
         return result
 

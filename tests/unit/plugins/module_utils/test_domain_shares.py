@@ -95,6 +95,7 @@ def test_removing_a_share_removes_exactly_it(fixture_text):
 
 @pytest.mark.parametrize("share, option, words", [
     ({"source": "/srv/a", "target": "a", "accessmode": "mapped"}, "filesystems[0].accessmode", "passthrough only"),
+    ({"source": "/srv/a", "target": "a", "readonly": True}, "filesystems[0].readonly", "driver: path (9p)"),
     ({"source": "srv/a", "target": "a"}, "filesystems[0].source", "absDirPath"),
     ({"target": "a"}, "filesystems[0].source", "host directory"),
     ({"source": "/srv/a", "target": "a b"}, "filesystems[0].target", "tag of up to 36"),
