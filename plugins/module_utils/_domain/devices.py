@@ -2,8 +2,8 @@
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the device kinds of a guest (``disks``, ``interfaces``, ``serials``, ``consoles``, ``graphics``,
-``hostdevs``, ``filesystems``), listed once in DEVICE_KINDS: the argument spec, the plan, the read-back spec and the diff's secret
-masking all go through it. The mechanism every kind shares is in device_kind.py; the disk kind, with the one disk
+``hostdevs``, ``filesystems``), listed once in DEVICE_KINDS: the argument spec, the plan, the read-back spec and
+the diff's secret masking all go through it. The mechanism every kind shares is in device_kind.py; the disk kind, with the one disk
 reader, in disks.py.
 
 Adding a device kind: a DeviceKind subclass (here, or in a module of its own as disks.py) and its entry in
@@ -66,6 +66,8 @@ class NicSource(Source):
             return
         elem.set("type", kind)
         elem.set("managed", "yes")
+        for model in elem.findall("model"):  # the host's NIC has no emulated model
+            elem.remove(model)
         domain, bus, rest = dict(attrs)["address"].split(":")
         slot, function = rest.split(".")
         source = etree.Element("source")
@@ -388,7 +390,6 @@ class Hostdevs(DeviceKind):
     tag = "hostdev"
     fields = (Field("managed", "", "managed", YesNo("yes", "no"), option={"default": True}),)
     options = (Option("pci", {"type": "str"}), Option("usb", {"type": "str"}))
-    _PCI = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
     _USB = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 
     def expressible(self, elem):
@@ -412,12 +413,7 @@ class Hostdevs(DeviceKind):
 
     def parse_key(self, raw, option):
         if raw.get("pci") and not raw.get("usb"):
-            match = self._PCI.match(str(raw["pci"]))
-            if match:
-                domain, bus, slot, function = match.groups()
-                return "pci:%04x:%02x:%02x.%x" % (int(domain or "0", 16), int(bus, 16), int(slot, 16),
-                                                  int(function, 16))
-            raise SpecError(option + "pci", raw["pci"], "expected a PCI address such as 0000:03:00.0")
+            return "pci:" + pci_address(raw["pci"], option + "pci")
         if raw.get("usb") and not raw.get("pci"):
             match = self._USB.match(str(raw["usb"]))
             if match:

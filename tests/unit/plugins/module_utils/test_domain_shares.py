@@ -186,6 +186,9 @@ def test_nics_that_are_host_devices(fixture_text):
     moved = converges(first.after, interfaces=[{"network": "default", "mac": "52:54:00:00:0a:01"}])
     nic = _root(moved.after).find("devices/interface")
     assert nic.get("type") == "network" and nic.get("managed") is None and nic.find("source/address") is None
+    back = _root(converges(moved.after, interfaces=[{"hostdev": "03:10.1", "mac": "52:54:00:00:0a:01"}]).after)
+    vf = back.find("devices/interface")
+    assert vf.get("type") == "hostdev" and vf.find("model") is None and vf.find("source").get("network") is None
     with pytest.raises(SpecError, match=r"option interfaces\[0\]\.model: .*no model"):
         plan(None, interfaces=[{"hostdev": "03:10.1", "model": "e1000e"}])
     with pytest.raises(SpecError, match=r"option interfaces\[0\]\.hostdev"):
