@@ -56,12 +56,18 @@ def test_guest_reads_files_the_host_wrote_through_virtiofs_and_9p(conn, prefix, 
     assert report["shares"]["hostvfs"] == {"type": "virtiofs", "first": "written-for-virtiofs-" + prefix}
     assert report["shares"]["host9p"] == {"type": "9p", "first": "written-for-9p-" + prefix}
 
+    # the balloon's statistics period changes live
+    faster = dict(task["kvmfleet.libvirt.domain"], balloon={"stats_period": 2, "autodeflate": True})
+    changed = ansible.run([dict(task, **{"kvmfleet.libvirt.domain": faster})]).result("guest " + name)
+    assert changed["applied_live"] == ["balloon.stats_period: 2"] and not changed["reboot_required"], changed
+    assert parse_xml(harness.domain_xml(conn, name)).find("devices/memballoon/stats").get("period") == "2"
+
     # the read-back spec is valid input and converges back to the same XML
     info = ansible.run([{"name": "info", "kvmfleet.libvirt.domain_info": {"name": name}, "register": "info"}])
     spec = dict(info.result("info")["guests"][0]["spec"])
     assert [(f["target"], f["driver"]) for f in spec["filesystems"]] == [("hostvfs", "virtiofs"), ("host9p", "path")]
     assert spec["vsock"] is True and "vsock_cid" not in spec and spec["panic"] == "isa"
-    assert spec["balloon"] == {"model": "virtio", "autodeflate": True, "stats_period": 5}
+    assert spec["balloon"] == {"model": "virtio", "autodeflate": True, "stats_period": 2}
     before = inactive_xml(conn, name)
     again = ansible.run([{"name": "apply", "kvmfleet.libvirt.domain": dict(spec, state="running")}])
     assert again.changed == 0, again.result("apply").get("changes")

@@ -52,6 +52,8 @@ LIVE_DESCRIPTION = LiveKind("description", lambda change: change.what, _metadata
 # New cloud-init seed content in the same volume: eject and re-insert it, so the guest sees a media change.
 LIVE_SEED = LiveKind("seed-media", lambda change: "cloud-init seed media change",
                      lambda guest, change: guest.refresh_seed_media())
+LIVE_BALLOON_STATS = LiveKind("balloon-stats", lambda change: "balloon.stats_period: %d" % change.after,
+                              lambda guest, change: guest.dom.setMemoryStatsPeriod(change.after, _live()))
 # Our own metadata: read from the persistent config, so a running guest needs nothing.
 CONFIG_ONLY = LiveKind("config-only", lambda change: change.what, lambda guest, change: None)
 
@@ -221,7 +223,7 @@ DOMAIN_FIELDS = [
           Choice("virtio", "virtio-transitional", "virtio-non-transitional", "xen", "none")),
     Field("balloon.autodeflate", "devices/memballoon", "autodeflate", YesNo()),
     Field("balloon.free_page_reporting", "devices/memballoon", "freePageReporting", YesNo()),
-    Field("balloon.stats_period", "devices/memballoon/stats", "period", Int(minimum=1)),
+    Field("balloon.stats_period", "devices/memballoon/stats", "period", Int(minimum=1), live=LIVE_BALLOON_STATS),
     # an intel IOMMU needs a q35 machine and brings the split I/O APIC it needs (requirements.py)
     Field("iommu", "devices/iommu", "model", Choice("intel", "smmuv3", "virtio")),
 ]
