@@ -193,3 +193,11 @@ def test_nics_that_are_host_devices(fixture_text):
         plan(None, interfaces=[{"hostdev": "03:10.1", "model": "e1000e"}])
     with pytest.raises(SpecError, match=r"option interfaces\[0\]\.hostdev"):
         plan(None, interfaces=[{"hostdev": "nope"}])
+
+
+def test_balloon_stats_period_is_live_and_the_rest_of_the_balloon_is_not(fixture_text):
+    xml = plan(fixture_text(FIXTURE), balloon={"stats_period": 5}).after
+    live, later = split_live(plan(xml, balloon={"stats_period": 2}), running=True)
+    assert [change.what for change in live] == ["balloon.stats_period"] and not later
+    live, later = split_live(plan(xml, balloon={"autodeflate": True}), running=True)
+    assert not live and [what for what, _why in later] == ["balloon.autodeflate"]
