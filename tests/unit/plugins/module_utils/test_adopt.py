@@ -163,8 +163,8 @@ def test_the_read_back_of_foreign_devices_is_valid_input_that_changes_nothing(co
     before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     try:
         spec = read_spec(before)
-        assert [nic.get("mac") for nic in spec["interfaces"]] == ["52:54:00:f0:00:01", "52:54:00:f0:00:03",
-                                                                 "52:54:00:f0:00:04"]
+        macs = ["52:54:00:f0:00:01", "52:54:00:f0:00:03", "52:54:00:f0:00:04"]
+        assert [nic.get("mac") for nic in spec["interfaces"]] == macs
         assert spec["interfaces"][1]["vhostuser"] == "/run/vhost.sock"
         assert spec["interfaces"][0]["user"] is True and "type" not in spec["interfaces"][0]
         assert [g["type"] for g in spec["graphics"]] == ["sdl", "egl-headless", "vnc"]

@@ -79,8 +79,9 @@ def test_share_read_back_converges_to_the_same_xml(fixture_text):
 
 
 def test_a_9p_share_without_a_driver_element_reads_as_path(fixture_text):
-    xml = plan(fixture_text(FIXTURE)).after.replace("<devices>", "<devices><filesystem type='mount' accessmode='passthrough'>"
-                                                     "<source dir='/srv/x'/><target dir='x'/></filesystem>", 1)
+    xml = plan(fixture_text(FIXTURE)).after.replace(
+        "<devices>", "<devices><filesystem type='mount' accessmode='passthrough'>"
+                     "<source dir='/srv/x'/><target dir='x'/></filesystem>", 1)
     assert readback.read_spec(xml)["filesystems"] == [{"source": "/srv/x", "driver": "path",
                                                       "accessmode": "passthrough", "target": "x"}]
     assert not plan(xml, filesystems=[{"source": "/srv/x", "target": "x", "driver": "path"}]).changed
