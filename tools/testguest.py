@@ -66,6 +66,10 @@ MODULES = (
     "virtio_rng",
     "efivarfs",
     "qemu_fw_cfg",
+    # shares from the host (kvmfleet.shares=TAG,...): virtiofs, and 9p over virtio (with 9pnet, netfs, fscache)
+    "virtiofs",
+    "9p",
+    "9pnet_virtio",
 )
 
 INIT = r"""#!/bin/busybox sh
@@ -113,6 +117,26 @@ fi
 if grep -q 'kvmfleet\.ticks' /proc/cmdline; then
     (n=0; while :; do n=$((n + 1)); echo "KVMFLEET-TICK $n"; sleep 1; done) &
 fi
+
+# kvmfleet.shares=TAG,TAG: mount each share from the host at /shares/TAG, as virtiofs or else as 9p; the report
+# prints its type and the first line of its file KVMFLEET-SHARE ("share tag=T type=virtiofs|9p|none first=LINE").
+shares=$(sed -n 's/.*kvmfleet\.shares=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ')
+for tag in $shares; do
+    mkdir -p "/shares/$tag"
+    if mount -t virtiofs "$tag" "/shares/$tag" 2>/dev/null; then
+        echo virtiofs >"/shares/.$tag"
+    elif mount -t 9p -o trans=virtio,version=9p2000.L "$tag" "/shares/$tag" 2>/dev/null; then
+        echo 9p >"/shares/.$tag"
+    else
+        echo none >"/shares/.$tag"
+    fi
+done
+report_shares() {
+    for tag in $shares; do
+        first=$(head -n 1 "/shares/$tag/KVMFLEET-SHARE" 2>/dev/null)
+        printf 'share tag=%s type=%s first=%s\n' "$tag" "$(cat "/shares/.$tag")" "${first:--}"
+    done
+}
 
 # Bring up every NIC once per device instance (name + ifindex, so a NIC that
 # is unplugged and plugged back under the same name counts as new).
@@ -175,6 +199,7 @@ report() {
     done
     # An Ignition config passed through QEMU's fw_cfg (opt/com.coreos/config): its hash, not its content.
     ign=/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw
+    report_shares
     [ -r "$ign" ] && printf 'fwcfg name=opt/com.coreos/config sha256=%s\n' "$(sha256sum <"$ign" | cut -d' ' -f1)"
     for d in /sys/block/sr* /sys/block/vd* /sys/block/sd*; do
         [ -e "$d" ] || continue
@@ -474,6 +499,7 @@ _NIC = re.compile(r"nic name=(\S+) mac=(\S+) operstate=(\S+) ipv4=(\S+)$")
 _MEM = re.compile(r"mem total_kib=(\d+)$")
 _ARCH = re.compile(r"arch machine=(\S+)$")
 _CPUS = re.compile(r"cpus online=(\S+)$")
+_SHARE = re.compile(r"share tag=(\S+) type=(\S+) first=(.*)$")
 _PLATFORM = re.compile(r"platform firmware=(\S+) secure_boot=([01]) tpm=([01]) rng=(\S+)$")
 
 
@@ -484,7 +510,8 @@ def parse_reports(text: str) -> list[dict]:
     "nics": {mac: {"name", "operstate", "ipv4"}}, "seed": {file: text},
     "seed_label", "meta_data": {key: value} (of a seed's meta-data),
     "user_data_keys": [top-level keys of a seed's user-data],
-    "fwcfg": {fw_cfg name: sha256 of its content}, "marks": {virtio disk: the marker at 1 MiB}}. A serial or ipv4 of "-" becomes None; seed file texts get a
+    "fwcfg": {fw_cfg name: sha256 of its content}, "marks": {virtio disk: the marker at 1 MiB},
+    "shares": {tag: {"type": virtiofs, 9p or none, "first": the first line of its KVMFLEET-SHARE}}}. A serial or ipv4 of "-" becomes None; seed file texts get a
     trailing newline per line. Lines that belong to no known kind (stray
     kernel messages) are skipped.
     """
@@ -494,7 +521,8 @@ def parse_reports(text: str) -> list[dict]:
     for line in text.splitlines():  # also drops the console's \r
         if m := _BEGIN.search(line):
             current = {"seq": int(m[1]), "disks": {}, "nics": {}, "seed": {}, "seed_label": None, "marks": {},
-                       "mem_total_kib": None, "cpus_online": None, "machine": None, "platform": None, "fwcfg": {}}
+                       "mem_total_kib": None, "cpus_online": None, "machine": None, "platform": None, "fwcfg": {},
+                       "shares": {}}
             seed_file = None
             continue
         if current is None:
@@ -529,6 +557,8 @@ def parse_reports(text: str) -> list[dict]:
         elif line.startswith("mark disk="):
             disk, _sep, value = line[len("mark disk="):].partition(" value=")
             current["marks"][disk] = value
+        elif m := _SHARE.match(line):
+            current["shares"][m[1]] = {"type": m[2], "first": None if m[3] == "-" else m[3]}
         elif line.startswith("fwcfg name="):
             name, _sep, digest = line[len("fwcfg name="):].partition(" sha256=")
             current["fwcfg"][name] = digest

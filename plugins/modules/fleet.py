@@ -252,6 +252,100 @@ options:
             - none
             - dump
             - inject-nmi
+      vsock:
+        description:
+        - A virtio vsock device (host<->guest sockets, C(AF_VSOCK)) with a context ID libvirt picks (C(<cid auto='yes'/>)).
+          The CID it picks is never a difference.
+        type: bool
+        version_added: 0.2.0
+      vsock_cid:
+        description: A fixed vsock context ID instead of an automatic one (brings O(guests[].vsock)).
+        type: int
+        version_added: 0.2.0
+      panic:
+        description:
+        - A panic notifier device (C(<panic model=...>)), which tells the host the guest crashed (see O(guests[].on_crash)).
+          V(isa) (pvpanic) on x86, V(pseries) on POWER, V(s390) on System z, V(hyperv) for Windows guests.
+        type: str
+        choices:
+        - isa
+        - pseries
+        - hyperv
+        - s390
+        version_added: 0.2.0
+      balloon:
+        description: The memory balloon (C(<memballoon>)); libvirt gives an x86 guest a virtio one.
+        type: dict
+        version_added: 0.2.0
+        suboptions:
+          model:
+            description: Balloon model (V(none) for no balloon). Defaults to V(virtio) when another option is given.
+            type: str
+            choices:
+            - virtio
+            - virtio-transitional
+            - virtio-non-transitional
+            - xen
+            - none
+          autodeflate:
+            description: Let the guest take memory back from the balloon when it runs out (deflate on OOM).
+            type: bool
+          free_page_reporting:
+            description: The guest reports free pages, which the host reclaims.
+            type: bool
+          stats_period:
+            description: Seconds between the balloon's memory statistics.
+            type: int
+      iommu:
+        description:
+        - A virtual IOMMU. V(intel) needs a q35 machine (O(guests[].machine)=V(q35); another machine is an error naming
+          this option) and brings the split I/O APIC (C(<ioapic driver='qemu'/>)) its interrupt remapping needs.
+        type: str
+        choices:
+        - intel
+        - smmuv3
+        - virtio
+        version_added: 0.2.0
+      filesystems:
+        description:
+        - Host directories shared with the guest (C(<filesystem type='mount'>)), identified by their O(guests[].filesystems[].target)
+          tag. When this list is given, shares not in it are removed; when it is omitted, shares are left alone. A running
+          guest gets a new or removed share at its next boot (C(reboot_required)).
+        - A V(virtiofs) share needs the guest's memory shared with virtiofsd; the module sets that up with it (C(<memoryBacking><source
+          type='memfd'/><access mode='shared'/>)) unless the memory is shared already, and leaves it when the share goes.
+          The guest mounts it with C(mount -t virtiofs TAG /mnt); a 9p share (O(guests[].filesystems[].driver)=V(path))
+          with C(mount -t 9p -o trans=virtio TAG /mnt).
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          source:
+            description: The host directory (absolute path).
+            type: str
+          target:
+            description: The tag the guest mounts the share by (up to 36 letters, digits or C(_.+-)).
+            type: str
+            required: true
+          driver:
+            description: V(virtiofs), or 9p through V(path) (libvirt's default for 9p) or V(handle).
+            type: str
+            choices:
+            - virtiofs
+            - path
+            - handle
+            default: virtiofs
+          accessmode:
+            description:
+            - How the guest's file owners and modes map to the host's. V(passthrough) (libvirt's default; the only one
+              virtiofs has), or for 9p V(mapped) (kept in extended attributes) or V(squash).
+            type: str
+            choices:
+            - passthrough
+            - mapped
+            - squash
+          readonly:
+            description: Share the directory read-only (9p only; libvirt 9.0 refuses it for virtiofs).
+            type: bool
       boot:
         description: Direct kernel boot.
         type: dict
@@ -452,6 +546,31 @@ options:
               daemon gives a guest). One of O(guests[].interfaces[].network), O(guests[].interfaces[].bridge), O(guests[].interfaces[].direct)
               or O(guests[].interfaces[].user) per NIC.
             type: bool
+          hostdev:
+            description:
+            - A host PCI NIC given to the guest (C(type='hostdev'), managed), such as an SR-IOV virtual function, by its
+              PCI address (V(0000:03:10.1)). It has no O(guests[].interfaces[].model). Starting the guest fails, with
+              libvirt's reason, when the host has no such device.
+            type: str
+            version_added: 0.2.0
+          vdpa:
+            description: A vhost-vdpa character device (C(type='vdpa')), for example V(/dev/vhost-vdpa-0).
+            type: str
+            version_added: 0.2.0
+          vhostuser:
+            description:
+            - The unix socket of a vhost-user backend (C(type='vhostuser'), such as OVS-DPDK). Brings shared guest memory
+              as O(guests[].filesystems) do.
+            type: str
+            version_added: 0.2.0
+          vhostuser_mode:
+            description: Whether QEMU connects to O(guests[].interfaces[].vhostuser) (V(client)) or listens on it (V(server)).
+            type: str
+            choices:
+            - client
+            - server
+            default: client
+            version_added: 0.2.0
           mac:
             description: MAC address.
             type: str

@@ -84,6 +84,7 @@ class DeviceKind:
     tag = ""
     fields = ()
     options = ()  # spec-only options (the source's parts), for the argument spec
+    hotplug = True  # a running guest takes a new device and gives one up (False: at its next boot)
 
     def argspec(self):
         return {"type": "list", "elements": "dict", "options": argument_spec_of(tuple(self.fields) + tuple(self.options))}

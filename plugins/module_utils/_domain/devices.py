@@ -2,8 +2,8 @@
 # Copyright: kvmfleet.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the device kinds of a guest (``disks``, ``interfaces``, ``serials``, ``consoles``, ``graphics``,
-``hostdevs``), listed once in DEVICE_KINDS: the argument spec, the plan, the read-back spec and the diff's secret
-masking all go through it. The mechanism every kind shares is in device_kind.py; the disk kind, with the one disk
+``hostdevs``, ``filesystems``), listed once in DEVICE_KINDS: the argument spec, the plan, the read-back spec and
+the diff's secret masking all go through it. The mechanism every kind shares is in device_kind.py; the disk kind, with the one disk
 reader, in disks.py.
 
 Adding a device kind: a DeviceKind subclass (here, or in a module of its own as disks.py) and its entry in
@@ -20,16 +20,69 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._codecs import NE
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_kind import LIVE_UPDATE, DeviceKind, Source
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISKS
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import ABS_PATH, DEVICE_NAME, HOST_NAME
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import Field, Option, parse_fields, read_fields
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fields import PRESENCE, Field, Option, parse_fields, read_fields
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
+
+
+_PCI_ADDRESS = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
+
+
+def pci_address(value, option):
+    """A host PCI address ('03:10.1', '0000:03:10.1') in its canonical form ('0000:03:10.1')."""
+    match = _PCI_ADDRESS.match(str(value))
+    if not match:
+        raise SpecError(option, value, "expected a PCI address such as 0000:03:10.1")
+    domain, bus, slot, function = match.groups()
+    return "%04x:%02x:%02x.%x" % (int(domain or "0", 16), int(bus, 16), int(slot, 16), int(function, 16))
+
+
+class NicSource(Source):
+    """A NIC's backend. A hostdev NIC names its host PCI device in a ``<source><address type='pci' .../>`` child
+    (as the ``address`` value '0000:03:10.1') and is ``managed`` (libvirt unbinds it from the host's driver and
+    back); the other types in ``<source>``'s attributes."""
+
+    _PARTS = ("domain", "bus", "slot", "function")
+
+    def read(self, elem):
+        if elem.get("type") != "hostdev":
+            return super().read(elem)
+        node = elem.find("source/address[@type='pci']")
+        if node is None:
+            return ("hostdev", ())
+        try:
+            parts = [int(node.get(name, "0"), 16) for name in self._PARTS]
+        except ValueError:
+            return ("hostdev", ())
+        return ("hostdev", (("address", "%04x:%02x:%02x.%x" % tuple(parts)),))
+
+    def write(self, elem, value):
+        kind, attrs = value
+        for source in elem.findall("source") if elem.get("type") == "hostdev" or kind == "hostdev" else ():
+            elem.remove(source)  # a hostdev's source is an address element, no other type's
+        if kind != "hostdev":
+            elem.attrib.pop("managed", None)
+            super().write(elem, value)
+            return
+        elem.set("type", kind)
+        elem.set("managed", "yes")
+        for model in elem.findall("model"):  # the host's NIC has no emulated model
+            elem.remove(model)
+        domain, bus, rest = dict(attrs)["address"].split(":")
+        slot, function = rest.split(".")
+        source = etree.Element("source")
+        elem.insert(0, source)
+        etree.SubElement(source, "address", type="pci", domain="0x" + domain, bus="0x" + bus, slot="0x" + slot,
+                         function="0x" + function)
 
 
 class Interfaces(DeviceKind):
     name = "interfaces"
     tag = "interface"
     fields = (
-        Source({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode"), "user": ()}),
+        NicSource({"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode"), "user": (),
+                   # sharing with the host and devices: an SR-IOV VF (or other PCI NIC), vDPA, vhost-user
+                   "hostdev": ("address",), "vdpa": ("dev",), "vhostuser": ("type", "path", "mode")}),
         Field("mac", "mac", "address", Mac()),
         Field("model", "model", "type", Text(pattern=r"[a-zA-Z0-9\-_]+"),  # the schema's inline pattern
               option={"default": "virtio"}),
@@ -45,7 +98,13 @@ class Interfaces(DeviceKind):
         Option("direct", {"type": "str"}),
         Option("direct_mode", {"type": "str", "default": "bridge", "choices": ["vepa", "bridge", "private", "passthrough"]}),
         Option("user", {"type": "bool"}),
+        # sharing with the host and devices (NicSource)
+        Option("hostdev", {"type": "str"}),
+        Option("vdpa", {"type": "str"}),
+        Option("vhostuser", {"type": "str"}),
+        Option("vhostuser_mode", {"type": "str", "default": "client", "choices": ["client", "server"]}),
     )
+    _KINDS = ("network", "bridge", "direct", "user", "hostdev", "vdpa", "vhostuser")
 
     def key_of(self, elem):
         mac = elem.find("mac")
@@ -90,11 +149,12 @@ class Interfaces(DeviceKind):
         for index, raw in enumerate(raw_list):
             option = self.option(index)
             spec = parse_fields(self.fields, raw, option)
-            kinds = [k for k in ("network", "bridge", "direct", "user") if raw.get(k)]
+            kinds = [k for k in self._KINDS if raw.get(k)]
             if len(kinds) != 1:
                 raise SpecError(option + "network", raw.get("network"),
-                                "give exactly one of network, bridge, direct (a host interface) or user (user-mode "
-                                "networking)")
+                                "give exactly one of network, bridge, direct (a host interface), user (user-mode "
+                                "networking), hostdev (a host PCI NIC such as an SR-IOV VF), vdpa (a vhost-vdpa "
+                                "device) or vhostuser (a vhost-user socket)")
             kind = kinds[0]
             if kind == "network":
                 attrs = {"network": NETWORK_NAME.parse(raw["network"], option + "network")}
@@ -104,11 +164,24 @@ class Interfaces(DeviceKind):
                 attrs = {"bridge": DEVICE_NAME.parse(raw["bridge"], option + "bridge")}
             elif kind == "user":
                 attrs = {}
+            elif kind == "hostdev":
+                attrs = {"address": pci_address(raw["hostdev"], option + "hostdev")}
+            elif kind == "vdpa":
+                attrs = {"dev": ABS_PATH.parse(raw["vdpa"], option + "vdpa")}
+            elif kind == "vhostuser":
+                attrs = {"type": "unix", "path": ABS_PATH.parse(raw["vhostuser"], option + "vhostuser"),
+                         "mode": raw.get("vhostuser_mode") or "client"}
             else:
                 attrs = {"dev": DEVICE_NAME.parse(raw["direct"], option + "direct"),
                          "mode": raw.get("direct_mode") or "bridge"}
             spec["source"] = (kind, tuple(sorted(attrs.items())))
-            spec.setdefault("model", "virtio")
+            if kind == "hostdev":  # the host's NIC is the guest's: it has no emulated model
+                if spec.get("model") not in (None, "virtio"):
+                    raise SpecError(option + "model", spec["model"], "a hostdev NIC is the host's device itself: it "
+                                                                     "has no model")
+                spec.pop("model", None)
+            else:
+                spec.setdefault("model", "virtio")
             if spec.get("mac"):
                 if spec["mac"] in macs:
                     raise SpecError(option + "mac", spec["mac"], "each interface needs its own MAC")
@@ -130,7 +203,11 @@ class Interfaces(DeviceKind):
             nic.update(direct=attrs.get("dev"), direct_mode=attrs.get("mode"))
         elif kind == "user":
             nic["user"] = True
-        # another type (ethernet, vhostuser, ...) has no option: the NIC is not expressible, kept as it is
+        elif kind in ("hostdev", "vdpa"):
+            nic[kind] = attrs.get("address" if kind == "hostdev" else "dev")
+        elif kind == "vhostuser":
+            nic.update(vhostuser=attrs.get("path"), vhostuser_mode=attrs.get("mode"))
+        # another type (ethernet, server, ...) has no option: the NIC is not expressible, kept as it is
         return nic
 
     def _free(self, elems, claimed):
@@ -142,6 +219,77 @@ class Interfaces(DeviceKind):
         only then must the host's other guests' MACs be known."""
         claimed = {spec["mac"] for spec in specs if spec.get("mac")}
         return sum(1 for spec in specs if not spec.get("mac")) > len(self._free(elems, claimed))
+
+
+class FsDriver(Field):
+    """A share's driver: virtiofs, or one of 9p's (path, libvirt's default when the element has none, or handle)."""
+
+    def read(self, elem):
+        value = super().read(elem)
+        return "path" if value is None else value
+
+
+class Filesystems(DeviceKind):
+    """Host directories shared with the guest (``<filesystem type='mount'>``), identified by the tag the guest
+    mounts them by (``target``). virtiofs needs the guest's memory shared: requirements.py sets that up. A running
+    guest takes a new share at its next boot (libvirt 9.0 plugs neither 9p nor, without shared memory at boot,
+    virtiofs into a running guest)."""
+
+    name = "filesystems"
+    tag = "filesystem"
+    hotplug = False
+    fields = (
+        Field("source", "source", "dir", Text("absDirPath")),
+        FsDriver("driver", "driver", "type", Choice("virtiofs", "path", "handle"), option={"default": "virtiofs"}),
+        Field("accessmode", "", "accessmode", Choice("passthrough", "mapped", "squash")),
+        Field("readonly", "readonly", PRESENCE),
+    )
+    options = (Option("target", {"type": "str", "required": True}),)
+
+    def expressible(self, elem):
+        return elem.get("type", "mount") == "mount" and super().expressible(elem)
+
+    def key_of(self, elem):
+        target = elem.find("target")
+        return None if target is None else target.get("dir")
+
+    def label(self, key):
+        return "filesystem %s" % key
+
+    def build(self, spec):
+        elem = etree.Element("filesystem", type="mount")
+        etree.SubElement(elem, "target", dir=spec["_key"])
+        return elem
+
+    def normalize(self, raw_list):
+        result = []
+        for index, raw in enumerate(raw_list):
+            option = self.option(index)
+            spec = parse_fields(self.fields, raw, option)
+            if spec.get("source") is None:
+                raise SpecError(option + "source", None, "expected the host directory to share (an absolute path)")
+            tag = FS_TAG.parse(raw.get("target"), option + "target")
+            if tag is None:
+                raise SpecError(option + "target", None, "expected the tag the guest mounts the share by")
+            if any(other["_key"] == tag for other in result):
+                raise SpecError(option + "target", tag, "each share needs its own tag")
+            spec.setdefault("driver", "virtiofs")
+            if spec["driver"] == "virtiofs" and spec.get("accessmode") not in (None, "passthrough"):
+                raise SpecError(option + "accessmode", spec["accessmode"],
+                                "virtiofs shares run as passthrough only (mapped and squash are 9p's: driver: path)")
+            if spec["driver"] == "virtiofs" and spec.get("readonly"):
+                raise SpecError(option + "readonly", True,
+                                "libvirt 9.0 cannot share read-only through virtiofs (\"virtiofs does not yet support "
+                                "read-only mode\"): use driver: path (9p), or mount the share read-only in the guest")
+            result.append(dict(spec, _key=tag))
+        return result
+
+    def read_back(self, elem):
+        return dict(read_fields(elem, self.fields), target=self.key_of(elem))
+
+
+# the tag a guest mounts a share by (the schema's filesystem target: a relative path; virtio tags are 36 bytes)
+FS_TAG = Text(pattern=r"[a-zA-Z0-9_.+\-]{1,36}", accepted="expected a tag of up to 36 letters, digits or _.+-")
 
 
 # libvirt's character device backends (domaincommon.rng qemucdevSrcTypeChoice); a backend's settings other than a
@@ -242,7 +390,6 @@ class Hostdevs(DeviceKind):
     tag = "hostdev"
     fields = (Field("managed", "", "managed", YesNo("yes", "no"), option={"default": True}),)
     options = (Option("pci", {"type": "str"}), Option("usb", {"type": "str"}))
-    _PCI = re.compile(r"^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
     _USB = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 
     def expressible(self, elem):
@@ -266,12 +413,7 @@ class Hostdevs(DeviceKind):
 
     def parse_key(self, raw, option):
         if raw.get("pci") and not raw.get("usb"):
-            match = self._PCI.match(str(raw["pci"]))
-            if match:
-                domain, bus, slot, function = match.groups()
-                return "pci:%04x:%02x:%02x.%x" % (int(domain or "0", 16), int(bus, 16), int(slot, 16),
-                                                  int(function, 16))
-            raise SpecError(option + "pci", raw["pci"], "expected a PCI address such as 0000:03:00.0")
+            return "pci:" + pci_address(raw["pci"], option + "pci")
         if raw.get("usb") and not raw.get("pci"):
             match = self._USB.match(str(raw["usb"]))
             if match:
@@ -312,7 +454,7 @@ class Hostdevs(DeviceKind):
         return elem
 
 
-DEVICE_KINDS = (DISKS, Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs())
+DEVICE_KINDS = (DISKS, Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs(), Filesystems())
 DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
 
 

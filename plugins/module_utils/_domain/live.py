@@ -79,7 +79,8 @@ def split_live(plan, running):
         if op.live is not None:
             live.append(op)
         else:
-            later.append((op.label, "%s: %s" % (op.label, "; ".join(c.describe() for c in op.changes))))
+            what = "; ".join(c.describe() for c in op.changes) or {"add": "added", "remove": "removed"}.get(op.op, op.op)
+            later.append((op.label, "%s: %s" % (op.label, what)))
     # The running guest's vCPU maximum is fixed until it boots again: more vCPUs than it wait for the next boot.
     running_max = next((c.before for c in plan.changes if c.what == "max_vcpus" and c.before), None)
     for change in plan.changes:

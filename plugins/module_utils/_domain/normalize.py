@@ -60,6 +60,13 @@ def normalize_guest(params, host):
         spec["max_memory_slots"] = 16
     if spec.get("watchdog.action") is not None and spec.get("watchdog.model") is None:
         spec["watchdog.model"] = "i6300esb"
+    if spec.get("vsock_cid") is not None:
+        if spec.get("vsock") is False:
+            raise SpecError("vsock_cid", spec["vsock_cid"], "a fixed CID needs the vsock device (vsock: true)")
+        spec["vsock"] = True
+    if spec.get("balloon.model") is None and any(spec.get("balloon." + key) is not None
+                                                 for key in ("autodeflate", "free_page_reporting", "stats_period")):
+        spec["balloon.model"] = "virtio"
     for kind in DEVICE_KINDS:  # each device list through its kind (devices.py)
         if params.get(kind.name) is not None:
             spec[kind.name] = kind.normalize(params[kind.name])

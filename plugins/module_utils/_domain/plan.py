@@ -22,6 +22,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.metadata 
     reconcile_content_hash,
     reconcile_metadata,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.requirements import reconcile_requirements
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.table import (
     DOMAIN_FIELDS,
     FIELD,
@@ -44,8 +45,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 
 class DeviceOp:
-    """A device to attach, detach or update on a running guest, or to modify (next boot only); the
-    persistent config is always redefined. ``live`` is the LiveKind, None for a modify."""
+    """A device to attach, detach or update on a running guest, or to modify, add or remove (next boot only: a
+    kind a running guest cannot take or give up, ``DeviceKind.hotplug``); the persistent config is always redefined.
+    ``live`` is the LiveKind, None for the next-boot ones."""
 
     LIVE = {"attach": LIVE_ATTACH, "detach": LIVE_DETACH, "update": LIVE_UPDATE}
 
@@ -123,16 +125,16 @@ def _reconcile_device_list(devices, kind, specs, guest_name, taken_macs):
     for elem in removed:
         key = kind.key_of(elem)
         devices.remove(elem)
-        changes.append(Change(kind.label(key), "present", None, LIVE_DETACH))
-        ops.append(DeviceOp("detach", kind.name, key, kind.label(key)))
+        changes.append(Change(kind.label(key), "present", None, LIVE_DETACH if kind.hotplug else None))
+        ops.append(DeviceOp("detach" if kind.hotplug else "remove", kind.name, key, kind.label(key)))
     for spec, elem in pairs:
         key = spec["_key"]
         if elem is None:
             elem = kind.build(spec)
             _append_device(devices, elem, kind)
             reconcile_fields(elem, kind.fields, spec)
-            changes.append(Change(kind.label(key), None, "present", LIVE_ATTACH))
-            ops.append(DeviceOp("attach", kind.name, key, kind.label(key)))
+            changes.append(Change(kind.label(key), None, "present", LIVE_ATTACH if kind.hotplug else None))
+            ops.append(DeviceOp("attach" if kind.hotplug else "add", kind.name, key, kind.label(key)))
             continue
         dev_changes = reconcile_fields(elem, kind.fields, spec, kind.label(key) + ".")
         for field in kind.fields:
@@ -184,6 +186,7 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     key = caps_key(current_xml, spec, host)
     check_spec(spec, host.caps_for(key), _seed_disk_spec(spec, None)["bus"] if spec.get("cloud_init") else None)
     root = new_domain(spec, host) if created else parse_xml(current_xml)
+    original = None if created else copy.deepcopy(root)
     before = "" if created else to_string(copy.deepcopy(root))
     changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
     _clamp_current_vcpus(root)
@@ -212,6 +215,7 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
         device_ops.extend(kind_ops)
         if kind.name == "interfaces":
             macs = [nic["mac"] for nic, _elem in pairs]
+    changes.extend(reconcile_requirements(root, original))
     changes.extend(reconcile_metadata(root, spec.get("tags")))
     if seed_disk is not None:
         attached = any(op.key == seed_disk["_key"] and op.kind == "disks" for op in device_ops)

@@ -57,7 +57,8 @@ def interfaces_of(xml):
         result.append({
             "mac": DEVICE_KIND["interfaces"].key_of(elem),
             "type": elem.get("type"),
-            "source": None if source is None else (source.get("network") or source.get("bridge") or source.get("dev")),
+            "source": None if source is None else (source.get("network") or source.get("bridge")
+                                                   or source.get("dev") or source.get("path")),
             "model": None if model is None else model.get("type"),
         })
     return result

@@ -52,6 +52,8 @@ LIVE_DESCRIPTION = LiveKind("description", lambda change: change.what, _metadata
 # New cloud-init seed content in the same volume: eject and re-insert it, so the guest sees a media change.
 LIVE_SEED = LiveKind("seed-media", lambda change: "cloud-init seed media change",
                      lambda guest, change: guest.refresh_seed_media())
+LIVE_BALLOON_STATS = LiveKind("balloon-stats", lambda change: "balloon.stats_period: %d" % change.after,
+                              lambda guest, change: guest.dom.setMemoryStatsPeriod(change.after, _live()))
 # Our own metadata: read from the persistent config, so a running guest needs nothing.
 CONFIG_ONLY = LiveKind("config-only", lambda change: change.what, lambda guest, change: None)
 
@@ -130,6 +132,28 @@ class SecureBoot(Field):
             ensure_path(elem, "features/smm").set("state", "on")
 
 
+class VsockCid(Field):
+    """``vsock_cid``: a fixed context ID for the vsock device (``<cid auto='no' address=.../>``). One libvirt picks
+    (``auto='yes'``) reads as not declared, so a guest with an automatic CID never differs from its spec."""
+
+    def __init__(self):
+        super().__init__("vsock_cid", "devices/vsock/cid", "address", Int(minimum=3, maximum=4294967294))
+
+    def read(self, elem):
+        node = find_path(elem, self.path)
+        if node is None or node.get("auto") == "yes":
+            return None
+        return self.codec.load(node.get("address"))
+
+    def write(self, elem, value):
+        vsock = find_path(elem, "devices/vsock")
+        if vsock is None:
+            vsock = etree.SubElement(ensure_path(elem, "devices"), "vsock", model="virtio")
+        cid = ensure_path(vsock, "cid")
+        cid.set("auto", "no")
+        cid.set("address", self.codec.dump(value))
+
+
 # Free text that libvirt's schema restricts (domaincommon.rng): checked value by value, naming the option.
 ABS_PATH = Text("absFilePath")
 CPUSET = Text("cpuset")
@@ -189,5 +213,18 @@ DOMAIN_FIELDS = [
     Field("watchdog.model", "devices/watchdog", "model", Choice("i6300esb", "ib700", "diag288", "itco")),
     Field("watchdog.action", "devices/watchdog", "action",
           Choice("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")),
+    # ---- sharing with the host and devices (docs/domain.md) ----
+    # vsock: a host<->guest socket; the context ID libvirt picks (auto) is never a difference
+    Toggle("vsock", "devices/vsock", "devices", "<vsock model='virtio'><cid auto='yes'/></vsock>"),
+    VsockCid(),
+    # the crash notifier: isa (pvpanic) on x86, pseries on POWER, s390 on System z, hyperv for Windows
+    Field("panic", "devices/panic", "model", Choice("isa", "pseries", "hyperv", "s390")),
+    Field("balloon.model", "devices/memballoon", "model",
+          Choice("virtio", "virtio-transitional", "virtio-non-transitional", "xen", "none")),
+    Field("balloon.autodeflate", "devices/memballoon", "autodeflate", YesNo()),
+    Field("balloon.free_page_reporting", "devices/memballoon", "freePageReporting", YesNo()),
+    Field("balloon.stats_period", "devices/memballoon/stats", "period", Int(minimum=1), live=LIVE_BALLOON_STATS),
+    # an intel IOMMU needs a q35 machine and brings the split I/O APIC it needs (requirements.py)
+    Field("iommu", "devices/iommu", "model", Choice("intel", "smmuv3", "virtio")),
 ]
 FIELD = {field.key: field for field in DOMAIN_FIELDS}

@@ -135,6 +135,7 @@ FOREIGN_DEVICES = """<domain type='qemu'>
   <name>NAME</name>
   <memory unit='KiB'>262144</memory>
   <vcpu placement='static'>1</vcpu>
+  <memoryBacking><access mode='shared'/></memoryBacking>
   <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/var/lib/libvirt/images/f.qcow2'/>
@@ -162,7 +163,9 @@ def test_the_read_back_of_foreign_devices_is_valid_input_that_changes_nothing(co
     before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     try:
         spec = read_spec(before)
-        assert [nic.get("mac") for nic in spec["interfaces"]] == ["52:54:00:f0:00:01", "52:54:00:f0:00:04"]
+        macs = ["52:54:00:f0:00:01", "52:54:00:f0:00:03", "52:54:00:f0:00:04"]
+        assert [nic.get("mac") for nic in spec["interfaces"]] == macs
+        assert spec["interfaces"][1]["vhostuser"] == "/run/vhost.sock"
         assert spec["interfaces"][0]["user"] is True and "type" not in spec["interfaces"][0]
         assert [g["type"] for g in spec["graphics"]] == ["sdl", "egl-headless", "vnc"]
         assert spec["serials"] == [{"type": "tcp"}]
@@ -174,9 +177,9 @@ def test_the_read_back_of_foreign_devices_is_valid_input_that_changes_nothing(co
         # a declared list leaves the NICs it cannot express alone; naming one is an error
         fewer = converge_described(conn, **dict(spec, interfaces=[{"user": True}]))
         macs = [n["mac"] for n in fewer["interfaces"]]
-        assert macs == ["52:54:00:f0:00:01", "52:54:00:f0:00:02", "52:54:00:f0:00:03"], macs
+        assert macs == ["52:54:00:f0:00:01", "52:54:00:f0:00:02"], macs
         with pytest.raises(SpecError) as info:
-            converge_described(conn, **dict(spec, interfaces=[{"network": "default", "mac": "52:54:00:f0:00:03"}]))
+            converge_described(conn, **dict(spec, interfaces=[{"network": "default", "mac": "52:54:00:f0:00:02"}]))
         assert info.value.option == "interfaces[0]" and "xml_edits" in str(info.value)
     finally:
         dom.undefine()

@@ -399,9 +399,21 @@ _disk = st.fixed_dictionaries({"path": _paths}, optional={
     "bus": st.sampled_from(["virtio", "sata"]), "format": st.sampled_from(["raw", "qcow2"]),
     "cache": st.sampled_from(["none", "writeback"]), "serial": st.text("abcdef0123", min_size=1, max_size=8),
     "readonly": st.booleans()})
-_nic = st.fixed_dictionaries({"network": st.sampled_from(["default", "isolated", "lab"])}, optional={
+_nic_backend = st.one_of(
+    st.fixed_dictionaries({"network": st.sampled_from(["default", "isolated", "lab"])}),
+    # sharing with the host and devices: SR-IOV VF, vDPA, vhost-user
+    st.fixed_dictionaries({"hostdev": st.sampled_from(["0000:03:10.1", "03:10.2"])}),
+    st.fixed_dictionaries({"vdpa": st.sampled_from(["/dev/vhost-vdpa-0", "/dev/vhost-vdpa-1"])}),
+    st.fixed_dictionaries({"vhostuser": st.sampled_from(["/run/vu0.sock", "/run/vu1.sock"])},
+                          optional={"vhostuser_mode": st.sampled_from(["client", "server"])}))
+_nic = st.builds(lambda backend, rest: dict(rest, **backend), _nic_backend, st.fixed_dictionaries({}, optional={
     "link_state": st.sampled_from(["up", "down"]), "mtu": st.integers(1280, 9000),
-    "mac": st.sampled_from(["52:54:00:aa:bb:cc", "52:54:00:00:00:99"])})
+    "mac": st.sampled_from(["52:54:00:aa:bb:cc", "52:54:00:00:00:99"])}))
+_share = st.fixed_dictionaries({"source": st.sampled_from(["/srv/a", "/srv/b"]),
+                                "target": st.sampled_from(["data", "logs", "tag.1"])},
+                               optional={"driver": st.sampled_from(["virtiofs", "path", "handle"]),
+                                         "accessmode": st.sampled_from(["passthrough", "mapped", "squash"]),
+                                         "readonly": st.booleans()})
 _spec = st.fixed_dictionaries({}, optional={
     "memory": st.integers(64, 4096),
     "vcpus": st.integers(1, 4),
@@ -423,6 +435,14 @@ _spec = st.fixed_dictionaries({}, optional={
         "features": st.lists(st.sampled_from(["x2apic", "vmx", "pdpe1gb"]), max_size=3, unique=True),
         "cores": st.integers(1, 4)}),
     "watchdog": st.fixed_dictionaries({"action": st.sampled_from(["reset", "poweroff"])}),
+    "filesystems": st.lists(_share, max_size=3, unique_by=lambda f: f["target"]),
+    "vsock": st.booleans(),
+    "vsock_cid": st.integers(3, 100),
+    "panic": st.sampled_from(["isa", "hyperv"]),
+    "balloon": st.fixed_dictionaries({}, optional={
+        "model": st.sampled_from(["virtio", "virtio-non-transitional"]), "autodeflate": st.booleans(),
+        "free_page_reporting": st.booleans(), "stats_period": st.integers(1, 60)}),
+    "iommu": st.sampled_from(["intel", "virtio"]),
 })
 
 
