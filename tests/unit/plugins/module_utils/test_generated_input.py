@@ -158,7 +158,10 @@ def clean(conn):
         if dom.name() != "test":
             if dom.isActive():
                 dom.destroy()
-            dom.undefine()
+            # a case may leave a managed save image or snapshots: plain undefine refuses those
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+        elif dom.hasManagedSaveImage(0):
+            dom.managedSaveRemove(0)
     for snap in conn.lookupByName("test").listAllSnapshots(0):
         snap.delete(0)
     for net in conn.listAllNetworks(0):
