@@ -84,6 +84,7 @@ class DeviceKind:
     tag = ""
     fields = ()
     options = ()  # spec-only options (the source's parts), for the argument spec
+    hotplug = True  # whether libvirt attaches and detaches one on a running guest (else: at its next boot)
 
     def argspec(self):
         return {"type": "list", "elements": "dict", "options": argument_spec_of(tuple(self.fields) + tuple(self.options))}

@@ -59,6 +59,8 @@ def normalize_guest(params, host):
         spec["max_memory_slots"] = 16
     if spec.get("watchdog.action") is not None and spec.get("watchdog.model") is None:
         spec["watchdog.model"] = "i6300esb"
+    if spec.get("spice_agent") and spec.get("qemu_vdagent"):  # both are the guest's com.redhat.spice.0 channel
+        raise SpecError("qemu_vdagent", True, "give at most one of spice_agent and qemu_vdagent")
     for kind in DEVICE_KINDS:  # each device list through its kind (devices.py)
         if params.get(kind.name) is not None:
             spec[kind.name] = kind.normalize(params[kind.name])

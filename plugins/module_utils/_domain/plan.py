@@ -43,8 +43,9 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._xml import etree
 
 
 class DeviceOp:
-    """A device to attach, detach or update on a running guest, or to modify (next boot only); the
-    persistent config is always redefined. ``live`` is the LiveKind, None for a modify."""
+    """A device to attach, detach or update on a running guest, or to add, remove or modify (next boot only: a kind
+    libvirt cannot hot-plug, a change it cannot apply live); the persistent config is always redefined. ``live`` is
+    the LiveKind, None for what waits for the next boot."""
 
     LIVE = {"attach": LIVE_ATTACH, "detach": LIVE_DETACH, "update": LIVE_UPDATE}
 
@@ -122,16 +123,18 @@ def _reconcile_device_list(devices, kind, specs, guest_name, taken_macs):
     for elem in removed:
         key = kind.key_of(elem)
         devices.remove(elem)
-        changes.append(Change(kind.label(key), "present", None, LIVE_DETACH))
-        ops.append(DeviceOp("detach", kind.name, key, kind.label(key)))
+        change = Change(kind.label(key), "present", None, LIVE_DETACH if kind.hotplug else None)
+        changes.append(change)
+        ops.append(DeviceOp("detach" if kind.hotplug else "remove", kind.name, key, kind.label(key), [change]))
     for spec, elem in pairs:
         key = spec["_key"]
         if elem is None:
             elem = kind.build(spec)
             _append_device(devices, elem, kind)
             reconcile_fields(elem, kind.fields, spec)
-            changes.append(Change(kind.label(key), None, "present", LIVE_ATTACH))
-            ops.append(DeviceOp("attach", kind.name, key, kind.label(key)))
+            change = Change(kind.label(key), None, "present", LIVE_ATTACH if kind.hotplug else None)
+            changes.append(change)
+            ops.append(DeviceOp("attach" if kind.hotplug else "add", kind.name, key, kind.label(key), [change]))
             continue
         dev_changes = reconcile_fields(elem, kind.fields, spec, kind.label(key) + ".")
         for field in kind.fields:

@@ -130,6 +130,22 @@ class SecureBoot(Field):
             ensure_path(elem, "features/smm").set("state", "on")
 
 
+class VideoModel(Field):
+    """``video``: the (first) video device's model. A change of model drops the memory sizes only QXL has
+    (``ram``, ``vgamem``, ``vram64``) and the old model's ``vram``: libvirt gives the new model its defaults."""
+
+    def __init__(self):
+        super().__init__("video", "devices/video/model", "type",
+                         Choice("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none"))
+
+    def write(self, elem, value):
+        node = find_path(elem, self.path)
+        if node is not None and node.get("type") != value:
+            for name in ("ram", "vgamem", "vram64", "vram"):
+                node.attrib.pop(name, None)
+        super().write(elem, value)
+
+
 # Free text that libvirt's schema restricts (domaincommon.rng): checked value by value, naming the option.
 ABS_PATH = Text("absFilePath")
 CPUSET = Text("cpuset")
@@ -138,6 +154,7 @@ HOST_NAME = Text("addrIPorName")
 _POLICIES = Choice("force", "require", "optional", "disable", "forbid")
 _LIFECYCLE = ("destroy", "restart", "preserve", "rename-restart")
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
+DISPLAY_AGENT_CHANNEL = "com.redhat.spice.0"  # spice-vdagent's: clipboard sharing, resolution following the client
 
 # Changing one of these needs the guest's UEFI variable store re-created (metadata.mark_nvram_reset).
 NVRAM_RESET_KEYS = ("firmware", "secure_boot")
@@ -185,7 +202,15 @@ DOMAIN_FIELDS = [
            "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"),
     Toggle("guest_agent", "devices/channel[target/@name='%s']" % AGENT_CHANNEL, "devices",
            "<channel type='unix'><target type='virtio' name='%s'/></channel>" % AGENT_CHANNEL),
-    Field("video", "devices/video/model", "type", Choice("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none")),
+    # ---- the desktop's: video, the display agent channel (docs/domain.md, Desktops) ----
+    VideoModel(),
+    Field("video_heads", "devices/video/model", "heads", Int(minimum=1, maximum=16)),
+    Field("video_accel3d", "devices/video/model/acceleration", "accel3d", YesNo("yes", "no")),
+    Toggle("spice_agent", "devices/channel[@type='spicevmc'][target/@name='%s']" % DISPLAY_AGENT_CHANNEL, "devices",
+           "<channel type='spicevmc'><target type='virtio' name='%s'/></channel>" % DISPLAY_AGENT_CHANNEL),
+    Toggle("qemu_vdagent", "devices/channel[@type='qemu-vdagent'][target/@name='%s']" % DISPLAY_AGENT_CHANNEL,
+           "devices", "<channel type='qemu-vdagent'><source><clipboard copypaste='yes'/><mouse mode='client'/></source>"
+                      "<target type='virtio' name='%s'/></channel>" % DISPLAY_AGENT_CHANNEL),
     Field("watchdog.model", "devices/watchdog", "model", Choice("i6300esb", "ib700", "diag288", "itco")),
     Field("watchdog.action", "devices/watchdog", "action",
           Choice("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")),
