@@ -4,10 +4,14 @@ The random specs of test_domain_model.py's properties include these options too.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import live, normalize, readback
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._fleet.profiles import apply_profiles
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError
 
 from test_domain_model import FIXTURE, converges, ctx, params, plan
@@ -137,3 +141,16 @@ def test_devices_the_options_do_not_express_are_kept(managed):
     assert [r.get("type") for r in root.iterfind("devices/redirdev")] == ["tcp", "spicevmc"]
     assert [s.get("type") for s in root.iterfind("devices/smartcard")] == ["tcp"]
     assert "smartcards" in readback.read_spec(result.after) and readback.read_spec(result.after)["smartcards"] == []
+
+
+def test_the_example_inventory_s_desktop_guest():
+    """The example inventory's desktop profile (playbooks/inventories/example) makes a valid new guest, converged."""
+    example = Path(__file__).resolve().parents[4] / "playbooks" / "inventories" / "example"
+    profiles = yaml.safe_load((example / "group_vars" / "hypervisors" / "guests.yml").read_text())["guests_profiles"]
+    listed = yaml.safe_load((example / "host_vars" / "hv3.yml").read_text())["guests_list"]
+    [named] = [g for g in listed if "desktop" in g.get("profiles", ())]
+    [desktop] = apply_profiles([named], profiles)
+    result = converges(None, **desktop)
+    root = _root(result.after)
+    assert root.find("devices/graphics").get("type") == "spice"
+    assert len(root.findall("devices/redirdev")) == 2 and root.find("devices/video/model").get("heads") == "2"
