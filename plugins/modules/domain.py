@@ -462,7 +462,9 @@ options:
         description: Address to listen on.
         type: str
       autoport:
-        description: Let libvirt pick the port.
+        description:
+          - Let libvirt pick the port. O(graphics[].listen) without O(graphics[].port) implies V(true) (a SPICE display
+            with neither port nor autoport listens nowhere, libvirt's listen type C(none)).
         type: bool
       port:
         description: Fixed port; implies O(graphics[].autoport=false).

@@ -595,7 +595,9 @@ options:
             description: Address to listen on.
             type: str
           autoport:
-            description: Let libvirt pick the port.
+            description:
+            - Let libvirt pick the port. O(guests[].graphics[].listen) without O(guests[].graphics[].port) implies V(true)
+              (a SPICE display with neither port nor autoport listens nowhere, libvirt's listen type C(none)).
             type: bool
           port:
             description: Fixed port; implies O(guests[].graphics[].autoport=false).

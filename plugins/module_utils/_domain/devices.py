@@ -215,7 +215,7 @@ class Graphics(DeviceKind):
 
     def normalize(self, raw_list):
         """One display of each type at most; a VNC password of at most 8 characters; a fixed port turns
-        autoport off."""
+        autoport off, a listen address without a port turns it on."""
         seen, result = set(), []
         for index, raw in enumerate(raw_list):
             option = self.option(index)
@@ -233,6 +233,8 @@ class Graphics(DeviceKind):
                                 "VNC passwords are at most 8 characters")
             if spec.get("port") not in (None, -1) and spec.get("autoport") is None:
                 spec["autoport"] = False
+            if spec.get("listen") and spec.get("port") is None and spec.get("autoport") is None:
+                spec["autoport"] = True  # a SPICE display with neither is libvirt's listen type none: no address
             spec["_key"] = kind
             result.append(spec)
         return result

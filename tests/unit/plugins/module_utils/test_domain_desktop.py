@@ -50,7 +50,8 @@ def test_a_spice_desktop_converges_and_reads_back(managed):
     assert root.find("devices/smartcard").attrib == {"mode": "passthrough", "type": "spicevmc"}
 
     spec = readback.read_spec(result.after)
-    assert spec["graphics"] == [{"type": "spice", "listen": "127.0.0.1", "clipboard": True}], "never the password"
+    assert spec["graphics"] == [{"type": "spice", "listen": "127.0.0.1", "autoport": True, "clipboard": True}], \
+        "never the password; a listen address without a port is autoport"
     assert spec["inputs"] == [{"type": "tablet", "bus": "usb"}]
     assert spec["redirdevs"] == [{"bus": "usb", "type": "spicevmc"}] * 2
     assert spec["smartcards"] == [{"mode": "passthrough", "type": "spicevmc"}]
