@@ -146,6 +146,26 @@ class VideoModel(Field):
         super().write(elem, value)
 
 
+class DisplayAgent(Toggle):
+    """``spice_agent``, ``qemu_vdagent``: the guest's display agent channel (``com.redhat.spice.0``) of one type. The
+    channel name is one port in the guest, so it has one type: switching one on replaces a channel of the other type,
+    and a guest that has both (it cannot start) reads as neither, so that its read-back leaves them as they are."""
+
+    def __init__(self, key, kind, template):
+        super().__init__(key, "devices/channel[@type='%s'][target/@name='%s']" % (kind, DISPLAY_AGENT_CHANNEL),
+                         "devices", template % DISPLAY_AGENT_CHANNEL)
+        self.any_agent = "devices/channel[target/@name='%s']" % DISPLAY_AGENT_CHANNEL
+
+    def read(self, elem):
+        return bool(elem.xpath(self.xpath)) and len(elem.xpath(self.any_agent)) == 1
+
+    def write(self, elem, value):
+        if value:
+            for node in elem.xpath(self.any_agent):
+                node.getparent().remove(node)
+        super().write(elem, value)
+
+
 # Free text that libvirt's schema restricts (domaincommon.rng): checked value by value, naming the option.
 ABS_PATH = Text("absFilePath")
 CPUSET = Text("cpuset")
@@ -206,11 +226,10 @@ DOMAIN_FIELDS = [
     VideoModel(),
     Field("video_heads", "devices/video/model", "heads", Int(minimum=1, maximum=16)),
     Field("video_accel3d", "devices/video/model/acceleration", "accel3d", YesNo("yes", "no")),
-    Toggle("spice_agent", "devices/channel[@type='spicevmc'][target/@name='%s']" % DISPLAY_AGENT_CHANNEL, "devices",
-           "<channel type='spicevmc'><target type='virtio' name='%s'/></channel>" % DISPLAY_AGENT_CHANNEL),
-    Toggle("qemu_vdagent", "devices/channel[@type='qemu-vdagent'][target/@name='%s']" % DISPLAY_AGENT_CHANNEL,
-           "devices", "<channel type='qemu-vdagent'><source><clipboard copypaste='yes'/><mouse mode='client'/></source>"
-                      "<target type='virtio' name='%s'/></channel>" % DISPLAY_AGENT_CHANNEL),
+    DisplayAgent("spice_agent", "spicevmc", "<channel type='spicevmc'><target type='virtio' name='%s'/></channel>"),
+    DisplayAgent("qemu_vdagent", "qemu-vdagent", "<channel type='qemu-vdagent'><source><clipboard copypaste='yes'/>"
+                                                 "<mouse mode='client'/></source><target type='virtio' name='%s'/>"
+                                                 "</channel>"),
     Field("watchdog.model", "devices/watchdog", "model", Choice("i6300esb", "ib700", "diag288", "itco")),
     Field("watchdog.action", "devices/watchdog", "action",
           Choice("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")),

@@ -155,3 +155,18 @@ def test_the_example_inventory_s_desktop_guest():
     root = _root(result.after)
     assert root.find("devices/graphics").get("type") == "spice"
     assert len(root.findall("devices/redirdev")) == 2 and root.find("devices/video/model").get("heads") == "2"
+
+
+def test_one_display_agent_channel(managed):
+    """The agent's channel name is one port in the guest: switching replaces the other type; a guest with both (it
+    cannot start, libvirt defines it) reads as neither and is left as it is."""
+    spice = converges(managed, spice_agent=True).after
+    vdagent = converges(spice, qemu_vdagent=True).after
+    assert [c.get("type") for c in _root(vdagent).iterfind("devices/channel")] == ["qemu-vdagent"]
+    both = vdagent.replace("</devices>", "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/>"
+                                         "</channel></devices>")
+    spec = readback.read_spec(both)
+    assert "spice_agent" not in spec and "qemu_vdagent" not in spec
+    assert not plan(both, spice_agent=False, qemu_vdagent=False).changed
+    fixed = converges(both, spice_agent=True)
+    assert [c.get("type") for c in _root(fixed.after).iterfind("devices/channel")] == ["spicevmc"]
