@@ -62,7 +62,7 @@ def test_a_spice_desktop_converges_reads_back_and_changes_live(conn, prefix, ans
 
     # live: a new password (virDomainUpdateDeviceFlags) and a second USB redirection channel (hot-plug)
     new_password = "e" + prefix[-7:-1]
-    changed = guest(name, image, lab, graphics=[dict(display, password=new_password)], **dict(DESKTOP, redirdevs=2))
+    changed = guest(name, image, lab, **{**DESKTOP, "graphics": [dict(display, password=new_password)], "redirdevs": 2})
     predicted = ansible.run([changed], check=True)
     run = ansible.run([changed])
     result = run.result(changed["name"])

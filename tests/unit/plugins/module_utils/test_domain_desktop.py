@@ -83,8 +83,8 @@ def test_the_graphics_types_users_declare_elsewhere(managed, kind):
 
 
 def test_a_video_model_change_drops_the_old_models_memory_sizes(managed):
-    xml = managed.replace("</devices>", "<video><model type='qxl' ram='65536' vram='65536' vgamem='16384' heads='1'"
-                                       " primary='yes'/></video></devices>")
+    video = "<video><model type='qxl' ram='65536' vram='65536' vgamem='16384' heads='1' primary='yes'/></video>"
+    xml = managed.replace("</devices>", video + "</devices>")
     result = converges(xml, video="virtio")
     assert _root(result.after).find("devices/video/model").attrib == {"type": "virtio", "heads": "1", "primary": "yes"}
 
@@ -98,19 +98,19 @@ def test_what_a_running_guest_takes_live(managed):
     desktop = converges(managed, **DESKTOP).after
     # a new display password: virDomainUpdateDeviceFlags on the graphics device
     graphics = [dict(DESKTOP["graphics"][0], password="n3w-pw")]
-    result, (now, later) = _running_plan(desktop, **dict(DESKTOP, graphics=graphics))
+    result, (now, later) = _running_plan(desktop, **{**DESKTOP, "graphics": graphics})
     assert [(op.op, op.label) for op in now] == [("update", "graphics spice")] and not later
     assert [c.describe() for c in result.changes] == ["graphics spice.password: <secret changed>"]
     assert "n3w-pw" not in result.diff()["after"] and "sp1ce-pw" not in result.diff()["before"]
     # a third USB redirection channel is hot-plugged; a second sound card waits for the next boot
-    _result, (now, later) = _running_plan(desktop, **dict(DESKTOP, redirdevs=3, sounds=[{}, {"model": "ac97"}]))
+    _result, (now, later) = _running_plan(desktop, **{**DESKTOP, "redirdevs": 3, "sounds": [{}, {"model": "ac97"}]})
     assert [(op.op, op.label) for op in now] == [("attach", "redirdev 2")]
     assert [what for what, _why in later] == ["sound 1"]
     # a removed one is detached live
-    _result, (now, later) = _running_plan(desktop, **dict(DESKTOP, redirdevs=1))
+    _result, (now, later) = _running_plan(desktop, **{**DESKTOP, "redirdevs": 1})
     assert [(op.op, op.label) for op in now] == [("detach", "redirdev 1")] and not later
     # a new display is no hot-plug: libvirt attaches none to a running guest
-    _result, (now, later) = _running_plan(desktop, **dict(DESKTOP, graphics=DESKTOP["graphics"] + [{"type": "vnc"}]))
+    _result, (now, later) = _running_plan(desktop, **{**DESKTOP, "graphics": DESKTOP["graphics"] + [{"type": "vnc"}]})
     assert not now and [what for what, _why in later] == ["graphics vnc"]
 
 
@@ -133,10 +133,10 @@ def test_bad_desktop_input_names_the_option(spec, option, message):
 
 
 def test_devices_the_options_do_not_express_are_kept(managed):
-    xml = managed.replace("</devices>", "<smartcard mode='passthrough' type='tcp'><source mode='connect' host='127.0.0.1'"
-                                       " service='2001'/><protocol type='raw'/></smartcard>"
-                                       "<redirdev bus='usb' type='tcp'><source mode='connect' host='localhost'"
-                                       " service='4000'/></redirdev></devices>")
+    odd = ("<smartcard mode='passthrough' type='tcp'><source mode='connect' host='127.0.0.1' service='2001'/>"
+           "<protocol type='raw'/></smartcard>"
+           "<redirdev bus='usb' type='tcp'><source mode='connect' host='localhost' service='4000'/></redirdev>")
+    xml = managed.replace("</devices>", odd + "</devices>")
     result = converges(xml, redirdevs=1, smartcards=[])
     root = _root(result.after)
     assert [r.get("type") for r in root.iterfind("devices/redirdev")] == ["tcp", "spicevmc"]
