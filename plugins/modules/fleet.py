@@ -219,7 +219,9 @@ options:
         description: The QEMU guest agent channel. A new guest gets one unless this is false.
         type: bool
       video:
-        description: Model of the (first) video device.
+        description:
+        - Model of the (first) video device. A change of model drops the old model's memory sizes (C(ram), C(vram), C(vgamem));
+          libvirt gives the new one its defaults.
         type: str
         choices:
         - virtio
@@ -229,6 +231,28 @@ options:
         - bochs
         - ramfb
         - none
+      video_heads:
+        description: Number of displays (heads) of the (first) video device, for a multi-monitor desktop.
+        type: int
+        version_added: 0.2.0
+      video_accel3d:
+        description:
+        - 3D acceleration of the (first) video device (C(<acceleration accel3d>); V(virtio) with virgl). QEMU needs a
+          host GPU render node to start such a guest; see the Desktops section of docs/domain.md.
+        type: bool
+        version_added: 0.2.0
+      spice_agent:
+        description:
+        - The SPICE agent channel (C(spicevmc), C(com.redhat.spice.0)) that spice-vdagent in the guest uses for clipboard
+          sharing and to follow the client's window size. At most one of this and O(guests[].qemu_vdagent).
+        type: bool
+        version_added: 0.2.0
+      qemu_vdagent:
+        description:
+        - QEMU's own agent channel (C(qemu-vdagent), C(com.redhat.spice.0)) with clipboard sharing and client mouse mode,
+          for a VNC display (the guest runs spice-vdagent). At most one of this and O(guests[].spice_agent).
+        type: bool
+        version_added: 0.2.0
       watchdog:
         description: A watchdog device.
         type: dict
@@ -690,14 +714,123 @@ options:
             description: Address to listen on.
             type: str
           autoport:
-            description: Let libvirt pick the port.
+            description:
+            - Let libvirt pick the port. O(guests[].graphics[].listen) without O(guests[].graphics[].port) implies V(true)
+              (a SPICE display with neither port nor autoport listens nowhere, libvirt's listen type C(none)).
             type: bool
           port:
             description: Fixed port; implies O(guests[].graphics[].autoport=false).
             type: int
           password:
-            description: Console password (VNC allows at most 8 characters). Never shown in results or diffs.
+            description:
+            - Console password (VNC allows at most 8 characters). Never shown in results or diffs.
+            - A running guest takes a new password live (virDomainUpdateDeviceFlags), its persistent config too.
             type: str
+          gl:
+            description: OpenGL rendering (C(<gl enable>)); for V(spice), V(sdl) and V(dbus) displays.
+            type: bool
+            version_added: 0.2.0
+          clipboard:
+            description: Clipboard sharing between the SPICE client and the guest (C(<clipboard copypaste>)); V(spice)
+              only.
+            type: bool
+            version_added: 0.2.0
+      inputs:
+        description:
+        - Input devices on the USB or virtio bus, by position. When this list is given, such input devices not in it are
+          removed; attached and detached live on a running guest.
+        - The PS/2 mouse and keyboard libvirt adds to every x86 guest by itself are not in this list and are kept.
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          type:
+            description: A V(tablet) gives absolute pointing (the guest's pointer follows the client's).
+            type: str
+            choices:
+            - tablet
+            - mouse
+            - keyboard
+            default: tablet
+          bus:
+            description: Bus.
+            type: str
+            choices:
+            - usb
+            - virtio
+            default: usb
+      sounds:
+        description:
+        - Sound cards, by position. When this list is given, sound cards not in it are removed. A running guest takes
+          a new or removed one at its next boot.
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          model:
+            description: Model.
+            type: str
+            choices:
+            - ich9
+            - ich6
+            - ich7
+            - ac97
+            - es1370
+            - sb16
+            - usb
+            - pcspk
+            default: ich9
+      audio:
+        description:
+        - Audio backends, by position (libvirt's C(<audio>) with C(id) 1, 2, ...), where the sound cards' audio goes.
+          V(spice) sends it to the SPICE client. When this list is given, backends not in it are removed.
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          type:
+            description: Backend.
+            type: str
+            choices:
+            - spice
+            - none
+            - dbus
+            - pulseaudio
+            - pipewire
+            - alsa
+            - oss
+            - sdl
+            - jack
+            - file
+            default: spice
+      redirdevs:
+        description:
+        - USB redirection channels (C(<redirdev bus='usb' type='spicevmc'>)), through which a SPICE client plugs its local
+          USB devices into the guest, by position. A count (V(2)) or a list of dicts with C(bus) (V(usb)) and C(type)
+          (V(spicevmc)), the defaults.
+        - When given, redirection channels not in it are removed; attached and detached live on a running guest.
+        type: raw
+        version_added: 0.2.0
+      smartcards:
+        description:
+        - Smartcard readers, at most one of each mode. When this list is given, smartcards not in it are removed (those
+          in C(host-certificates) mode are kept). A running guest takes a change at its next boot.
+        type: list
+        elements: dict
+        version_added: 0.2.0
+        suboptions:
+          mode:
+            description: V(passthrough) passes the SPICE client's reader through; V(host) uses the host's NSS database.
+            type: str
+            choices:
+            - passthrough
+            - host
+            default: passthrough
+          type:
+            description: The channel of a V(passthrough) smartcard (the default, V(spicevmc)).
+            type: str
+            choices:
+            - spicevmc
       hostdevs:
         description:
         - Host devices passed through, identified by host address. When this list is given, host devices not in it are

@@ -330,12 +330,16 @@ class Consoles(Serials):
 
 GRAPHICS_TYPES = ("vnc", "spice", "rdp", "sdl", "egl-headless", "dbus", "desktop")
 _NETWORK_DISPLAYS = ("vnc", "spice", "rdp")  # the types with a listen address, a port and a password
+# The display options only some types have (domaincommon.rng): an option given for another type is refused.
+_DISPLAY_OPTIONS = {"listen": _NETWORK_DISPLAYS, "autoport": _NETWORK_DISPLAYS, "port": _NETWORK_DISPLAYS,
+                    "password": _NETWORK_DISPLAYS, "gl": ("spice", "sdl", "dbus"), "clipboard": ("spice",)}
 
 
 class Graphics(DeviceKind):
     """Displays, one of each type at most, identified by type: the remote ones (vnc, spice, rdp) with listen
-    address, port and password; the local ones (sdl, egl-headless, dbus, desktop) by type alone, their other settings
-    kept as they are. The password never leaves the module."""
+    address, port and password; the local ones (sdl, egl-headless, dbus, desktop) by type, their other settings
+    kept as they are; OpenGL (``gl``: spice, sdl, dbus) and SPICE's clipboard sharing. The password never leaves the
+    module; a running guest takes a new one live."""
 
     name = "graphics"
     tag = "graphics"
@@ -343,8 +347,12 @@ class Graphics(DeviceKind):
         Field("listen", "listen", "address", HOST_NAME, fixed={"type": "address"}),
         Field("autoport", "", "autoport", YesNo("yes", "no")),
         Field("port", "", "port", Int(minimum=-1, maximum=65535)),
-        Field("password", "", "passwd", secret=True),
+        # a running guest takes a new password through virDomainUpdateDeviceFlags (the persistent config too)
+        Field("password", "", "passwd", secret=True, live=LIVE_UPDATE),
+        Field("gl", "gl", "enable", YesNo("yes", "no")),
+        Field("clipboard", "clipboard", "copypaste", YesNo("yes", "no")),
     )
+    hotplug = False  # libvirt attaches no display to a running guest: a new one waits for the next boot
     options = (Option("type", {"type": "str", "default": "vnc", "choices": list(GRAPHICS_TYPES)}),)
 
     def key_of(self, elem):
@@ -355,7 +363,7 @@ class Graphics(DeviceKind):
 
     def normalize(self, raw_list):
         """One display of each type at most; a VNC password of at most 8 characters; a fixed port turns
-        autoport off."""
+        autoport off, a listen address without a port turns it on."""
         seen, result = set(), []
         for index, raw in enumerate(raw_list):
             option = self.option(index)
@@ -364,16 +372,17 @@ class Graphics(DeviceKind):
                 raise SpecError(option + "type", kind, "one %s display at most" % kind)
             seen.add(kind)
             spec = parse_fields(self.fields, raw, option)
-            if kind not in _NETWORK_DISPLAYS:
-                for key in ("listen", "autoport", "port", "password"):
-                    if spec.get(key) is not None:
-                        raise SpecError(option + key, "(hidden)" if key == "password" else spec[key],
-                                        "a %s display has no %s (only %s have)" % (kind, key, ", ".join(_NETWORK_DISPLAYS)))
+            for key, kinds in _DISPLAY_OPTIONS.items():
+                if spec.get(key) is not None and kind not in kinds:
+                    raise SpecError(option + key, "(hidden)" if key == "password" else spec[key],
+                                    "a %s display has no %s (only %s have)" % (kind, key, ", ".join(kinds)))
             if kind == "vnc" and len(spec.get("password") or "") > 8:
                 raise SpecError(option + "password", "(hidden, %d characters)" % len(spec["password"]),
                                 "VNC passwords are at most 8 characters")
             if spec.get("port") not in (None, -1) and spec.get("autoport") is None:
                 spec["autoport"] = False
+            if spec.get("listen") and spec.get("port") is None and spec.get("autoport") is None:
+                spec["autoport"] = True  # a SPICE display with neither is libvirt's listen type none: no address
             spec["_key"] = kind
             result.append(spec)
         return result
@@ -454,7 +463,152 @@ class Hostdevs(DeviceKind):
         return elem
 
 
+# ---- desktop devices: input, sound, audio backends, USB redirection, smartcards (docs/domain.md, Desktops) ----
+
+def _attributes_read_back(kind, elem):
+    """Whether each of the device's own attributes that the kind's fields map is in its read-back: one that is not
+    (a redirdev of type tcp, a smartcard's tcp channel) is a value the options do not offer, so the device is kept."""
+    shown = kind.read_back(elem)
+    return all(shown.get(field.key) is not None for field in kind.fields
+               if field.path == "" and elem.get(field.where) is not None)
+
+
+class _Positional(DeviceKind):
+    """A kind whose devices are identified by their position among the guest's devices of the kind, as serials are;
+    an item's options that it omits take the kind's ``defaults`` (so a read-back shows them and a build has them)."""
+
+    defaults = {}
+
+    def expressible(self, elem):
+        return _attributes_read_back(self, elem) and super().expressible(elem)
+
+    def key_of(self, elem):
+        selected = self.select(elem.getparent())
+        return selected.index(elem) if elem in selected else None  # one the options do not express: no position
+
+    def normalize_item(self, raw, option):
+        if not isinstance(raw, dict):
+            raise SpecError(option.rstrip("."), raw, "expected a dict of %s" % ", ".join(f.key for f in self.fields))
+        return dict(self.defaults, **super().normalize_item(raw, option))
+
+    def build(self, spec):
+        return etree.Element(self.tag, **{f.where: spec[f.key] for f in self.fields if f.path == "" and f.key in spec})
+
+
+class Inputs(_Positional):
+    """Input devices on the USB or virtio bus (a tablet: absolute pointing, the pointer follows the client's). The
+    PS/2 mouse and keyboard libvirt adds to every x86 guest by itself are not this list's: they are kept."""
+
+    name = "inputs"
+    tag = "input"
+    fields = (
+        Field("type", "", "type", Choice("tablet", "mouse", "keyboard"), option={"default": "tablet"}),
+        Field("bus", "", "bus", Choice("usb", "virtio"), option={"default": "usb"}),
+    )
+    defaults = {"type": "tablet", "bus": "usb"}
+
+    def expressible(self, elem):
+        return elem.get("bus") != "ps2" and super().expressible(elem)
+
+
+class Sounds(_Positional):
+    """Sound cards (their audio goes to the guest's audio backend: ``audio``)."""
+
+    name = "sounds"
+    tag = "sound"
+    fields = (Field("model", "", "model", Choice("ich9", "ich6", "ich7", "ac97", "es1370", "sb16", "usb", "pcspk"),
+                    option={"default": "ich9"}),)
+    defaults = {"model": "ich9"}
+    hotplug = False
+
+
+class Audio(_Positional):
+    """Audio backends (where the sound cards' audio goes: ``spice`` sends it to the SPICE client), ``id`` 1, 2, ... by
+    position for a new one."""
+
+    name = "audio"
+    tag = "audio"
+    fields = (Field("type", "", "type", Choice("spice", "none", "dbus", "pulseaudio", "pipewire", "alsa", "oss", "sdl",
+                                               "jack", "file"), option={"default": "spice"}),)
+    defaults = {"type": "spice"}
+    hotplug = False
+
+    def build(self, spec):
+        return etree.Element(self.tag, id=str(spec["_key"] + 1), type=spec["type"])
+
+
+class Redirdevs(_Positional):
+    """USB redirection channels: a SPICE client plugs its local USB devices into the guest through one each. Given as a
+    count (``redirdevs: 2``) or a list; attached and detached live."""
+
+    name = "redirdevs"
+    tag = "redirdev"
+    fields = (
+        Field("bus", "", "bus", Choice("usb"), option={"default": "usb"}),
+        Field("type", "", "type", Choice("spicevmc"), option={"default": "spicevmc"}),
+    )
+    defaults = {"bus": "usb", "type": "spicevmc"}
+
+    def argspec(self):
+        return {"type": "raw"}
+
+    def normalize(self, raw_list):
+        if isinstance(raw_list, int) and not isinstance(raw_list, bool) and 0 <= raw_list <= 16:
+            raw_list = [{} for _index in range(raw_list)]
+        if not isinstance(raw_list, list):
+            raise SpecError(self.name, raw_list, "expected a count from 0 to 16, or a list of dicts of bus, type")
+        for index, raw in enumerate(raw_list):
+            unknown = set(raw) - set(self.defaults) if isinstance(raw, dict) else ()
+            if unknown:
+                raise SpecError(self.option(index).rstrip("."), raw, "unknown key(s) %s; accepted: bus, type" %
+                                ", ".join(sorted(unknown)))
+        return super().normalize(raw_list)
+
+
+class Smartcards(DeviceKind):
+    """Smartcard readers, one of each mode, identified by mode: ``passthrough`` (a SPICE client's reader, through
+    the ``spicevmc`` channel) or ``host`` (the host's NSS database); ``host-certificates`` ones are kept."""
+
+    name = "smartcards"
+    tag = "smartcard"
+    fields = (Field("type", "", "type", Choice("spicevmc")),)
+    options = (Option("mode", {"type": "str", "default": "passthrough", "choices": ["passthrough", "host"]}),)
+    hotplug = False
+
+    def expressible(self, elem):
+        return _attributes_read_back(self, elem) and super().expressible(elem)
+
+    def key_of(self, elem):
+        return elem.get("mode")
+
+    def label(self, key):
+        return "smartcard %s" % key
+
+    def normalize(self, raw_list):
+        seen, result = set(), []
+        for index, raw in enumerate(raw_list):
+            option = self.option(index)
+            mode = Choice("passthrough", "host").parse(raw.get("mode") or "passthrough", option + "mode")
+            if mode in seen:
+                raise SpecError(option + "mode", mode, "one %s smartcard at most" % mode)
+            seen.add(mode)
+            spec = parse_fields(self.fields, raw, option)
+            if mode == "host" and spec.get("type"):
+                raise SpecError(option + "type", spec["type"], "a host smartcard has no type (only passthrough has)")
+            if mode == "passthrough":
+                spec.setdefault("type", "spicevmc")
+            result.append(dict(spec, _key=mode))
+        return result
+
+    def read_back(self, elem):
+        return dict({"mode": elem.get("mode")}, **read_fields(elem, self.fields))
+
+    def build(self, spec):
+        return etree.Element(self.tag, mode=spec["_key"])
+
+
 DEVICE_KINDS = (DISKS, Interfaces(), Serials(), Consoles(), Graphics(), Hostdevs(), Filesystems())
+DEVICE_KINDS += (Inputs(), Sounds(), Audio(), Redirdevs(), Smartcards())  # the desktop's
 DEVICE_KIND = {kind.name: kind for kind in DEVICE_KINDS}
 
 

@@ -67,6 +67,8 @@ def normalize_guest(params, host):
     if spec.get("balloon.model") is None and any(spec.get("balloon." + key) is not None
                                                  for key in ("autodeflate", "free_page_reporting", "stats_period")):
         spec["balloon.model"] = "virtio"
+    if spec.get("spice_agent") and spec.get("qemu_vdagent"):  # both are the guest's com.redhat.spice.0 channel
+        raise SpecError("qemu_vdagent", True, "give at most one of spice_agent and qemu_vdagent")
     for kind in DEVICE_KINDS:  # each device list through its kind (devices.py)
         if params.get(kind.name) is not None:
             spec[kind.name] = kind.normalize(params[kind.name])

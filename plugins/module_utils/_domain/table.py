@@ -154,6 +154,42 @@ class VsockCid(Field):
         cid.set("address", self.codec.dump(value))
 
 
+class VideoModel(Field):
+    """``video``: the (first) video device's model. A change of model drops the memory sizes only QXL has
+    (``ram``, ``vgamem``, ``vram64``) and the old model's ``vram``: libvirt gives the new model its defaults."""
+
+    def __init__(self):
+        super().__init__("video", "devices/video/model", "type",
+                         Choice("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none"))
+
+    def write(self, elem, value):
+        node = find_path(elem, self.path)
+        if node is not None and node.get("type") != value:
+            for name in ("ram", "vgamem", "vram64", "vram"):
+                node.attrib.pop(name, None)
+        super().write(elem, value)
+
+
+class DisplayAgent(Toggle):
+    """``spice_agent``, ``qemu_vdagent``: the guest's display agent channel (``com.redhat.spice.0``) of one type. The
+    channel name is one port in the guest, so it has one type: switching one on replaces a channel of the other type,
+    and a guest that has both (it cannot start) reads as neither, so that its read-back leaves them as they are."""
+
+    def __init__(self, key, kind, template):
+        super().__init__(key, "devices/channel[@type='%s'][target/@name='%s']" % (kind, DISPLAY_AGENT_CHANNEL),
+                         "devices", template % DISPLAY_AGENT_CHANNEL)
+        self.any_agent = "devices/channel[target/@name='%s']" % DISPLAY_AGENT_CHANNEL
+
+    def read(self, elem):
+        return bool(elem.xpath(self.xpath)) and len(elem.xpath(self.any_agent)) == 1
+
+    def write(self, elem, value):
+        if value:
+            for node in elem.xpath(self.any_agent):
+                node.getparent().remove(node)
+        super().write(elem, value)
+
+
 # Free text that libvirt's schema restricts (domaincommon.rng): checked value by value, naming the option.
 ABS_PATH = Text("absFilePath")
 CPUSET = Text("cpuset")
@@ -162,6 +198,7 @@ HOST_NAME = Text("addrIPorName")
 _POLICIES = Choice("force", "require", "optional", "disable", "forbid")
 _LIFECYCLE = ("destroy", "restart", "preserve", "rename-restart")
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
+DISPLAY_AGENT_CHANNEL = "com.redhat.spice.0"  # spice-vdagent's: clipboard sharing, resolution following the client
 
 # Changing one of these needs the guest's UEFI variable store re-created (metadata.mark_nvram_reset).
 NVRAM_RESET_KEYS = ("firmware", "secure_boot")
@@ -209,7 +246,14 @@ DOMAIN_FIELDS = [
            "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"),
     Toggle("guest_agent", "devices/channel[target/@name='%s']" % AGENT_CHANNEL, "devices",
            "<channel type='unix'><target type='virtio' name='%s'/></channel>" % AGENT_CHANNEL),
-    Field("video", "devices/video/model", "type", Choice("virtio", "qxl", "vga", "cirrus", "bochs", "ramfb", "none")),
+    # ---- the desktop's: video, the display agent channel (docs/domain.md, Desktops) ----
+    VideoModel(),
+    Field("video_heads", "devices/video/model", "heads", Int(minimum=1, maximum=16)),
+    Field("video_accel3d", "devices/video/model/acceleration", "accel3d", YesNo("yes", "no")),
+    DisplayAgent("spice_agent", "spicevmc", "<channel type='spicevmc'><target type='virtio' name='%s'/></channel>"),
+    DisplayAgent("qemu_vdagent", "qemu-vdagent", "<channel type='qemu-vdagent'><source><clipboard copypaste='yes'/>"
+                                                 "<mouse mode='client'/></source><target type='virtio' name='%s'/>"
+                                                 "</channel>"),
     Field("watchdog.model", "devices/watchdog", "model", Choice("i6300esb", "ib700", "diag288", "itco")),
     Field("watchdog.action", "devices/watchdog", "action",
           Choice("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")),

@@ -93,6 +93,8 @@ def test_every_domain_field_is_an_option_with_its_codec_s_type_and_choices():
         codec_spec = field.argspec()
         assert {k: entry.get(k) for k in codec_spec} == codec_spec, field.key
     for kind in devices.DEVICE_KINDS:
+        if spec[kind.name]["type"] == "raw":  # a count or a list (redirdevs): the kind checks its items
+            continue
         options = spec[kind.name]["options"]
         for field in kind.fields:
             if field.argspec() is not None:

@@ -443,7 +443,31 @@ _spec = st.fixed_dictionaries({}, optional={
         "model": st.sampled_from(["virtio", "virtio-non-transitional"]), "autodeflate": st.booleans(),
         "free_page_reporting": st.booleans(), "stats_period": st.integers(1, 60)}),
     "iommu": st.sampled_from(["intel", "virtio"]),
+    # the desktop's (docs/domain.md, Desktops)
+    "video_heads": st.integers(1, 4),
+    "video_accel3d": st.booleans(),
+    "spice_agent": st.booleans(),
+    "qemu_vdagent": st.booleans(),
+    "graphics": st.lists(st.one_of(
+        st.fixed_dictionaries({"type": st.just("spice")}, optional={
+            "gl": st.booleans(), "clipboard": st.booleans(), "password": st.text("abc123", min_size=1, max_size=12),
+            "listen": st.just("127.0.0.1")}),
+        st.fixed_dictionaries({"type": st.just("vnc")}, optional={"password": st.text("abc123", min_size=1, max_size=8)}),
+        st.fixed_dictionaries({"type": st.sampled_from(["sdl", "dbus"])}, optional={"gl": st.booleans()}),
+        st.just({"type": "egl-headless"})), max_size=3, unique_by=lambda g: g["type"]),
+    "inputs": st.lists(st.fixed_dictionaries({}, optional={"type": st.sampled_from(["tablet", "mouse", "keyboard"]),
+                                                           "bus": st.sampled_from(["usb", "virtio"])}), max_size=3),
+    "sounds": st.lists(st.fixed_dictionaries({}, optional={"model": st.sampled_from(["ich9", "ac97", "usb"])}),
+                       max_size=2),
+    "audio": st.lists(st.fixed_dictionaries({}, optional={"type": st.sampled_from(["spice", "none", "dbus"])}),
+                      max_size=2),
+    "redirdevs": st.one_of(st.integers(0, 4), st.lists(st.fixed_dictionaries({}, optional={"type": st.just("spicevmc")}),
+                                                       max_size=3)),
+    "smartcards": st.lists(st.fixed_dictionaries({"mode": st.sampled_from(["passthrough", "host"])}), max_size=2,
+                           unique_by=lambda s: s["mode"]),
 })
+# heads and 3D are the video model's: a guest without a video device gets one (the fixture has none)
+_spec = _spec.map(lambda s: dict(s, video=s.get("video", "virtio")) if {"video_heads", "video_accel3d"} & set(s) else s)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
