@@ -15,7 +15,7 @@
 #   run.sh docs      the documentation site into .build/docs/html (antsibull-docs from the collection's own docs and
 #                    docs/docsite, Sphinx with warnings as errors, offline); fails on a broken doc
 #   run.sh model [STEPS [SEED]]   the cluster's model (tests/integration/test_testbed_model.py) over a longer random
-#                    sequence than the test command's 25 steps (default 120); a seed replays a printed sequence
+#                    sequence than the test command's 18 steps (default 120); a seed replays a printed sequence
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -18,7 +18,7 @@ After every step, against what the hypervisors report:
   says run, run; a second site.yml changes nothing;
 - plan.yml says where each guest away from its home runs.
 
-KVMFLEET_MODEL_STEPS (25) steps per run; `scripts/run.sh model` runs a longer sequence.
+KVMFLEET_MODEL_STEPS (18) steps per run; `scripts/run.sh model` runs a longer sequence.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ HVS = ("hv1", "hv2", "hv3")
 # name: (home, state, disk on the shared storage)
 GUESTS = {"m1": ("hv1", "running", True), "m2": ("hv2", "running", True), "m3": ("hv1", "present", True),
           "m4": ("hv3", "present", False), "m5": ("hv2", "present", False)}
-STEPS = int(os.environ.get("KVMFLEET_MODEL_STEPS", "25"))
+STEPS = int(os.environ.get("KVMFLEET_MODEL_STEPS", "18"))
 SEED = int(os.environ.get("KVMFLEET_MODEL_SEED") or random.SystemRandom().randrange(1, 2 ** 31))
 
 
