@@ -184,8 +184,14 @@ options:
     type: bool
   firmware:
     description:
-      - V(efi) uses libvirt's firmware autoselection (OVMF on x86); V(bios) is SeaBIOS. A UEFI guest keeps its NVRAM
-        across runs; O(state=absent) removes it.
+      - V(efi) uses libvirt's firmware autoselection (OVMF on x86, AAVMF on aarch64, C(qemu-efi-aarch64)); V(bios) is
+        SeaBIOS (on ppc64le and s390x, their own firmware). A UEFI guest keeps its NVRAM across runs; O(state=absent)
+        removes it.
+      - A new UEFI guest with a direct kernel boot (O(boot.kernel)) and no O(secure_boot) gets secure boot off, as the
+        firmware loads that kernel from QEMU, not through a signed shim, and a firmware enforcing secure boot (the
+        one libvirt picks on aarch64 where Microsoft's keys are installed) refuses it.
+      - Where the guest's architecture and machine offer no UEFI firmware (their domain capabilities), V(efi) is
+        refused before anything is written.
     type: str
     choices: [bios, efi]
   secure_boot:

@@ -1,8 +1,9 @@
 """Guests of other architectures on this x86_64 machine, under QEMU's software emulation (TCG): an aarch64 ``virt``,
 a ppc64le ``pseries`` and an s390x ``s390-ccw-virtio`` guest, each Debian's kernel for that architecture with a
 busybox for it (tools/testguest.py --arch), declared with the ``domain`` module as a user would (arch, a machine
-alias, direct kernel boot) and booted side by side. Each reports on its console what it sees: ``uname -m``, its
-memory, CPUs, disk and NIC.
+alias, direct kernel boot) and booted side by side; the aarch64 one through UEFI (AAVMF), the s390x one with a
+cloud-init seed (on SCSI there). Each reports on its console what it sees: ``uname -m``, its memory, CPUs, disk and
+NIC, its firmware, the seed it read.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
     # the s390x guest has the user-mode NIC (QEMU's own network stack, no bridge on the host)
     nics = {"aarch64": {"network": lab["network"]}, "ppc64le": {"network": lab["network"]}, "s390x": {"user": True}}
     tasks = [arch_guest(names[arch], images[arch], lab, nics[arch]) for arch in ARCHES]
+    # the aarch64 guest boots through UEFI (Debian's AAVMF, qemu-efi-aarch64, libvirt's firmware autoselection); the
+    # s390x one reads a cloud-init seed, which goes on SCSI there (s390x has no SATA or IDE)
+    tasks[0]["kvmfleet.libvirt.domain"]["firmware"] = "efi"
+    tasks[2]["kvmfleet.libvirt.domain"]["cloud_init"] = {"pool": lab["pool"], "meta_data": {"local-hostname": "zguest"}}
     clock = BootClock(list(names.values()))
     clock.start()
     started = time.monotonic()
@@ -124,16 +129,27 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
         assert os_type.get("arch") == arch
         assert os_type.get("machine") == {"aarch64": "virt-7.2", "ppc64le": "pseries-7.2",
                                           "s390x": "s390-ccw-virtio-7.2"}[arch]
-        # no x86 features: ACPI on aarch64 needs UEFI, pseries and s390x have none
-        assert root.find("features/apic") is None and root.find("features/acpi") is None
+        # no x86 features: ACPI on aarch64 comes with UEFI, pseries and s390x have none
+        assert root.find("features/apic") is None
+        assert (root.find("features/acpi") is not None) == (arch == "aarch64")
+        report = reports[arch]
         if arch == "aarch64":
             assert root.findtext("cpu/model") == "cortex-a57"  # QEMU's default would be a 32-bit cortex-a15
+            # UEFI, without secure boot (the Microsoft-keyed AAVMF libvirt picks would refuse a kernel from QEMU)
+            assert root.find("os").get("firmware") == "efi"
+            assert report["platform"]["firmware"] == "efi" and report["platform"]["secure_boot"] is False, report
+            assert "AAVMF" in etree.fromstring(conn.lookupByName(name).XMLDesc(0).encode()).findtext("os/loader")
+        else:
+            assert report["platform"]["firmware"] == "bios", report
+        if arch == "s390x":
+            seed = [d for d in root.iterfind("devices/disk") if d.get("device") == "cdrom"]
+            assert [d.find("target").get("bus") for d in seed] == ["scsi"]
+            assert report["seed_label"] == "cidata" and "local-hostname: zguest" in report["seed"]["meta-data"], report
 
-        report = reports[arch]
         assert report["machine"] == arch, report
         assert MEMORY_MIB * 1024 // 2 < report["mem_total_kib"] <= MEMORY_MIB * 1024, report
         assert report["cpus_online"] == 1
-        assert report["disks"]["vda"]["size_bytes"] == 64 * 1024 * 1024
+        assert report["disks"]["vda"]["size_bytes"] == 64 * 1024 * 1024  # (and s390x's seed: sr0)
         mac = result["interfaces"][0]["mac"]
         assert mac in report["nics"], report
 

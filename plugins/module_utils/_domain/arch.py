@@ -64,9 +64,12 @@ def _enum(node, name):
 
 def parse_domain_caps(xml):
     """The parts of a domain capabilities document a guest's plan reads: {"arch", "machine", "virt_type",
-    "disk_buses", "video_models", "firmware", "cpu_modes", "cpu_models", "features"} (None where it says nothing)."""
+    "disk_buses", "video_models", "firmware", "cpu_modes", "cpu_models", "features", "graphics_types",
+    "filesystem_drivers", "tpm_models", "redirdev"} (None where it says nothing)."""
     root = parse_xml(xml)
     cpu_models = [m.text for m in root.iterfind("cpu/mode[@name='custom']/model")]
+    tpm = root.find("devices/tpm")
+    redirdev = root.find("devices/redirdev")
     return {
         "arch": root.findtext("arch"),
         "machine": root.findtext("machine"),
@@ -77,6 +80,11 @@ def parse_domain_caps(xml):
         "cpu_modes": sorted(m.get("name") for m in root.iterfind("cpu/mode") if m.get("supported") == "yes"),
         "cpu_models": cpu_models,
         "features": sorted(f.tag for f in root.iterfind("features/*") if f.get("supported") == "yes"),
+        "graphics_types": _enum(root.find("devices/graphics[@supported='yes']"), "type"),
+        "filesystem_drivers": _enum(root.find("devices/filesystem[@supported='yes']"), "driverType"),
+        # None where the document does not say (an older libvirt); [] where the device is not supported
+        "tpm_models": None if tpm is None else (_enum(tpm, "model") or []) if tpm.get("supported") == "yes" else [],
+        "redirdev": None if redirdev is None else redirdev.get("supported") == "yes",
     }
 
 
@@ -103,16 +111,54 @@ def default_cpu(arch, virt_type, caps):
     return None
 
 
+def cdrom_bus(arch, caps):
+    """The bus of a cdrom (the cloud-init seed's, a declared cdrom's without one) on a guest of ``arch``: SATA on x86
+    (virt-install's), else SCSI (a virtio-scsi controller: aarch64 ``virt``, ppc64 ``pseries`` and s390x have no IDE
+    and s390x no SATA), else the first bus the domain capabilities offer that can hold a cdrom."""
+    if arch in X86:
+        return "sata"
+    buses = caps["disk_buses"] if caps is not None and caps["disk_buses"] is not None else ["scsi"]
+    for bus in ("scsi", "sata", "usb", "ide"):
+        if bus in buses:
+            return bus
+    return "scsi"
+
+
+def tpm_model(arch, caps):
+    """The TPM model of a new TPM: the CRB interface on x86 (what the collection always wrote), else the first model
+    the domain capabilities list for the architecture (aarch64 tpm-tis, ppc64 tpm-spapr), else None (libvirt's
+    default for the arch)."""
+    if arch in X86:
+        return "tpm-crb"
+    return caps["tpm_models"][0] if caps is not None and caps.get("tpm_models") else None
+
+
+def _usb_devices(spec):
+    """(option, value) of each declared device that sits on USB."""
+    for index, item in enumerate(spec.get("inputs") or []):
+        if item.get("bus") == "usb":
+            yield "inputs[%d].bus" % index, "usb"
+    for index, item in enumerate(spec.get("sounds") or []):
+        if item.get("model") == "usb":
+            yield "sounds[%d].model" % index, "usb"
+    for option in ("redirdevs", "smartcards"):
+        if spec.get(option):
+            yield option, "%d device(s)" % len(spec[option])
+
+
 def _accepted(values):
     return ", ".join(values) if values else "none"
 
 
-def check_spec(spec, caps, seed_bus=None):
+def check_spec(spec, caps, seed_bus=None, current=None):
     """Raise SpecError, naming the option and what the guest's architecture and machine accept, for a disk bus,
-    video model or firmware its domain capabilities (``caps``) do not offer. ``caps`` None: nothing is known,
-    libvirt judges at define."""
+    video model, firmware, graphics type, filesystem driver, TPM, USB device or CPU mode its domain capabilities
+    (``caps``) do not offer. ``caps`` None: nothing is known, libvirt judges at define. ``current`` (the guest's
+    parsed XML, None for a new guest): a graphics type or CPU mode the guest already has is its own (libvirt defined
+    it; an emulated guest adopted with host-passthrough keeps it), only a new one is checked."""
     if caps is None:
         return
+    _check_devices(spec, caps, "a guest of %s %s (%s)" % (caps["arch"], caps["machine"], caps["virt_type"]), current)
     where = "a guest of %s %s (%s)" % (caps["arch"], caps["machine"], caps["virt_type"])
     buses = caps["disk_buses"]
     if buses is not None:
@@ -129,3 +175,26 @@ def check_spec(spec, caps, seed_bus=None):
     if spec.get("firmware") == "efi" and "efi" not in caps["firmware"]:
         raise SpecError("firmware", "efi", "%s has no UEFI firmware to select here (firmware: bios, or a "
                         "loader through xml_edits)" % where)
+
+
+def _check_devices(spec, caps, where, current):
+    types = caps.get("graphics_types")
+    have = set() if current is None else {g.get("type") for g in current.iterfind("devices/graphics")}
+    for index, graphics in enumerate(spec.get("graphics") or []):
+        kind = graphics.get("_key") or graphics.get("type")
+        if types is not None and kind not in types and kind not in have:
+            raise SpecError("graphics[%d].type" % index, kind, "%s accepts the graphics types %s" % (where, _accepted(types)))
+    drivers = caps.get("filesystem_drivers")
+    for index, share in enumerate(spec.get("filesystems") or []):
+        if drivers is not None and share.get("driver") and share["driver"] not in drivers:
+            raise SpecError("filesystems[%d].driver" % index, share["driver"],
+                            "%s accepts the filesystem drivers %s" % (where, _accepted(drivers)))
+    if spec.get("tpm") and caps.get("tpm_models") == []:
+        raise SpecError("tpm", True, "%s can have no TPM" % where)
+    if caps.get("redirdev") is False or (caps["disk_buses"] is not None and "usb" not in caps["disk_buses"]):
+        for option, value in _usb_devices(spec):
+            raise SpecError(option, value, "%s has no USB (its inputs go on virtio)" % where)
+    mode = spec.get("cpu.mode")
+    current_mode = None if current is None or current.find("cpu") is None else current.find("cpu").get("mode")
+    if mode and mode != current_mode and caps["cpu_modes"] and mode not in caps["cpu_modes"]:
+        raise SpecError("cpu.mode", mode, "%s accepts the CPU modes %s" % (where, _accepted(caps["cpu_modes"])))

@@ -105,6 +105,8 @@ class Disks(DeviceKind):
             option = self.option(index)
             spec = parse_fields(self.fields, raw, option)
             spec["device"] = spec.get("device") or "disk"
+            if spec["device"] == "cdrom" and not spec.get("bus"):
+                spec["_default_bus"] = True  # SATA on x86; the plan puts it on the guest's arch's (arch.cdrom_bus)
             spec.setdefault("bus", "sata" if spec["device"] == "cdrom" else "virtio")
             spec["source"] = self._source(raw, spec, option)
             if raw.get("size") is not None:

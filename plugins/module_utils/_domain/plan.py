@@ -10,7 +10,14 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model import IGNITION_FWCFG
-from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import check_spec, default_cpu, default_features
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import (
+    X86,
+    cdrom_bus,
+    check_spec,
+    default_cpu,
+    default_features,
+    tpm_model,
+)
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.device_kind import LIVE_ATTACH, LIVE_DETACH, LIVE_UPDATE
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.devices import DEVICE_KIND, DEVICE_KINDS, AnyOf
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.disks import DISK_SOURCE, Disks, disk_dev_name
@@ -165,6 +172,29 @@ def _complete_topology(root):
                 topology.set(name, "1")
 
 
+def _for_arch(spec, arch, caps):
+    """The spec as the guest's architecture takes it: a cdrom declared without a bus goes on the architecture's
+    (arch.cdrom_bus: SATA on x86, SCSI on aarch64, ppc64 and s390x). The spec itself is not changed."""
+    disks = spec.get("disks")
+    if arch in X86 or not disks or not any(d.get("_default_bus") for d in disks):
+        return spec
+    bus = cdrom_bus(arch, caps)
+    return dict(spec, disks=[dict(d, bus=bus) if d.get("_default_bus") else d for d in disks])
+
+
+def _arch_tpm(root, original, arch, caps):
+    """A TPM this plan adds to a guest of another architecture than x86 gets that architecture's model (arch.tpm_model:
+    aarch64 tpm-tis, ppc64 tpm-spapr) instead of x86's CRB interface, or libvirt's default."""
+    tpm = root.find("devices/tpm")
+    if tpm is None or arch in X86 or (original is not None and original.find("devices/tpm") is not None):
+        return
+    model = tpm_model(arch, caps)
+    if model:
+        tpm.set("model", model)
+    else:
+        tpm.attrib.pop("model", None)
+
+
 def _append_device(devices, elem, kind):
     """Place a new device after the last one of its kind (libvirt sorts them anyway; diffs read better)."""
     same = devices.findall(kind.tag)
@@ -184,18 +214,23 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     """
     created = current_xml is None
     key = caps_key(current_xml, spec, host)
-    check_spec(spec, host.caps_for(key), _seed_disk_spec(spec, None)["bus"] if spec.get("cloud_init") else None)
+    caps = host.caps_for(key)
+    spec = _for_arch(spec, key[0], caps)
+    seed_bus = cdrom_bus(key[0], caps)
+    check_spec(spec, caps, seed_bus if spec.get("cloud_init") else None,
+               None if created else parse_xml(current_xml))
     root = new_domain(spec, host) if created else parse_xml(current_xml)
     original = None if created else copy.deepcopy(root)
     before = "" if created else to_string(copy.deepcopy(root))
     changes = reconcile_fields(root, DOMAIN_FIELDS, spec)
+    _arch_tpm(root, original, key[0], caps)
     _clamp_current_vcpus(root)
     _complete_topology(root)
     devices = ensure_path(root, "devices")
     device_ops, macs = [], []
     seed_disk = None
     if spec.get("cloud_init"):
-        seed_disk = _seed_disk_spec(spec, _seed_target(devices, spec))
+        seed_disk = _seed_disk_spec(spec, _seed_target(devices, spec), seed_bus)
     dropped_seed = None
     if not created and spec.get("cloud_init") is None:
         dropped_seed = _drop_seed(root, devices, spec, changes, device_ops)
@@ -345,8 +380,8 @@ class _OneDisk(Disks):
         return [e for e in devices.findall(self.tag) if self.key_of(e) == self.dev]
 
 
-def _seed_disk_spec(spec, dev):
-    return {"device": "cdrom", "bus": "sata", "source": spec["cloud_init"]["source"], "format": "raw",
+def _seed_disk_spec(spec, dev, bus):
+    return {"device": "cdrom", "bus": bus, "source": spec["cloud_init"]["source"], "format": "raw",
             "readonly": True, "_key": dev, "dev": dev, "_seed": True}
 
 
@@ -401,6 +436,11 @@ def new_domain(spec, host):
             cpu_elem = etree.SubElement(root, "cpu", mode=cpu["mode"])
             if cpu.get("model"):
                 etree.SubElement(cpu_elem, "model", fallback="forbid").text = cpu["model"]
+    if spec.get("firmware") == "efi" and spec.get("boot.kernel") and spec.get("secure_boot") is None:
+        # A kernel booted directly is loaded by the firmware from QEMU's fw_cfg, not through a signed shim: a
+        # firmware with secure boot enforced (libvirt picks one with Microsoft's keys where it is installed, as
+        # Debian's AAVMF) refuses it and stops at "No bootable option". Declare secure_boot to choose.
+        FIELD["secure_boot"].write(root, False)
     etree.SubElement(root, "clock", offset="utc")
     devices = etree.SubElement(root, "devices")
     if spec.get("serials") is None:

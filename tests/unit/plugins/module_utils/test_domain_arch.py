@@ -152,11 +152,74 @@ def test_a_device_the_architecture_cannot_have_is_an_error_naming_the_option(fix
     assert accepted in str(err.value) and arch in str(err.value)
 
 
-def test_the_seed_cdrom_bus_is_checked_too(fixture_text):
+@pytest.mark.parametrize("arch, bus", [("s390x", "scsi"), ("aarch64", "scsi"), ("ppc64le", "scsi"), ("x86_64", "sata")])
+def test_the_seed_cdrom_and_a_cdrom_without_a_bus_go_on_the_archs_bus(fixture_text, arch, bus):
+    """s390x has no SATA or IDE: the cloud-init seed (and a cdrom declared without a bus) goes on SCSI (libvirt adds the
+    virtio-scsi controller); x86 keeps SATA, virt-install's."""
     seed = {"pool": "default", "user_data": {"users": []}}
+    result = plan(host(fixture_text), arch=arch, machine=MACHINES[arch], cloud_init=seed,
+                  disks=[{"path": "/x.img"}, {"path": "/cd.iso", "device": "cdrom"}])
+    doc = root_of(result)
+    cdroms = doc.findall("devices/disk[@device='cdrom']")
+    assert [c.find("target").get("bus") for c in cdroms] == [bus, bus]
+    assert [c.find("target").get("dev") for c in cdroms] == ["sda", "sdb"]
+    # a cdrom whose bus is declared keeps it, and is checked
     with pytest.raises(SpecError) as err:
-        plan(host(fixture_text), arch="s390x", machine="s390-ccw-virtio", cloud_init=seed)
-    assert err.value.option == "cloud_init" and "sata" in str(err.value)
+        plan(host(fixture_text), arch="s390x", machine="s390-ccw-virtio",
+             disks=[{"path": "/cd.iso", "device": "cdrom", "bus": "sata"}])
+    assert err.value.option == "disks[0].bus"
+
+
+@pytest.mark.parametrize("arch, params, option, accepted", [
+    ("x86_64", {"graphics": [{"type": "rdp"}]}, "graphics[0].type", "sdl, vnc, spice, egl-headless, dbus"),
+    ("s390x", {"tpm": True}, "tpm", "can have no TPM"),
+    ("s390x", {"inputs": [{"type": "tablet", "bus": "virtio"}, {"type": "tablet"}]}, "inputs[1].bus", "has no USB"),
+    ("s390x", {"redirdevs": 1}, "redirdevs", "has no USB"),
+    ("x86_64", {"cpu": {"mode": "host-passthrough"}}, "cpu.mode", "custom, host-model, maximum"),
+])
+def test_what_the_domain_capabilities_do_not_offer_is_refused(fixture_text, arch, params, option, accepted):
+    with pytest.raises(SpecError) as err:
+        plan(host(fixture_text), arch=arch, machine=MACHINES[arch], **params)
+    assert err.value.option == option
+    assert accepted in str(err.value) and arch in str(err.value)
+
+
+def test_a_graphics_type_or_cpu_mode_the_guest_already_has_is_its_own(fixture_text):
+    """Only a new value is checked: an emulated guest defined elsewhere with host-passthrough, or with an RDP display
+    libvirt 9.0 defines although its domain capabilities do not list it, is adopted and converged, not refused."""
+    context = host(fixture_text)
+    stored = plan(context, machine="pc").after
+    root = etree.fromstring(stored.encode())
+    root.find("cpu").set("mode", "host-passthrough") if root.find("cpu") is not None else \
+        etree.SubElement(root, "cpu", mode="host-passthrough")
+    etree.SubElement(root.find("devices"), "graphics", type="rdp", autoport="yes")
+    current = etree.tostring(root).decode()
+    result = plan(context, current, cpu={"mode": "host-passthrough"}, graphics=[{"type": "rdp"}])
+    assert [c.what for c in result.changes] == []
+
+
+@pytest.mark.parametrize("arch, model", [("aarch64", "tpm-tis"), ("ppc64le", "tpm-spapr"), ("x86_64", "tpm-crb")])
+def test_a_tpm_gets_the_model_of_its_arch(fixture_text, arch, model):
+    doc = root_of(plan(host(fixture_text), arch=arch, machine=MACHINES[arch], tpm=True))
+    assert doc.find("devices/tpm").get("model") == model
+
+
+def test_uefi_with_a_direct_kernel_boot_has_secure_boot_off_unless_declared(fixture_text):
+    """libvirt picks AAVMF with Microsoft's keys enrolled for firmware='efi' on aarch64: it refuses a kernel the
+    firmware loads from QEMU (no signed shim). A new guest with a direct kernel boot asks for the firmware without
+    secure boot; a declared secure_boot wins, and a disk-booted guest is left to libvirt's choice."""
+    boot = {"kernel": "/k", "initrd": "/i", "cmdline": "console=ttyAMA0"}
+    doc = root_of(plan(host(fixture_text), arch="aarch64", machine="virt", firmware="efi", boot=boot))
+    assert doc.find("os").get("firmware") == "efi"
+    assert {f.get("name"): f.get("enabled") for f in doc.iterfind("os/firmware/feature")} == \
+        {"secure-boot": "no", "enrolled-keys": "no"}
+    assert [f.tag for f in doc.find("features")] == ["acpi"]
+    disk_booted = root_of(plan(host(fixture_text), arch="aarch64", machine="virt", firmware="efi"))
+    assert disk_booted.find("os/firmware") is None
+    # the second run declares the same: nothing to change
+    context = host(fixture_text)
+    stored = plan(context, arch="aarch64", machine="virt", firmware="efi", boot=boot).after
+    assert plan(context, stored, arch="aarch64", machine="virt", firmware="efi", boot=boot).changes == []
 
 
 def test_an_existing_guests_arch_comes_from_its_xml(fixture_text):
