@@ -216,7 +216,8 @@ options:
           Needs a q35 machine.
         type: bool
       tpm:
-        description: An emulated TPM 2.0 (swtpm, CRB interface).
+        description: An emulated TPM 2.0 (swtpm; the CRB interface on x86, aarch64's C(tpm-tis), ppc64's C(tpm-spapr);
+          s390x can have none).
         type: bool
       rng:
         description: A virtio RNG fed from the host's /dev/urandom. A new guest gets one unless this is false.
