@@ -637,7 +637,8 @@ def _nic_element(network, mac=None, model="virtio"):
 
 def domain_xml(name: str, image: dict, disks=(), nics=(), serial_log: str | None = None,
                memory_mib: int = 256, dhcp: bool = False) -> str:
-    """Libvirt XML that boots the image under TCG (nested KVM hangs here).
+    """Libvirt XML that boots the image (of any architecture build() makes: its arch and machine) under TCG (nested
+    KVM hangs here).
 
     disks: dicts of disk_xml() keyword arguments (path, target, bus, serial,
     device, readonly). nics: dicts with network (keep it an isolated one: no
@@ -652,11 +653,15 @@ def domain_xml(name: str, image: dict, disks=(), nics=(), serial_log: str | None
     ET.SubElement(domain, "memory", unit="MiB").text = str(memory_mib)
     ET.SubElement(domain, "vcpu").text = "1"
     os_el = ET.SubElement(domain, "os")
-    ET.SubElement(os_el, "type", arch="x86_64", machine="pc").text = "hvm"
+    arch = image.get("arch") or "x86_64"
+    ET.SubElement(os_el, "type", arch=arch, machine=image.get("machine") or "pc").text = "hvm"
     ET.SubElement(os_el, "kernel").text = image["kernel"]
     ET.SubElement(os_el, "initrd").text = image["initrd"]
     ET.SubElement(os_el, "cmdline").text = cmdline
-    ET.SubElement(ET.SubElement(domain, "features"), "acpi")
+    if arch in ("x86_64", "i686"):
+        ET.SubElement(ET.SubElement(domain, "features"), "acpi")
+    elif arch == "aarch64":  # QEMU's default CPU for virt is a 32-bit cortex-a15
+        ET.SubElement(ET.SubElement(domain, "cpu", mode="custom"), "model").text = "cortex-a57"
 
     devices = ET.SubElement(domain, "devices")
     devices.extend(ET.fromstring(disk_xml(**d)) for d in disks)
@@ -670,7 +675,8 @@ def domain_xml(name: str, image: dict, disks=(), nics=(), serial_log: str | None
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
-    ET.SubElement(devices, "controller", type="usb", model="none")
+    if arch != "s390x":  # no USB there at all
+        ET.SubElement(devices, "controller", type="usb", model="none")
     ET.SubElement(devices, "memballoon", model="none")
     ET.indent(domain)
     return ET.tostring(domain, "unicode")

@@ -43,3 +43,21 @@ def test_the_kernel_package_behind_the_metapackage(monkeypatch):
            "  Depends: linux-image-6.1.0-57-arm64-unsigned:arm64\n")
     monkeypatch.setattr(testguest, "_run", lambda *cmd, **kw: out)
     assert testguest._kernel_package("arm64", "arm64") == "linux-image-6.1.0-57-arm64"
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "ppc64le", "s390x"])
+def test_domain_xml_is_the_architectures_and_valid(arch):
+    """A guest defined from domain_xml() (tests that skip the modules) is of the image's architecture and machine, with
+    no x86 features elsewhere, a 64-bit CPU on aarch64 and no USB controller on s390x, and libvirt's schema takes it."""
+    from lxml import etree
+
+    spec = testguest.ARCHES[arch]
+    image = {"kernel": "/k", "initrd": "/i", "cmdline": "console=%s" % spec["console"], "arch": arch,
+             "machine": spec["machine"]}
+    doc = etree.fromstring(testguest.domain_xml("g", image, disks=[{"path": "/d.img", "target": "vda"}]).encode())
+    assert etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng").validate(doc)
+    os_type = doc.find("os/type")
+    assert (os_type.get("arch"), os_type.get("machine")) == (arch, spec["machine"])
+    assert (doc.find("features/acpi") is not None) == (arch == "x86_64")
+    assert (doc.findtext("cpu/model") == "cortex-a57") == (arch == "aarch64")
+    assert (doc.find("devices/controller[@type='usb']") is None) == (arch == "s390x")
