@@ -702,6 +702,8 @@ options:
         - Graphical consoles, at most one of each type. V(vnc), V(spice) and V(rdp) are remote displays with a listen
           address, a port and a password; V(sdl), V(egl-headless), V(dbus) and V(desktop) are local, declared by type
           alone (their other settings, an C(egl-headless) render node say, are kept as they are).
+        - A type the guest does not have yet must be one its domain capabilities list (libvirt 9.0's QEMU driver has no
+          V(rdp) or V(desktop)); otherwise the error names the option and the types offered, before anything is written.
         type: list
         elements: dict
         suboptions:

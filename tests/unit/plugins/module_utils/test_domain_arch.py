@@ -185,8 +185,9 @@ def test_what_the_domain_capabilities_do_not_offer_is_refused(fixture_text, arch
 
 
 def test_a_graphics_type_or_cpu_mode_the_guest_already_has_is_its_own(fixture_text):
-    """Only a new value is checked: an emulated guest defined elsewhere with host-passthrough, or with an RDP display
-    libvirt 9.0 defines although its domain capabilities do not list it, is adopted and converged, not refused."""
+    """Only a new value is checked: an emulated guest defined elsewhere with host-passthrough (libvirt 9.0 defines it,
+    QEMU cannot start it), or with a display its domain capabilities do not list (another driver's, an XML made
+    elsewhere), is adopted and converged, not refused."""
     context = host(fixture_text)
     stored = plan(context, machine="pc").after
     root = etree.fromstring(stored.encode())
