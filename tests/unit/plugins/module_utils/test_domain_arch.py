@@ -5,6 +5,8 @@ QEMU 7.2 gave (fixtures capabilities-arches.xml, domcaps-<arch>-qemu.xml: ``virs
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain import arch as archmod
@@ -265,3 +267,60 @@ def test_domain_capabilities_are_read_once_per_arch_machine_and_type(fixture_tex
     # the plan finds them: an IDE disk on aarch64 is refused
     with pytest.raises(SpecError, match="disks\\[0\\].bus"):
         plan(context, arch="aarch64", machine="virt", disks=[{"path": "/x.img", "bus": "ide"}])
+
+
+# ---- the property: whatever is declared, a guest of any architecture is either refused naming an option or made
+# only of what its domain capabilities offer, valid, and converged ----------------------------------------------
+
+_arch_spec = st.fixed_dictionaries({"arch": st.sampled_from(sorted(MACHINES))}, optional={
+    "firmware": st.sampled_from(["bios", "efi"]),
+    "boot": st.just({"kernel": "/boot/k", "initrd": "/boot/i", "cmdline": "quiet"}),
+    "disks": st.lists(st.fixed_dictionaries({"path": st.sampled_from(["/a.img", "/b.img", "/c.iso"])}, optional={
+        "device": st.sampled_from(["disk", "cdrom"]),
+        "bus": st.sampled_from(["virtio", "sata", "scsi", "ide", "usb"])}), max_size=3, unique_by=lambda d: d["path"]),
+    "cloud_init": st.just({"pool": "default", "meta_data": {"local-hostname": "g"}}),
+    "tpm": st.booleans(),
+    "video": st.sampled_from(["virtio", "qxl", "vga", "ramfb", "none"]),
+    "graphics": st.lists(st.fixed_dictionaries({"type": st.sampled_from(["vnc", "spice", "rdp", "dbus", "sdl"])}),
+                         max_size=2, unique_by=lambda g: g["type"]),
+    "inputs": st.lists(st.fixed_dictionaries({"type": st.sampled_from(["tablet", "keyboard"]),
+                                              "bus": st.sampled_from(["usb", "virtio"])}), max_size=2),
+    "redirdevs": st.integers(0, 2),
+    # mostly what emulation runs (host-passthrough never under TCG, host-model only on x86): more guests get made
+    "cpu": st.fixed_dictionaries({"mode": st.sampled_from(["maximum"] * 4 + ["host-model", "host-passthrough"])}),
+    "filesystems": st.lists(st.fixed_dictionaries({"source": st.just("/srv/a"), "target": st.just("data"),
+                                                   "driver": st.sampled_from(["virtiofs", "path"])}), max_size=1),
+})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=_arch_spec)
+def test_property_a_guest_is_refused_or_what_its_arch_offers(fixture_text, params):
+    context = host(fixture_text)
+    arch = params["arch"]
+    params = dict(params, machine=MACHINES[arch])
+    try:
+        result = plan(context, **params)
+    except SpecError as err:
+        # the error names a declared option (or a part of one) and the arch it was judged for
+        assert err.option.split("[")[0].split(".")[0] in params, err
+        assert arch in str(err) or err.option in ("cloud_init",), err
+        event("refused: %s" % err.option.split("[")[0])
+        return
+    event("made: %s" % arch)
+    doc = root_of(result)
+    caps = context.caps_for((arch, context.canonical_machine(arch, MACHINES[arch]), "qemu"))
+    for disk in doc.iterfind("devices/disk"):
+        assert disk.find("target").get("bus") in caps["disk_buses"]
+    for graphics in doc.iterfind("devices/graphics"):
+        assert graphics.get("type") in caps["graphics_types"]
+    if doc.find("devices/tpm") is not None:
+        assert doc.find("devices/tpm").get("model") in caps["tpm_models"]
+    if arch != "x86_64":
+        assert doc.find("features/apic") is None
+        assert not any(d.find("target").get("bus") in ("sata", "ide") and d.get("device") == "cdrom"
+                       and "bus" not in str(params.get("disks")) for d in doc.iterfind("devices/disk"))
+    if arch == "s390x":
+        assert doc.find("devices/redirdev") is None and doc.find("devices/input[@bus='usb']") is None
+    # the next run declares the same and changes nothing
+    assert not plan(context, result.after, **params).changed
