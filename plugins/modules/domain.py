@@ -90,7 +90,10 @@ options:
   machine:
     description:
       - Machine type, for example V(q35) or V(pc). libvirt stores the versioned name (V(pc-q35-7.2)); the
-        alias and the versioned name compare equal.
+        alias and the versioned name compare equal, with the aliases of the guest's O(arch).
+      - Left out, a new guest gets libvirt's default for its architecture, except V(virt) on aarch64, armv7l, riscv
+        and loongarch64 (libvirt would pick a 32-bit ARM board, C(integratorcp), for aarch64). An existing guest keeps
+        its machine.
     type: str
   title:
     description: Short title of the guest.

@@ -27,6 +27,18 @@ ACPI_WITH_UEFI = ("aarch64", "armv7l", "armv6l", "riscv64", "riscv32", "loongarc
 EMULATED_CPU = {"aarch64": "cortex-a57"}
 
 
+# Architectures whose useful machine is QEMU's generic ``virt`` board, virt-install's choice for them: without one
+# declared, libvirt 9.0 defines an aarch64 guest on 'integratorcp' (a 32-bit ARM926 board) and a riscv64 one on
+# 'spike', neither of which boots a distribution's kernel.
+VIRT_MACHINE = ("aarch64", "armv7l", "armv6l", "riscv64", "riscv32", "loongarch64")
+
+
+def default_machine(arch):
+    """The machine a new guest of ``arch`` gets when it declares none (``virt`` for VIRT_MACHINE), or None:
+    libvirt's default (x86's pc, ppc64's pseries, s390x's s390-ccw-virtio) is right."""
+    return "virt" if arch in VIRT_MACHINE else None
+
+
 def parse_guest_arches(caps_xml):
     """{arch: {"wordsize", "emulator", "machines", "machine_aliases", "domain_types", "acceleration"}} from the
     capabilities XML: every architecture the hypervisor runs; "acceleration" is "kvm" when KVM is offered for it,

@@ -15,6 +15,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch impo
     cdrom_bus,
     check_spec,
     default_cpu,
+    default_machine,
     default_features,
     tpm_model,
 )
@@ -276,6 +277,8 @@ def caps_key(current_xml, spec, host):
     os_type = root.find("os/type") if root is not None else None
     arch = spec.get("arch") or (os_type.get("arch") if os_type is not None else None) or host.host_arch
     machine = spec.get("machine") or (os_type.get("machine") if os_type is not None else None)
+    if machine is None and root is None and default_machine(arch):  # a new guest: the machine new_domain writes
+        machine = host.canonical_machine(arch, default_machine(arch))
     virt_type = spec.get("virt_type") or (root.get("type") if root is not None else None) or "kvm"
     return arch, machine, virt_type
 
@@ -421,7 +424,10 @@ def new_domain(spec, host):
     etree.SubElement(root, "memory", unit="KiB").text = str(1024 * 1024)
     etree.SubElement(root, "vcpu", placement="static").text = "1"
     os_elem = etree.SubElement(root, "os")
-    etree.SubElement(os_elem, "type", arch=arch).text = "hvm"
+    os_type = etree.SubElement(os_elem, "type", arch=arch)
+    os_type.text = "hvm"
+    if not spec.get("machine") and default_machine(arch):  # aarch64: virt, not libvirt's integratorcp
+        os_type.set("machine", host.canonical_machine(arch, default_machine(arch)))
     # the features and CPU of the guest's architecture (arch.py), not the host's: x86 has ACPI and the APIC
     names = default_features(arch, spec.get("firmware"))
     if names:

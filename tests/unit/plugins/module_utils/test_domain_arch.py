@@ -105,6 +105,21 @@ def test_aarch64_gets_no_acpi_without_uefi_and_a_64_bit_cpu(fixture_text):
     assert doc.find("os/type").get("arch") == "aarch64"
 
 
+@pytest.mark.parametrize("arch, machine", [("aarch64", "virt-7.2"), ("ppc64le", None), ("x86_64", None)])
+def test_a_new_guest_without_a_machine_gets_virt_on_aarch64(fixture_text, arch, machine):
+    """libvirt 9.0 defines an aarch64 guest without a machine on 'integratorcp', a 32-bit ARM926 board: a new guest
+    gets 'virt' (virt-install's choice), is checked against virt's domain capabilities (UEFI is there), and the next
+    run, which declares no machine either, changes nothing. Elsewhere libvirt's default stands."""
+    context = host(fixture_text)
+    result = plan(context, arch=arch, firmware="efi" if arch == "aarch64" else "bios")
+    doc = root_of(result)
+    assert doc.find("os/type").get("machine") == machine
+    assert not plan(context, result.after, arch=arch).changed
+    # an existing guest keeps the machine it has
+    stored = result.after.replace('machine="virt-7.2"', 'machine="integratorcp"')
+    assert not plan(context, stored, arch=arch).changed
+
+
 def test_aarch64_with_uefi_has_acpi(fixture_text):
     doc = root_of(plan(host(fixture_text), arch="aarch64", machine="virt", firmware="efi"))
     assert [f.tag for f in doc.find("features")] == ["acpi"]
@@ -261,9 +276,9 @@ def test_domain_capabilities_are_read_once_per_arch_machine_and_type(fixture_tex
     read_domain_caps_for(conn, context, None, spec_of(context, arch="s390x", machine="s390-ccw-virtio"))
     read_domain_caps_for(conn, context, None, spec_of(context, arch="aarch64", virt_type="kvm"))
     assert conn.calls == [(None, "aarch64", "virt-7.2", "qemu", 0), (None, "s390x", "s390-ccw-virtio-7.2", "qemu", 0),
-                          (None, "aarch64", None, "kvm", 0)]
+                          (None, "aarch64", "virt-7.2", "kvm", 0)]  # a new aarch64 guest's machine is virt
     assert context.caps_for(("aarch64", "virt-7.2", "qemu"))["disk_buses"] == ["fdc", "scsi", "virtio", "usb", "sata"]
-    assert context.caps_for(("aarch64", None, "kvm")) is None  # unknown: libvirt judges at define
+    assert context.caps_for(("aarch64", "virt-7.2", "kvm")) is None  # unknown: libvirt judges at define
     # the plan finds them: an IDE disk on aarch64 is refused
     with pytest.raises(SpecError, match="disks\\[0\\].bus"):
         plan(context, arch="aarch64", machine="virt", disks=[{"path": "/x.img", "bus": "ide"}])
