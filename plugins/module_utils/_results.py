@@ -45,6 +45,8 @@ CODES = {
     "disk_would_be_created": "a disk's volume is not on the target: starting there would create it empty",
     "memory_short": "the destination has too little free memory",
     "cpu_incompatible": "the destination's CPU cannot run the guest's CPU model",
+    "arch_missing": "the destination's libvirt runs no guests of the guest's architecture (no emulator for it)",
+    "kvm_missing": "the guest is a KVM guest and the destination offers no KVM for its architecture",
     # evidence checks of a recovery (``evidence[].code``)
     "lost_host_silent": "the lost host does not answer",
     "cannot_run_it": "the lost host cannot still run the guest: fenced, or the lock manager guards its disks",

@@ -184,7 +184,8 @@ problem_kinds:
   description:
     - The kind of each of RV(problems), in the same order - V(same_host), V(network_missing), V(network_inactive),
       V(pool_missing), V(pool_inactive), V(disk_not_shared), V(disk_unsafe_cache), V(memory_short),
-      V(cpu_incompatible).
+      V(cpu_incompatible), V(arch_missing) (no emulator for the guest's architecture there), V(kvm_missing) (a KVM
+      guest, and no KVM for its architecture there).
   returned: failure at the pre-flight
   type: list
   elements: str

@@ -23,6 +23,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import (
     open_connection,
     state_of,
 )
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import parse_guest_arches
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.origin import origin_after, read_origin, with_origin
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._migrate.preflight import guest_needs, preflight
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._results import SpecError, UserError, problem_fields
@@ -34,7 +35,8 @@ def host_facts(conn, needs):
     """What preflight needs to know about a host, for one guest's needs."""
     caps = parse_xml(conn.getCapabilities())
     facts = {"uuid": caps.findtext("host/uuid"), "name": conn.getHostname(), "networks": {}, "pools": {},
-             "paths": {}, "free_mib": conn.getFreeMemory() // (1024 * 1024), "cpu_compatible": None}
+             "paths": {}, "free_mib": conn.getFreeMemory() // (1024 * 1024), "cpu_compatible": None,
+             "architectures": {arch: entry["domain_types"] for arch, entry in parse_guest_arches(caps).items()}}
     for net in conn.listAllNetworks(0):
         facts["networks"][net.name()] = bool(net.isActive())
     paths = [d["path"] for d in needs["disks"] if d["path"] and not d["pool"]]

@@ -54,6 +54,8 @@ def host_view(name, info, capacity_mib=None):
         "maintenance_reason": maintenance.get("reason"),
         "capacity_mib": capacity_mib,
         "jobs": list(info.get("guests_with_jobs") or []),
+        # the guest architectures its libvirt runs (host_info's architectures); None: not known, no constraint
+        "architectures": sorted(info["architectures"]) if isinstance(info.get("architectures"), dict) else None,
     }
 
 
@@ -81,6 +83,7 @@ def guest_view(host, guest, shared_storage=True):
         "origin": guest.get("origin"),
         "tags": dict(guest.get("tags") or {}),
         "moved_at": _epoch((guest.get("last_move") or {}).get("at")),
+        "arch": spec.get("arch"),
     }
 
 
@@ -119,12 +122,33 @@ def check_headroom(headroom_mib, parallel=None):
         raise SpecError("parallel", parallel, "expected a whole number, 1 or more")
 
 
+def architecture_rules(hosts, guests):
+    """The rules no operator writes: a guest runs only where libvirt runs its architecture. For each guest
+    architecture some hypervisor cannot run (host_info's ``architectures`` does not list it: no emulator for it), a
+    strict on_hosts rule "architecture ARCH" over the guests of that architecture, naming the hosts that run it. A
+    host whose architectures are not known (not read) constrains nothing."""
+    known = {h["name"]: h.get("architectures") for h in hosts}
+    by_arch = {}
+    for guest in guests:
+        if guest.get("arch"):
+            by_arch.setdefault(guest["arch"], []).append(guest["name"])
+    result = []
+    for arch, names in sorted(by_arch.items()):
+        runs = sorted(name for name, arches in known.items() if arches is None or arch in arches)
+        if len(runs) == len(known):
+            continue
+        result.append({"name": "architecture %s" % arch, "kind": "on_hosts", "strict": True, "arch": arch,
+                       "guests": sorted(set(names)), "tags": None, "hosts": [{"name": h, "priority": 0} for h in runs]})
+    return result
+
+
 def ruled(rules, hosts, guests):
     """The placement rules (as rules.normalize returns them, or as declared) over ``guests``, checked for
-    feasibility with the hosts there are: a Rules object. Rules that cannot all hold are an error naming them,
-    raised before any plan is made."""
+    feasibility with the hosts there are, and the architecture rules (architecture_rules): a Rules object. Declared
+    rules that cannot all hold are an error naming them, raised before any plan is made."""
+    implicit = architecture_rules(hosts, guests)
     if not rules:
-        return rules_of.Rules([], guests)
+        return rules_of.Rules(implicit, guests)
     names = [h["name"] for h in hosts]
     rules = rules_of.normalize(rules, names)  # as declared, or as the placement_rules filter gave them
     checked = rules_of.Rules(rules, guests)
@@ -132,7 +156,7 @@ def ruled(rules, hosts, guests):
     if problems:
         raise UserError("the placement rules cannot all hold, so nothing is planned: %s" % "; ".join(problems),
                         code="invalid_option", result={"option": "kvmfleet_placement_rules", "problems": problems})
-    return checked
+    return rules_of.Rules(rules + implicit, guests) if implicit else checked
 
 
 def running_where(guests):
@@ -509,7 +533,7 @@ def recovery_plan(hosts, guests, lost, specs, headroom_mib=512, others=(), rules
             lost_guests.append({"name": name, "host": lost, "running": True, "copy_gib": 0.0, "origin": None,
                                 "tags": dict(spec.get("tags") or {}), "moved_at": None,
                                 "memory_mib": parse_size(memory, "guests[%s].memory" % name) // MIB if memory else 0,
-                                "vcpus": int(spec.get("vcpus") or 1)})
+                                "vcpus": int(spec.get("vcpus") or 1), "arch": spec.get("arch")})
     others = [g for g in guests if g["host"] != lost]
     plan = evacuation_plan(hosts, others + lost_guests, lost, headroom_mib, rules=rules)
     plan["stays"] = skipped + plan["stays"]

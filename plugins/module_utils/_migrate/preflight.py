@@ -21,7 +21,7 @@ _SCALE = {"KiB": 1, "k": 1, "KB": 1, "MiB": 1024, "M": 1024, "GiB": 1024 ** 2, "
 
 def guest_needs(domain_xml):
     """{"memory_mib", "networks", "disks": [{dev, type, path, pool, volume, cache, readonly, shareable}],
-    "cpu_mode", "has_cpu_model"} of a guest (its disks from the one disk reader, _domain/disks.disk_facts;
+    "cpu_mode", "has_cpu_model", "arch", "virt_type"} of a guest (its disks from the one disk reader, _domain/disks.disk_facts;
     a drive without media needs nothing)."""
     root = parse_xml(domain_xml)
     memory = root.find("currentMemory")
@@ -35,9 +35,27 @@ def guest_needs(domain_xml):
     disks = [dict({key: disk[key] for key in keys}, readonly=not disk["writable"])
              for disk in guest_disks(root) if not disk["empty"]]
     cpu = root.find("cpu")
+    os_type = root.find("os/type")
     return {"memory_mib": memory_mib, "networks": networks, "disks": disks,
             "cpu_mode": None if cpu is None else (cpu.get("mode") or "custom"),
-            "has_cpu_model": cpu is not None and cpu.find("model") is not None}
+            "has_cpu_model": cpu is not None and cpu.find("model") is not None,
+            "arch": None if os_type is None else os_type.get("arch"), "virt_type": root.get("type")}
+
+
+def _arch_problems(needs, arches, where):
+    """The guest's architecture and kind against the destination's (``arches``: {arch: [domain types]} from its
+    capabilities; None: not known)."""
+    arch = needs.get("arch")
+    if not arch or arches is None:
+        return []
+    if arch not in arches:
+        return [problem("arch_missing", "arch: %s runs no %s guests (no QEMU emulator for them; the hypervisor role "
+                                        "installs it with hypervisor_architectures: [%s]); it runs %s"
+                        % (where, arch, arch, ", ".join(sorted(arches)) or "none"), arch=arch)]
+    if needs.get("virt_type") == "kvm" and "kvm" not in arches[arch]:
+        return [problem("kvm_missing", "virt_type: the guest is a KVM guest and %s offers no KVM for %s (only %s)"
+                        % (where, arch, ", ".join(arches[arch]) or "nothing"), arch=arch)]
+    return []
 
 
 def preflight(needs, running, source, dest, options, where="the destination", copy_hint=True):
@@ -45,12 +63,13 @@ def preflight(needs, running, source, dest, options, where="the destination", co
 
     ``source``/``dest``: {"uuid", "name"}; ``dest`` also {"networks": {name: active}, "pools": {name: active},
     "free_mib", "paths": {path: bool, whether the destination has that file or volume}, "cpu_compatible":
-    True/False/None}. ``options``: {"copy_storage": None|"all"|"incremental", "unsafe": bool}. ``where`` names
+    True/False/None, "architectures": {arch: [domain types]} or None}. ``options``: {"copy_storage": None|"all"|"incremental", "unsafe": bool}. ``where`` names
     the destination in the sentences ('this hypervisor' for a recovery, which copies nothing: no ``copy_hint``).
     """
     problems, warnings = [], []
     if source["uuid"] and source["uuid"] == dest["uuid"]:
         problems.append(problem("same_host", "%s is the source: both report host UUID %s" % (where, dest["uuid"])))
+    problems.extend(_arch_problems(needs, dest.get("architectures"), where))
     for network in needs["networks"]:
         if network not in dest["networks"]:
             problems.append(problem("network_missing", "network %s: %s has no network of that name"

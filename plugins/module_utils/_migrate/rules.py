@@ -134,7 +134,10 @@ class Rules:
                 if near:
                     broken.append((rule, "apart from %s, which runs on %s" % (", ".join(near), host)))
             elif rule["kind"] == "on_hosts":
-                if host not in [h["name"] for h in rule["hosts"]]:
+                if host not in [h["name"] for h in rule["hosts"]] and rule.get("arch"):
+                    broken.append((rule, "%s runs no %s guests (its libvirt offers no emulator for them)"
+                                   % (host, rule["arch"])))
+                elif host not in [h["name"] for h in rule["hosts"]]:
                     broken.append((rule, "on %s only" % ", ".join(h["name"] for h in rule["hosts"])))
             elif host in [h["name"] for h in rule["hosts"]]:
                 broken.append((rule, "never on %s" % host))

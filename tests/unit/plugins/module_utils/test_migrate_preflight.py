@@ -92,3 +92,25 @@ def test_bad_parameters_name_the_option(params, option):
     with pytest.raises(SpecError) as info:
         check_params(params)
     assert info.value.option == option
+
+
+ARM_GUEST = """<domain type='qemu'><name>arm</name><memory unit='KiB'>262144</memory>
+  <os><type arch='aarch64' machine='virt-7.2'>hvm</type></os><devices/></domain>"""
+
+
+def test_a_destination_without_the_guests_architecture_or_kvm_is_named():
+    """An aarch64 guest to a hypervisor without qemu-system-aarch64, a KVM guest to one that only emulates: named
+    before anything moves (libvirt would fail at the destination: no emulator)."""
+    needs = guest_needs(ARM_GUEST)
+    assert (needs["arch"], needs["virt_type"]) == ("aarch64", "qemu")
+    problems, _warnings = preflight(needs, True, SOURCE, dest(architectures={"x86_64": ["kvm", "qemu"]}), {})
+    assert [p["kind"] for p in problems] == ["arch_missing"]
+    assert messages(problems) == ["arch: the destination runs no aarch64 guests (no QEMU emulator for them; the "
+                                  "hypervisor role installs it with hypervisor_architectures: [aarch64]); it runs x86_64"]
+    both = {"x86_64": ["kvm", "qemu"], "aarch64": ["qemu"]}
+    assert preflight(needs, True, SOURCE, dest(architectures=both), {})[0] == []
+    kvm_guest = ARM_GUEST.replace("type='qemu'", "type='kvm'")
+    problems, _warnings = preflight(guest_needs(kvm_guest), True, SOURCE, dest(architectures=both), {})
+    assert [p["kind"] for p in problems] == ["kvm_missing"] and "offers no KVM for aarch64 (only qemu)" in problems[0]["message"]
+    # not known (an older fact set): no problem made up
+    assert preflight(needs, True, SOURCE, dest(), {})[0] == []

@@ -92,6 +92,37 @@ def test_restore_brings_back_only_the_guests_of_that_home():
     assert plan["moves"] == [] and [s["guest"] for s in plan["stays"]] == ["a", "b"]
 
 
+def test_a_guest_goes_only_where_libvirt_runs_its_architecture():
+    """hv2 has the most room but no aarch64 emulator (host_info's architectures): the aarch64 guest of an evacuation
+    goes to hv3, which runs it, the x86 one to hv2; with no room on hv3 it stays, and the reason names hv2's lack.
+    A host whose architectures were not read constrains nothing; so does every host running the architecture."""
+    both, x86 = ["aarch64", "x86_64"], ["x86_64"]
+    hosts = [dict(host("hv1"), architectures=both), dict(host("hv2", free=12000), architectures=x86),
+             dict(host("hv3", free=4000), architectures=both)]
+    guests = [dict(guest("arm", "hv1", 2048), arch="aarch64"), dict(guest("x", "hv1", 1024), arch="x86_64")]
+    plan = placement.evacuation_plan(hosts, guests, "hv1", headroom_mib=512)
+    assert sorted((m["guest"], m["to"]) for m in plan["moves"]) == [("arm", "hv3"), ("x", "hv2")]
+    hosts[2]["free_mib"] = 1024
+    plan = placement.evacuation_plan(hosts, guests, "hv1", headroom_mib=512)
+    assert [(m["guest"], m["to"]) for m in plan["moves"]] == [("x", "hv2")]
+    assert codes(plan["stays"]) == {"arm": "rule"}
+    assert "hv2 runs no aarch64 guests" in plan["stays"][0]["reason"]
+    # rebalancing never moves it to hv2 either, however empty hv2 is
+    spread = [dict(guest("arm%d" % i, "hv1", 1024), arch="aarch64") for i in range(4)]
+    hosts = [dict(host("hv1", capacity=8192), architectures=both), dict(host("hv2", capacity=8192), architectures=x86)]
+    assert balance.rebalance_plan(hosts, spread, tolerance=0.1, min_gain=0.05, headroom_mib=0)["moves"] == []
+    hosts[1]["architectures"] = None  # not read: no constraint
+    assert balance.rebalance_plan(hosts, spread, tolerance=0.1, min_gain=0.05, headroom_mib=0)["moves"] != []
+    assert placement.architecture_rules([dict(host("a"), architectures=both), dict(host("b"), architectures=both)],
+                                        spread) == []
+    # a lost hypervisor's aarch64 guest restarts only where aarch64 runs (its arch from the fleet's description)
+    hosts = [dict(host("hv1", reachable=False), architectures=None), dict(host("hv2", free=12000), architectures=x86),
+             dict(host("hv3", free=4000), architectures=both)]
+    plan = placement.recovery_plan(hosts, [], "hv1", [{"name": "arm", "state": "running", "memory": "1GiB",
+                                                       "arch": "aarch64"}])
+    assert [(m["guest"], m["to"]) for m in plan["moves"]] == [("arm", "hv3")]
+
+
 def test_rebalance_evens_out_and_a_second_run_moves_nothing():
     hosts = [host("hv1", capacity=4096), host("hv2", capacity=4096), host("hv3", capacity=4096)]
     guests = [guest(n, "hv1", 512) for n in "abcdef"]
@@ -170,7 +201,8 @@ def test_view_from_registered_results():
     assert all(h["reachable"] and h["total_mib"] > h["free_mib"] > 0 and h["cpus"] >= 1 for h in view["hosts"])
     guests = {g["name"]: g for g in view["guests"]}
     assert guests["p-web"] == {"name": "p-web", "host": "hv1", "memory_mib": 160, "vcpus": 2, "running": True,
-                               "copy_gib": 0.0, "origin": None, "tags": {"recorded": "placement"}, "moved_at": None}
+                               "copy_gib": 0.0, "origin": None, "tags": {"recorded": "placement"}, "moved_at": None,
+                               "arch": "x86_64"}
     assert not guests["p-off"]["running"] and guests["p-off"]["memory_mib"] == 256
     assert guests["p-away"]["host"] == "hv3" and guests["p-away"]["origin"]["host"] == "hv2"
     # hv2 does not answer: unreachable, its guests unknown
