@@ -18,6 +18,7 @@ from pathlib import Path
 import libvirt
 import pytest
 import yaml
+from lxml import etree
 
 import harness
 import testguest
@@ -28,7 +29,7 @@ SITE = harness.REPO / "playbooks" / "site.yml"
 PLAN = harness.REPO / "playbooks" / "plan.yml"
 FLEET_TASK = "kvmfleet.libvirt.guests : Converge the guests of this hypervisor"
 PLAN_TASK = "kvmfleet.libvirt.guests : The plan (or what was done)"
-LISTED = {1: ["web1", "db1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
+LISTED = {1: ["web1", "db1", "arm1"], 2: ["web2", "cache1"], 3: ["web3", "batch1", "batch2"]}
 
 
 TESTBED = harness.REPO / "tests" / "testbed" / "testbed.sh"
@@ -87,8 +88,16 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
         states[hv] = {d.name(): bool(d.isActive()) for d in conn.listAllDomains(0)}
         assert conn.getHostname() == "hv%d" % hv
         conn.close()
-    assert states == {1: {"web1": True, "db1": False}, 2: {"web2": True, "cache1": False},
+    assert states == {1: {"web1": True, "db1": False, "arm1": False}, 2: {"web2": True, "cache1": False},
                       3: {"web3": True, "batch1": False, "batch2": False}}
+    # the aarch64 guest of the `arm` profile, defined through hv1's own libvirtd: its arch's machine (virt: no machine
+    # declared), UEFI, ACPI and a 64-bit CPU, no x86 features
+    conn = libvirt.open(uris[0])
+    arm = etree.fromstring(conn.lookupByName("arm1").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
+    conn.close()
+    assert (arm.find("os/type").get("arch"), arm.find("os/type").get("machine")) == ("aarch64", "virt-7.2")
+    assert arm.find("os").get("firmware") == "efi" and arm.findtext("cpu/model") == "cortex-a57"
+    assert [f.tag for f in arm.find("features")] == ["acpi"]
 
     # Each booted guest sees the MAC its hypervisor's fleet task reported, and holds a DHCP lease.
     leases = {}
@@ -139,7 +148,7 @@ def test_a_fleet_on_three_hypervisors(testbed, example, ansible, tmp_path):
     inventory = harness.unwrap_unsafe(json.loads(proc.stdout))
     assert "hypervisor %s is left out" % bad in proc.stderr
     hostvars = inventory["_meta"]["hostvars"]
-    assert sorted(hostvars) == ["batch1", "cache1", "db1", "web1", "web2", "web3"]
+    assert sorted(hostvars) == ["arm1", "batch1", "cache1", "db1", "web1", "web2", "web3"]
     for hv, names in LISTED.items():
         group = "hypervisor_192_168_250_1%d" % hv
         assert sorted(inventory[group]["hosts"]) == sorted(n for n in names if n != "batch2")

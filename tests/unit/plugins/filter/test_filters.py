@@ -143,12 +143,12 @@ def test_the_view_reads_host_info_and_domain_info_results():
     hosts = {h["name"]: h for h in view()["hosts"]}
     assert hosts["hv1"] == {"name": "hv1", "uri": "qemu+tcp://hv1/system", "uuid": "uuid-hv1", "reachable": True,
                             "total_mib": 16384, "free_mib": 8192, "cpus": 8, "cordoned": False, "capacity_mib": None,
-                            "maintenance_reason": None, "jobs": []}
+                            "maintenance_reason": None, "jobs": [], "architectures": None}
     assert hosts["hv2"]["cordoned"] and not hosts["hv4"]["reachable"] and hosts["hv4"]["uri"] is None
     guests = {g["name"]: g for g in view()["guests"]}
     assert sorted(guests) == ["back-home", "big", "cordoned-guest", "huge", "off", "small"]  # nothing of hv4
     assert guests["big"] == {"name": "big", "host": "hv1", "memory_mib": 2048, "vcpus": 2, "running": True,
-                             "copy_gib": 0.0, "origin": None, "tags": {}, "moved_at": None}
+                             "copy_gib": 0.0, "origin": None, "tags": {}, "moved_at": None, "arch": None}
     assert not guests["off"]["running"] and guests["back-home"]["origin"] == HOME
 
 
