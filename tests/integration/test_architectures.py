@@ -170,6 +170,18 @@ def test_a_device_the_architecture_cannot_have_is_refused_first(conn, prefix, an
         run = ansible.run([task], check=check, expect_rc=2)
         assert "disks[0].bus" in run.output and "fdc, scsi, virtio, usb, sata" in run.output, run.output[-3000:]
     assert harness.domain_state(conn, name) == "absent"
+    # an architecture this machine has no emulator for (qemu-system-mips is not installed), and KVM for aarch64 on
+    # this x86 host: each named, in check mode as in a real run, nothing defined
+    mips = arch_guest(name, images["aarch64"], lab, {"network": lab["network"]})
+    mips["kvmfleet.libvirt.domain"].update(arch="mips64el", machine="malta")
+    kvm = arch_guest(name, images["aarch64"], lab, {"network": lab["network"]})
+    kvm["kvmfleet.libvirt.domain"]["virt_type"] = "kvm"
+    for bad, words in ((mips, "option arch: got 'mips64el'; this hypervisor runs guests of aarch64"),
+                       (kvm, "option virt_type: got 'kvm'; this hypervisor offers qemu guests of aarch64")):
+        for check in (True, False):
+            run = ansible.run([bad], check=check, expect_rc=2)
+            assert words in run.output, run.output[-3000:]
+    assert harness.domain_state(conn, name) == "absent"
 
 
 def test_host_info_says_how_each_architecture_runs(ansible):

@@ -162,6 +162,23 @@ def _accepted(values):
     return ", ".join(values) if values else "none"
 
 
+def check_runs(arch, virt_type, arches, option_arch="arch"):
+    """Raise SpecError when the hypervisor (``arches``: parse_guest_arches of its capabilities; empty: not known)
+    runs no guests of ``arch`` (no QEMU emulator for it), or offers no ``virt_type`` (kvm) for it, naming the option
+    and what it does run. Only for QEMU's driver."""
+    qemu = {"qemu", "kvm"}
+    if not arch or not any(qemu & set(entry["domain_types"]) for entry in (arches or {}).values()):
+        return  # not known, or not QEMU's driver (libvirt's test driver, Xen, LXC judge for themselves)
+    if arch not in arches:
+        raise SpecError(option_arch, arch, "this hypervisor runs guests of %s (no QEMU emulator for %s here: the "
+                        "hypervisor role installs one with hypervisor_architectures: [%s])"
+                        % (_accepted(sorted(arches)), arch, arch))
+    types = arches[arch]["domain_types"]
+    if virt_type in qemu and types and virt_type not in types:
+        raise SpecError("virt_type", virt_type, "this hypervisor offers %s guests of %s (%s)" % (
+            _accepted(types), arch, "emulated: virt_type qemu" if types == ["qemu"] else "its domain types"))
+
+
 def check_spec(spec, caps, seed_bus=None, current=None):
     """Raise SpecError, naming the option and what the guest's architecture and machine accept, for a disk bus,
     video model, firmware, graphics type, filesystem driver, TPM, USB device or CPU mode its domain capabilities

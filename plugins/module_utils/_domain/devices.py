@@ -229,6 +229,16 @@ class FsDriver(Field):
         value = super().read(elem)
         return "path" if value is None else value
 
+    def write(self, elem, value):
+        """A share turned virtiofs drops what only 9p has (``<readonly/>``, an accessmode other than passthrough):
+        kept, they would make a share the module itself refuses (and libvirt 9.0 does not start)."""
+        super().write(elem, value)
+        if value == "virtiofs":
+            for node in elem.findall("readonly"):
+                elem.remove(node)
+            if elem.get("accessmode") not in (None, "passthrough"):
+                del elem.attrib["accessmode"]
+
 
 class Filesystems(DeviceKind):
     """Host directories shared with the guest (``<filesystem type='mount'>``), identified by the tag the guest

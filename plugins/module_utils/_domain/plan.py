@@ -13,6 +13,7 @@ from ansible_collections.kvmfleet.libvirt.plugins.module_utils._cloudinit.model 
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._domain.arch import (
     X86,
     cdrom_bus,
+    check_runs,
     check_spec,
     default_cpu,
     default_machine,
@@ -215,6 +216,8 @@ def plan_domain(current_xml, spec, host, disk_formats=None):
     """
     created = current_xml is None
     key = caps_key(current_xml, spec, host)
+    if created or caps_key(current_xml, {}, host) != key:  # a new guest, or one declared another arch or kind
+        check_runs(key[0], key[2], host.arches)
     caps = host.caps_for(key)
     spec = _for_arch(spec, key[0], caps)
     seed_bus = cdrom_bus(key[0], caps)

@@ -240,6 +240,24 @@ def test_uefi_with_a_direct_kernel_boot_has_secure_boot_off_unless_declared(fixt
     assert plan(context, stored, arch="aarch64", machine="virt", firmware="efi", boot=boot).changes == []
 
 
+def test_an_architecture_or_kind_the_hypervisor_does_not_run_is_refused_naming_it(fixture_text):
+    """No emulator for mips64el here, no KVM for aarch64 on this x86 host: the option is named with what the
+    hypervisor runs, before anything is written (libvirt's own words were 'No emulator found for arch')."""
+    context = host(fixture_text)
+    with pytest.raises(SpecError) as err:
+        plan(context, arch="mips64el", machine="malta")
+    assert err.value.option == "arch" and "aarch64, ppc64le, s390x, x86_64" in str(err.value)
+    assert "hypervisor_architectures: [mips64el]" in str(err.value)
+    with pytest.raises(SpecError) as err:
+        plan(context, arch="aarch64", machine="virt", virt_type="kvm")
+    assert err.value.option == "virt_type" and "offers qemu guests of aarch64 (emulated: virt_type qemu)" in str(err.value)
+    # x86 here runs both; an existing guest that declares nothing new is not judged again
+    plan(context, machine="pc", virt_type="kvm")
+    stored = plan(context, arch="aarch64", machine="virt").after
+    context.arches.pop("aarch64")
+    assert not plan(context, stored).changed
+
+
 def test_an_existing_guests_arch_comes_from_its_xml(fixture_text):
     """A guest whose description leaves arch out is checked against its own arch's capabilities."""
     context = host(fixture_text)

@@ -94,6 +94,17 @@ def test_removing_a_share_removes_exactly_it(fixture_text):
     assert [op.op for op in second.device_ops] == ["remove"]
 
 
+def test_a_9p_share_turned_virtiofs_drops_what_only_9p_has(fixture_text):
+    """Found by hypothesis (applying B after A): a read-only, mapped 9p share declared again with the virtiofs default
+    kept its <readonly/> and accessmode, a share the module refuses and libvirt 9.0 does not start, so the next run
+    failed. The driver change takes them away; the run after changes nothing."""
+    xml = plan(fixture_text(FIXTURE), filesystems=[SHARES[1]]).after
+    second = converges(xml, filesystems=[{"source": "/srv/logs", "target": "logs"}])
+    share = _root(second.after).find("devices/filesystem")
+    assert share.find("driver").get("type") == "virtiofs"
+    assert share.find("readonly") is None and share.get("accessmode") is None
+
+
 @pytest.mark.parametrize("share, option, words", [
     ({"source": "/srv/a", "target": "a", "accessmode": "mapped"}, "filesystems[0].accessmode", "passthrough only"),
     ({"source": "/srv/a", "target": "a", "readonly": True}, "filesystems[0].readonly", "driver: path (9p)"),
