@@ -2,7 +2,8 @@
 a ppc64le ``pseries`` and an s390x ``s390-ccw-virtio`` guest, each Debian's kernel for that architecture with a
 busybox for it (tools/testguest.py --arch), declared with the ``domain`` module as a user would (arch, a machine
 alias, direct kernel boot) and booted side by side; the aarch64 one through UEFI (AAVMF), the s390x one with a
-cloud-init seed (on SCSI there). Each reports on its console what it sees: ``uname -m``, its memory, CPUs, disk and
+cloud-init seed (on SCSI there); the aarch64 one is a VNC desktop too (virtio-gpu, the display agent, USB tablet and
+keyboard) and takes a new display password live. Each reports on its console what it sees: ``uname -m``, its memory, CPUs, disk and
 NIC, its firmware, the seed it read.
 """
 
@@ -101,6 +102,12 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
     # and declares no machine: it gets virt (libvirt alone would define it on integratorcp, a 32-bit ARM926 board)
     del tasks[0]["kvmfleet.libvirt.domain"]["machine"]
     tasks[2]["kvmfleet.libvirt.domain"]["cloud_init"] = {"pool": lab["pool"], "meta_data": {"local-hostname": "zguest"}}
+    # the aarch64 guest is a VNC desktop too: virtio-gpu (aarch64 virt has no VGA), the QEMU display agent, a USB
+    # tablet and keyboard (no PS/2 there), all from what its domain capabilities offer
+    password = "a" + prefix[-7:-1]
+    desktop = {"graphics": [{"type": "vnc", "listen": "127.0.0.1", "password": password}], "video": "virtio",
+               "qemu_vdagent": True, "inputs": [{"type": "tablet", "bus": "usb"}, {"type": "keyboard", "bus": "usb"}]}
+    tasks[0]["kvmfleet.libvirt.domain"].update(desktop)
     clock = BootClock(list(names.values()))
     clock.start()
     started = time.monotonic()
@@ -122,6 +129,7 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
             arch, reports[arch]["machine"], reports[arch]["mem_total_kib"], reports[arch]["cpus_online"],
             reports[arch]["disks"], reports[arch]["nics"]))
 
+    assert password not in first.output  # no_log: the display password is never shown
     for arch, task in zip(ARCHES, tasks):
         name = names[arch]
         result = first.result(task["name"])
@@ -140,7 +148,13 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
             # UEFI, without secure boot (the Microsoft-keyed AAVMF libvirt picks would refuse a kernel from QEMU)
             assert root.find("os").get("firmware") == "efi"
             assert report["platform"]["firmware"] == "efi" and report["platform"]["secure_boot"] is False, report
-            assert "AAVMF" in etree.fromstring(conn.lookupByName(name).XMLDesc(0).encode()).findtext("os/loader")
+            live = etree.fromstring(conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE).encode())
+            assert "AAVMF" in live.findtext("os/loader")
+            assert live.find("devices/graphics[@type='vnc']").get("passwd") == password
+            assert live.find("devices/video/model").get("type") == "virtio"
+            assert live.find("devices/channel[@type='qemu-vdagent']") is not None
+            assert sorted((i.get("type"), i.get("bus")) for i in live.iterfind("devices/input")) == [
+                ("keyboard", "usb"), ("tablet", "usb")]  # and no PS/2 libvirt adds on x86
         else:
             assert report["platform"]["firmware"] == "bios", report
         if arch == "s390x":
@@ -154,6 +168,15 @@ def test_three_architectures_boot_side_by_side_and_report(conn, prefix, ansible,
         assert report["disks"]["vda"]["size_bytes"] == 64 * 1024 * 1024  # (and s390x's seed: sr0)
         mac = result["interfaces"][0]["mac"]
         assert mac in report["nics"], report
+
+    # a new VNC password reaches the running aarch64 desktop live (virDomainUpdateDeviceFlags), predicted by check mode
+    desktop["graphics"][0]["password"] = new_password = "b" + prefix[-7:-1]
+    predicted = ansible.run([tasks[0]], check=True).result(tasks[0]["name"])
+    result = ansible.run([tasks[0]]).result(tasks[0]["name"])
+    assert result["applied_live"] == predicted["applied_live"] == ["update graphics vnc"]
+    assert result["reboot_required"] is False, result["reasons"]
+    live = etree.fromstring(conn.lookupByName(names["aarch64"]).XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE).encode())
+    assert live.find("devices/graphics[@type='vnc']").get("passwd") == new_password
 
     # domain_info reads the guests back: the user-mode NIC and the arch with them
     info = ansible.run([{"name": "info", "kvmfleet.libvirt.domain_info": {"name": names["s390x"]}}])

@@ -28,7 +28,7 @@ from test_testbed_fleet import EXAMPLE, FLEET_TASK, TESTBED, clear, plan_lines
 
 pytestmark = pytest.mark.slow
 PLAYBOOKS = harness.REPO / "playbooks"
-HOMES = {"web1": "hv1", "db1": "hv1", "web2": "hv2", "cache1": "hv2", "web3": "hv3", "batch1": "hv3", "batch2": "hv3"}
+HOMES = {"web1": "hv1", "db1": "hv1", "arm1": "hv1", "web2": "hv2", "cache1": "hv2", "web3": "hv3", "batch1": "hv3", "batch2": "hv3"}
 
 
 def bed(*argv):

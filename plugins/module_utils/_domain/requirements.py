@@ -13,6 +13,8 @@ without it (adopted, or read back and applied) is left as it is, and libvirt say
   memory is already shared, through ``memoryBacking`` or every NUMA cell's ``memAccess``, is left as it is).
 - an intel IOMMU exists on a q35 machine only, and its interrupt remapping needs the split I/O APIC
   (``<features><ioapic driver='qemu'/>``).
+- a USB device (a tablet, a redirection channel, a smartcard, a USB disk or sound card) needs a USB controller,
+  which libvirt adds by itself on x86 only: elsewhere (aarch64 ``virt``) a ``qemu-xhci`` is added with it.
 """
 
 from __future__ import annotations
@@ -85,7 +87,32 @@ def intel_iommu(root, before):
     return [Change("features.ioapic", before, "qemu (for iommu: intel)")]
 
 
-REQUIREMENTS = (shared_memory, intel_iommu)
+# The devices that sit on USB, with the option that declares them.
+USB_DEVICES = (
+    ("devices/input[@bus='usb']", "inputs (bus usb)"),
+    ("devices/redirdev[@bus='usb']", "redirdevs"),
+    ("devices/smartcard", "smartcards"),
+    ("devices/disk[target/@bus='usb']", "disks (bus usb)"),
+    ("devices/sound[@model='usb']", "sounds (usb)"),
+)
+# The architectures whose machines libvirt gives a USB controller by itself (x86's pc and q35: piix3-uhci, ich9).
+USB_BY_DEFAULT = ("x86_64", "i686")
+
+
+def usb_controller(root, before):
+    """A USB controller (virt-install's qemu-xhci), where a USB device is added to a guest of an architecture whose
+    machine libvirt gives none (aarch64 virt: "USB is disabled for this domain, but USB devices are present") and
+    the guest has no USB controller. One declared off (``model='none'``) is the user's and kept: libvirt says so."""
+    users = [what for xpath, what in USB_DEVICES if _added(root, before, xpath)]
+    node = root.find("os/type")
+    arch = None if node is None else node.get("arch")
+    if not users or arch in USB_BY_DEFAULT or arch is None or root.find("devices/controller[@type='usb']") is not None:
+        return []
+    etree.SubElement(ensure_path(root, "devices"), "controller", type="usb", model="qemu-xhci", ports="15")
+    return [Change("controller usb", None, "qemu-xhci (for %s)" % ", ".join(users))]
+
+
+REQUIREMENTS = (shared_memory, intel_iommu, usb_controller)
 
 
 def reconcile_requirements(root, before):

@@ -216,6 +216,21 @@ def test_a_graphics_type_or_cpu_mode_the_guest_already_has_is_its_own(fixture_te
     assert [c.what for c in result.changes] == []
 
 
+def test_usb_devices_bring_a_usb_controller_where_libvirt_adds_none(fixture_text):
+    """libvirt gives an aarch64 virt guest no USB controller and refuses USB devices without one (found booting the
+    aarch64 VNC desktop): a qemu-xhci comes with the first USB device, once; x86 is left to libvirt's default."""
+    context = host(fixture_text)
+    desktop = dict(graphics=[{"type": "vnc"}], inputs=[{"type": "tablet", "bus": "usb"}, {"type": "keyboard", "bus": "usb"}])
+    result = plan(context, arch="aarch64", **desktop)
+    doc = root_of(result)
+    assert [(c.get("type"), c.get("model")) for c in doc.iterfind("devices/controller")] == [("usb", "qemu-xhci")]
+    assert any(c.what == "controller usb" and "inputs (bus usb)" in c.after for c in result.changes)
+    assert not plan(context, result.after, arch="aarch64", **desktop).changed
+    virtio_only = root_of(plan(context, arch="aarch64", inputs=[{"type": "tablet", "bus": "virtio"}]))
+    assert virtio_only.find("devices/controller") is None
+    assert root_of(plan(context, machine="pc", **desktop)).find("devices/controller") is None
+
+
 @pytest.mark.parametrize("arch, model", [("aarch64", "tpm-tis"), ("ppc64le", "tpm-spapr"), ("x86_64", "tpm-crb")])
 def test_a_tpm_gets_the_model_of_its_arch(fixture_text, arch, model):
     doc = root_of(plan(host(fixture_text), arch=arch, machine=MACHINES[arch], tpm=True))
@@ -355,5 +370,7 @@ def test_property_a_guest_is_refused_or_what_its_arch_offers(fixture_text, param
                        and "bus" not in str(params.get("disks")) for d in doc.iterfind("devices/disk"))
     if arch == "s390x":
         assert doc.find("devices/redirdev") is None and doc.find("devices/input[@bus='usb']") is None
+    if arch != "x86_64" and doc.xpath("devices/input[@bus='usb'] | devices/redirdev | devices/disk[target/@bus='usb']"):
+        assert doc.find("devices/controller[@type='usb']") is not None  # libvirt adds none off x86
     # the next run declares the same and changes nothing
     assert not plan(context, result.after, **params).changed
