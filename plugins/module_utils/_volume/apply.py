@@ -13,6 +13,7 @@ import os
 import posixpath
 import stat
 import tempfile
+import time
 
 from urllib.error import HTTPError, URLError
 
@@ -272,6 +273,7 @@ class VolumeRunner(Runner):
         vol = self._made(define("volume", pool.createXML, xml))
         try:
             upload_file(self.conn, vol, path)
+            refresh_after_upload(pool)
         except BaseException as exc:
             self.undo.rollback()
             raise UserError("volume %s: the upload of %s failed, so the volume was deleted again: %s"
@@ -379,3 +381,20 @@ class VolumeRunner(Runner):
         if self.params["state"] == "absent":
             return self.absent(pool, vol)
         return self.present(spec, pool, vol)
+
+
+def refresh_after_upload(pool, timeout=60.0, sleep=time.sleep, clock=time.monotonic):
+    """Wait until libvirt has probed what an upload wrote, then refresh the pool once more: libvirt probes the new
+    content (a qcow2 image's format and virtual size) in a thread of its own after the stream ends, and until then
+    the volume is still the raw one it was made as. A grow right after the upload resized it as raw (truncating a
+    qcow2 image's file to the new size: found as a flaky test). While that thread runs the pool refuses a refresh
+    ("has asynchronous jobs running"), so the refresh is retried until it is taken."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in str(exc) or clock() > deadline:
+                raise
+        sleep(0.05)

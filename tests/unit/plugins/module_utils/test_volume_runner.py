@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from ansible_collections.kvmfleet.libvirt.plugins.module_utils._libvirt import libvirt
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import apply as volume_apply
 from testdriver import module_params
 from ansible_collections.kvmfleet.libvirt.plugins.module_utils._volume import spec as volume_spec
@@ -129,3 +130,31 @@ def test_a_clone_stopped_part_way_is_made_again_and_only_that(conn, name):
     assert pool.storageVolLookupByName(copy).info()[1] == 16 * 2 ** 20
     assert copy + ".kvmfleet-partial" not in names(conn), "the marker stays after a finished fill"
     assert run(conn, name=copy, clone=name)["changed"] is False
+
+
+class _BusyPool:
+    """A pool whose refresh libvirt refuses while its post-upload probe runs (``busy`` times), as libvirt does."""
+
+    def __init__(self, busy, message="Requested operation is not valid: storage pool 'p' has asynchronous jobs running."):
+        self.busy, self.message, self.refreshed = busy, message, 0
+
+    def refresh(self, flags):
+        if self.busy:
+            self.busy -= 1
+            raise libvirt.libvirtError(self.message)
+        self.refreshed += 1
+
+
+def test_an_import_waits_for_libvirts_probe_before_anything_else():
+    """After an upload libvirt probes the new content in a thread of its own; a grow before it ended resized a qcow2
+    image as raw. The refresh is retried until libvirt takes it; another error, or one past the deadline, is raised."""
+    refresh_after_upload = volume_apply.refresh_after_upload
+    slept = []
+    pool = _BusyPool(3)
+    refresh_after_upload(pool, sleep=slept.append)
+    assert pool.refreshed == 1 and len(slept) == 3
+    with pytest.raises(libvirt.libvirtError, match="no space"):
+        refresh_after_upload(_BusyPool(1, "no space"), sleep=slept.append)
+    ticks = iter(range(100))
+    with pytest.raises(libvirt.libvirtError, match="asynchronous"):
+        refresh_after_upload(_BusyPool(50), timeout=5, sleep=lambda s: None, clock=lambda: next(ticks))
